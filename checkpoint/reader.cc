@@ -1,0 +1,274 @@
+#include "checkpoint/reader.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "checkpoint/metadata_parser.h"
+#include "checkpoint/region_copy.h"
+#include "common/status_macros.h"
+
+namespace shardcast {
+namespace {
+
+constexpr uint64_t kMaxMetadataBytes = 4ull << 30;
+constexpr uint64_t kMaxDecodedRecord = 64ull << 30;
+
+// Counts the bytes a RecordSource fetches.
+class CountingSource : public RecordSource {
+ public:
+  CountingSource(const RecordSource& base, std::atomic<uint64_t>* counter) : base_(base), counter_(counter) {}
+  uint64_t size() const override { return base_.size(); }
+  absl::Status Read(uint64_t offset, uint64_t n, char* out) const override {
+    *counter_ += n;
+    return base_.Read(offset, n, out);
+  }
+
+ private:
+  const RecordSource& base_;
+  std::atomic<uint64_t>* counter_;
+};
+
+absl::StatusOr<std::string> ZstdDecode(absl::string_view in, const std::string& where) {
+  ZSTD_DStream* ds = ZSTD_createDStream();
+  if (ds == nullptr) return absl::ResourceExhaustedError("zstd: cannot create a decoder");
+  ZSTD_initDStream(ds);
+  std::string out;
+  ZSTD_inBuffer ib{in.data(), in.size(), 0};
+  std::string chunk(ZSTD_DStreamOutSize(), '\0');
+  size_t ret = 1;
+  while (ib.pos < ib.size) {
+    ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
+    ret = ZSTD_decompressStream(ds, &ob, &ib);
+    if (ZSTD_isError(ret)) {
+      ZSTD_freeDStream(ds);
+      return absl::DataLossError(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(ret)));
+    }
+    out.append(chunk.data(), ob.pos);
+    if (out.size() > kMaxDecodedRecord) {
+      ZSTD_freeDStream(ds);
+      return absl::DataLossError(absl::StrCat(where, ": zstd output exceeds the size limit"));
+    }
+    if (ret == 0 && ib.pos < ib.size) {
+      ZSTD_initDStream(ds);  // concatenated frames
+    }
+  }
+  // Flush what the decoder still holds.
+  while (ret != 0) {
+    ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
+    ret = ZSTD_decompressStream(ds, &ob, &ib);
+    if (ZSTD_isError(ret)) {
+      ZSTD_freeDStream(ds);
+      return absl::DataLossError(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(ret)));
+    }
+    out.append(chunk.data(), ob.pos);
+    if (ob.pos == 0 && ret != 0) {
+      ZSTD_freeDStream(ds);
+      return absl::DataLossError(absl::StrCat(where, ": zstd stream is truncated"));
+    }
+  }
+  ZSTD_freeDStream(ds);
+  return out;
+}
+
+// True if `region`'s elements are stored densely in C order within the record.
+bool DenseInSource(const Shape& strides, const Box& region) {
+  int64_t expect = 1;
+  for (size_t d = region.rank(); d-- > 0;) {
+    if (region.sizes[d] != 1 && strides[d] != expect) return false;
+    expect *= region.sizes[d];
+  }
+  return true;
+}
+
+}  // namespace
+
+CheckpointReader::CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata,
+                                   std::unique_ptr<CheckpointFiles> files, ReaderOptions options)
+    : resolved_(std::move(resolved)),
+      metadata_(std::move(metadata)),
+      files_(std::move(files)),
+      options_(options),
+      pool_(std::make_unique<ThreadPool>(std::max(1, options.threads))) {}
+
+absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(const std::string& path,
+                                                                         ReaderOptions options) {
+  if (options.block_size < 4096) return absl::InvalidArgumentError("block size must be at least 4096 bytes");
+  SC_ASSIGN_OR_RETURN(ResolvedCheckpoint resolved, ResolveCheckpoint(path, options.iteration));
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointFiles> files, CheckpointFiles::Open(resolved.dir, options.storage));
+  SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", kMaxMetadataBytes));
+  SC_ASSIGN_OR_RETURN(CheckpointMetadata md, ParseMetadata(bytes, files->dir() + "/.metadata"));
+  return std::unique_ptr<CheckpointReader>(
+      new CheckpointReader(std::move(resolved), std::move(md), std::move(files), options));
+}
+
+std::vector<const TensorEntry*> CheckpointReader::Select(const std::string& prefix) const {
+  std::vector<const TensorEntry*> out;
+  for (const TensorEntry& t : metadata_.tensors) {
+    if (absl::StartsWith(t.key, prefix)) out.push_back(&t);
+  }
+  return out;
+}
+
+std::string CheckpointReader::Where(const StorageLocation& loc) const {
+  return absl::StrCat(files_->dir(), "/", loc.relative_path, " @", loc.offset, "+", loc.length);
+}
+
+absl::StatusOr<std::string> CheckpointReader::ReadDecoded(const StorageLocation& loc) {
+  std::string raw(loc.length, '\0');
+  SC_RETURN_IF_ERROR(files_->ReadAt(loc.relative_path, loc.offset, loc.length, raw.data()));
+  bytes_read_ += loc.length;
+  for (const std::string& t : loc.transforms) {
+    if (absl::StartsWith(t, "stream.zstd")) {
+      SC_ASSIGN_OR_RETURN(raw, ZstdDecode(raw, Where(loc)));
+    } else {
+      return absl::UnimplementedError(absl::StrCat(Where(loc), ": unsupported stream transform '", t, "'"));
+    }
+  }
+  return raw;
+}
+
+absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const TensorEntry& t,
+                                                                         const StoredChunk& c) {
+  const std::string where = absl::StrCat(Where(c.location), " (key '", t.key, "', chunk ", BoxToString(c.box), ")");
+  ParsedChunk pc;
+  if (!c.location.transforms.empty()) {
+    SC_ASSIGN_OR_RETURN(std::string decoded, ReadDecoded(c.location));
+    pc.decoded = std::make_shared<const std::string>(std::move(decoded));
+    StringRecordSource src(*pc.decoded);
+    SC_ASSIGN_OR_RETURN(pc.record, ParseTensorRecord(src, where));
+  } else {
+    StoredItemSource item(files_.get(), c.location);
+    CountingSource src(item, &bytes_read_);
+    SC_ASSIGN_OR_RETURN(pc.record, ParseTensorRecord(src, where));
+  }
+  if (pc.record.dtype != t.dtype) {
+    return absl::DataLossError(absl::StrCat(where, ": record holds ", DTypeName(pc.record.dtype),
+                                            " but .metadata says ", DTypeName(t.dtype)));
+  }
+  if (pc.record.shape != c.box.sizes) {
+    return absl::DataLossError(absl::StrCat(where, ": record holds shape ", ShapeToString(pc.record.shape),
+                                            " but .metadata says ", ShapeToString(c.box.sizes)));
+  }
+  return pc;
+}
+
+absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
+  struct Piece {
+    const BoxRead* read;
+    const StoredChunk* chunk;
+    Box region;
+  };
+  std::vector<Piece> pieces;
+  std::vector<std::pair<const TensorEntry*, const StoredChunk*>> needed;
+  for (const BoxRead& r : reads) {
+    const TensorEntry& t = *r.tensor;
+    if (r.box.rank() != t.shape.size() || r.box.offsets.size() != t.shape.size() || !Contains(FullBox(t.shape), r.box)) {
+      return absl::InvalidArgumentError(absl::StrCat("key '", t.key, "': box ", BoxToString(r.box),
+                                                     " is not inside the shape ", ShapeToString(t.shape)));
+    }
+    for (const StoredChunk& c : t.chunks) {
+      std::optional<Box> region = Intersect(c.box, r.box);
+      if (!region) continue;
+      pieces.push_back(Piece{&r, &c, *region});
+      needed.emplace_back(&t, &c);
+    }
+  }
+  // Parse each chunk's record once (cached across calls).
+  std::sort(needed.begin(), needed.end());
+  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
+  std::vector<std::pair<const TensorEntry*, const StoredChunk*>> to_parse;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& n : needed) {
+      if (!parsed_.count(n.second)) to_parse.push_back(n);
+    }
+  }
+  SC_RETURN_IF_ERROR(ParallelFor(pool_.get(), to_parse.size(), [&](size_t i) -> absl::Status {
+    SC_ASSIGN_OR_RETURN(ParsedChunk pc, ParseChunk(*to_parse[i].first, *to_parse[i].second));
+    std::lock_guard<std::mutex> lock(mu_);
+    parsed_.emplace(to_parse[i].second, std::move(pc));
+    return absl::OkStatus();
+  }));
+
+  // Turn pieces into jobs: direct block reads into the destination, or span reads plus a copy.
+  struct Job {
+    const Piece* piece;
+    const ParsedChunk* pc;
+    bool direct;
+    uint64_t file_offset;  // direct: where this block starts in the file
+    uint64_t length;       // direct: block length
+    char* dst;             // direct: where it lands
+  };
+  std::vector<Job> jobs;
+  for (const Piece& p : pieces) {
+    const ParsedChunk* pc;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pc = &parsed_.at(p.chunk);
+    }
+    const TensorRecord& rec = pc->record;
+    const size_t item = ItemSize(p.read->tensor->dtype);
+    const bool direct = pc->decoded == nullptr && !rec.big_endian && DenseInSource(rec.strides, p.region) &&
+                        IsContiguousIn(p.read->box, p.region);
+    if (!direct) {
+      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr});
+      continue;
+    }
+    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
+    const ElementSpan span = SpanOfRegion(sc, p.region);
+    const uint64_t begin = p.chunk->location.offset + rec.data_offset + static_cast<uint64_t>(span.first) * item;
+    const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
+    char* dst = p.read->dst + DenseOffset(p.read->box, p.region, item);
+    for (uint64_t off = 0; off < total; off += options_.block_size) {
+      const uint64_t len = std::min<uint64_t>(options_.block_size, total - off);
+      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off});
+    }
+  }
+  // Largest first keeps the pool busy to the end.
+  std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.length > b.length; });
+
+  return ParallelFor(pool_.get(), jobs.size(), [&](size_t i) -> absl::Status {
+    const Job& j = jobs[i];
+    const Piece& p = *j.piece;
+    const StorageLocation& loc = p.chunk->location;
+    if (j.direct) {
+      absl::Status s = files_->ReadAt(loc.relative_path, j.file_offset, j.length, j.dst);
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
+      }
+      bytes_read_ += j.length;
+      return absl::OkStatus();
+    }
+    const TensorRecord& rec = j.pc->record;
+    const size_t item = ItemSize(p.read->tensor->dtype);
+    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
+    const ElementSpan span = SpanOfRegion(sc, p.region);
+    const uint64_t span_bytes = static_cast<uint64_t>(span.last - span.first + 1) * item;
+    const uint64_t rel = rec.data_offset + static_cast<uint64_t>(span.first) * item;
+    const char* src;
+    std::string buf;
+    if (j.pc->decoded != nullptr) {
+      src = j.pc->decoded->data() + rel;
+    } else {
+      buf.resize(span_bytes);
+      for (uint64_t off = 0; off < span_bytes; off += options_.block_size) {
+        const uint64_t len = std::min<uint64_t>(options_.block_size, span_bytes - off);
+        absl::Status s = files_->ReadAt(loc.relative_path, loc.offset + rel + off, len, buf.data() + off);
+        if (!s.ok()) return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
+      }
+      bytes_read_ += span_bytes;
+      src = buf.data();
+    }
+    CopyRegion(sc, src, span.first, p.region, p.read->dst, p.read->box, item, rec.big_endian);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::string> CheckpointReader::ReadBytesEntry(const BytesEntry& entry) {
+  return ReadDecoded(entry.location);
+}
+
+}  // namespace shardcast

@@ -1,0 +1,95 @@
+// CheckpointReader: opens a DCP checkpoint and reads any box of any tensor, in parallel, reading
+// only the byte ranges it needs.
+//
+//   SC_ASSIGN_OR_RETURN(auto reader, CheckpointReader::Open("/ckpt", {}));
+//   const TensorEntry* t = reader->metadata().FindTensor("model.w");
+//   std::vector<char> buf(t->nbytes());
+//   SC_RETURN_IF_ERROR(reader->Read({{t, FullBox(t->shape), buf.data()}}));
+//
+// How a read goes: every requested box is intersected with the tensor's stored chunks; the
+// torch.save record of each chunk needed is parsed once (two small reads: head and tail); then
+// each (chunk, region) piece is read. A piece that is contiguous both in the record and in the
+// destination is read by positioned reads straight into the destination, split into blocks of
+// `block_size` spread over the thread pool; any other piece reads the smallest byte span that
+// holds it and copies the elements (strided views, dim-1 slices, big-endian records). A dim-0
+// range of a chunk is a contiguous sub-range of its payload: only those bytes are read.
+#ifndef SHARDCAST_CHECKPOINT_READER_H_
+#define SHARDCAST_CHECKPOINT_READER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "checkpoint/metadata.h"
+#include "checkpoint/resolve.h"
+#include "checkpoint/storage.h"
+#include "checkpoint/torch_record.h"
+#include "common/thread_pool.h"
+
+namespace shardcast {
+
+struct ReaderOptions {
+  std::optional<int64_t> iteration;  // Megatron iteration folder to open
+  int threads = 8;                   // parallel positioned reads in flight
+  uint64_t block_size = 16ull << 20; // bytes per read request
+  StorageOptions storage;            // e.g. O_DIRECT
+};
+
+// One region to read: `box` of `tensor` into `dst` (box elements, dense C order).
+struct BoxRead {
+  const TensorEntry* tensor = nullptr;
+  Box box;
+  char* dst = nullptr;
+};
+
+class CheckpointReader {
+ public:
+  // Resolves `path` (see resolve.h), reads and parses `.metadata`.
+  static absl::StatusOr<std::unique_ptr<CheckpointReader>> Open(const std::string& path, ReaderOptions options = {});
+
+  const CheckpointMetadata& metadata() const { return metadata_; }
+  const ResolvedCheckpoint& resolved() const { return resolved_; }
+
+  // Tensors whose key starts with `prefix` ("" selects all), in metadata order.
+  std::vector<const TensorEntry*> Select(const std::string& prefix) const;
+
+  // Reads every box. Boxes must lie inside their tensors (InvalidArgument otherwise). Errors name
+  // the file, the key and what was wrong; on error the destinations are partly written.
+  absl::Status Read(const std::vector<BoxRead>& reads);
+
+  // The payload of a bytes entry (after stream transforms).
+  absl::StatusOr<std::string> ReadBytesEntry(const BytesEntry& entry);
+
+  // Bytes fetched from storage so far (record headers and payloads).
+  uint64_t bytes_read() const { return bytes_read_.load(); }
+
+ private:
+  struct ParsedChunk {
+    TensorRecord record;
+    std::shared_ptr<const std::string> decoded;  // the whole record, when it had stream transforms
+  };
+  CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata, std::unique_ptr<CheckpointFiles> files,
+                   ReaderOptions options);
+  absl::StatusOr<ParsedChunk> ParseChunk(const TensorEntry& t, const StoredChunk& c);
+  absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc);
+  std::string Where(const StorageLocation& loc) const;
+
+  ResolvedCheckpoint resolved_;
+  CheckpointMetadata metadata_;
+  std::unique_ptr<CheckpointFiles> files_;
+  ReaderOptions options_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::mutex mu_;
+  std::map<const StoredChunk*, ParsedChunk> parsed_;  // guarded by mu_
+  std::atomic<uint64_t> bytes_read_{0};
+};
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_CHECKPOINT_READER_H_

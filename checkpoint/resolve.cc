@@ -1,0 +1,119 @@
+#include "checkpoint/resolve.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace shardcast {
+namespace {
+
+bool IsDir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool IsFile(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::vector<std::string> ListDir(const std::string& p) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(p.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string Describe(const std::vector<std::string>& entries) {
+  if (entries.empty()) return "it is empty";
+  std::vector<std::string> shown(entries.begin(), entries.begin() + std::min<size_t>(entries.size(), 8));
+  return absl::StrCat("it holds ", absl::StrJoin(shown, ", "), entries.size() > 8 ? ", ..." : "");
+}
+
+absl::StatusOr<ResolvedCheckpoint> CheckDcpDir(const std::string& dir, ResolvedCheckpoint r, absl::string_view why) {
+  if (!IsDir(dir)) return absl::NotFoundError(absl::StrCat(why, ", but ", dir, " does not exist"));
+  if (!IsFile(dir + "/.metadata")) {
+    return absl::NotFoundError(absl::StrCat(why, ", but ", dir, " has no .metadata (incomplete save?); ",
+                                            Describe(ListDir(dir))));
+  }
+  r.dir = dir;
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path_in, std::optional<int64_t> iteration) {
+  std::string path = path_in;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (IsFile(path) && absl::EndsWith(path, "/.metadata")) path = path.substr(0, path.size() - 10);
+  if (!IsDir(path)) return absl::NotFoundError(absl::StrCat("checkpoint path ", path, " is not a folder"));
+
+  ResolvedCheckpoint r;
+  if (iteration.has_value()) {
+    if (*iteration < 0) return absl::InvalidArgumentError("--iteration must be >= 0");
+    r.iteration = iteration;
+    return CheckDcpDir(absl::StrFormat("%s/iter_%07d", path, *iteration), r,
+                       absl::StrCat("--iteration ", *iteration, " was given"));
+  }
+  if (IsFile(path + "/.metadata")) {
+    r.dir = path;
+    return r;
+  }
+  const std::string tracker = path + "/latest_checkpointed_iteration.txt";
+  if (IsFile(tracker)) {
+    std::ifstream in(tracker);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text(absl::StripAsciiWhitespace(ss.str()));
+    if (text == "release") {
+      r.release = true;
+      return CheckDcpDir(path + "/release", r, absl::StrCat(tracker, " says 'release'"));
+    }
+    int64_t it;
+    if (!absl::SimpleAtoi(text, &it) || it < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(tracker, " holds '", text.substr(0, 40), "'; expected an iteration number or 'release'"));
+    }
+    r.iteration = it;
+    return CheckDcpDir(absl::StrFormat("%s/iter_%07d", path, it), r, absl::StrCat(tracker, " says ", it));
+  }
+  const std::vector<std::string> entries = ListDir(path);
+  for (const std::string& e : entries) {
+    if (absl::StartsWith(e, "mp_rank_")) {
+      return absl::InvalidArgumentError(absl::StrCat(path, " is a legacy Megatron 'torch' checkpoint (", e,
+                                                     "/), not a distributed checkpoint; convert it to torch_dist"));
+    }
+  }
+  for (const std::string& e : entries) {
+    if (absl::StartsWith(e, "__") && absl::EndsWith(e, ".metadata")) {
+      return absl::UnimplementedError(absl::StrCat(
+          path, " has per-rank metadata (", e, ": saved with use_collectives=False) but no global .metadata; "
+          "shardcast needs the global .metadata"));
+    }
+  }
+  std::vector<std::string> iters;
+  for (const std::string& e : entries) {
+    if (absl::StartsWith(e, "iter_")) iters.push_back(e);
+  }
+  std::string hint = iters.empty() ? "" : absl::StrCat("; it has ", iters.back(), ": pass --iteration N");
+  return absl::NotFoundError(absl::StrCat(path, " is not a DCP checkpoint: no .metadata and no "
+                                          "latest_checkpointed_iteration.txt; ", Describe(entries), hint));
+}
+
+}  // namespace shardcast

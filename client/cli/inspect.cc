@@ -1,0 +1,178 @@
+#include "client/cli/inspect.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "checkpoint/digest.h"
+#include "client/cli/args.h"
+#include "common/progress.h"
+#include "common/status_macros.h"
+
+namespace shardcast::cli {
+
+std::string HumanBytes(uint64_t b) {
+  if (b >= 1000000000ull) return absl::StrFormat("%.2f GB", b / 1e9);
+  if (b >= 1000000ull) return absl::StrFormat("%.1f MB", b / 1e6);
+  if (b >= 1000ull) return absl::StrFormat("%.1f KB", b / 1e3);
+  return absl::StrCat(b, " B");
+}
+
+absl::StatusOr<Json> Inspect(CheckpointReader& reader, const InspectOptions& options,
+                             const std::function<void(uint64_t)>& progress) {
+  const CheckpointMetadata& md = reader.metadata();
+  std::vector<const TensorEntry*> selected;
+  if (!options.key.empty()) {
+    const TensorEntry* t = md.FindTensor(options.key);
+    if (t == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no tensor '", options.key, "' in ", reader.resolved().dir,
+                                              md.FindBytes(options.key) ? " (it is a bytes entry)" : ""));
+    }
+    selected.push_back(t);
+  } else {
+    selected = reader.Select(options.prefix);
+    if (selected.empty() && !options.prefix.empty()) {
+      return absl::NotFoundError(absl::StrCat("--prefix '", options.prefix, "' selects none of the ", md.tensors.size(),
+                                              " tensors in ", reader.resolved().dir));
+    }
+  }
+  std::vector<std::string> digests;
+  if (options.digest) {
+    SC_ASSIGN_OR_RETURN(digests, DigestTensors(reader, selected, 1ull << 30, progress));
+  }
+  uint64_t total = 0, sel = 0;
+  for (const TensorEntry& t : md.tensors) total += t.nbytes();
+  for (const TensorEntry* t : selected) sel += t->nbytes();
+
+  Json out = Json::Object();
+  out.Set("path", reader.resolved().dir);
+  if (reader.resolved().iteration) {
+    out.Set("iteration", *reader.resolved().iteration);
+  } else if (reader.resolved().release) {
+    out.Set("iteration", "release");
+  } else {
+    out.Set("iteration", nullptr);
+  }
+  if (!md.version.empty()) out.Set("dcp_version", md.version);
+  out.Set("tensor_count", static_cast<int64_t>(md.tensors.size()));
+  out.Set("total_bytes", total);
+  out.Set("selected_bytes", sel);
+  Json tensors = Json::Array();
+  for (size_t i = 0; i < selected.size(); ++i) {
+    const TensorEntry* t = selected[i];
+    Json j = Json::Object();
+    j.Set("key", t->key);
+    j.Set("dtype", std::string(DTypeName(t->dtype)));
+    j.Set("shape", Json::ArrayOf(t->shape));
+    Json chunks = Json::Array();
+    for (const StoredChunk& c : t->chunks) {
+      Json cj = Json::Object();
+      cj.Set("offsets", Json::ArrayOf(c.box.offsets));
+      cj.Set("sizes", Json::ArrayOf(c.box.sizes));
+      cj.Set("file", c.location.relative_path);
+      chunks.Append(std::move(cj));
+    }
+    j.Set("chunks", std::move(chunks));
+    j.Set("bytes", t->nbytes());
+    if (options.digest) j.Set("sha256", digests[i]);
+    tensors.Append(std::move(j));
+  }
+  out.Set("tensors", std::move(tensors));
+  Json bytes = Json::Array();
+  for (const BytesEntry& b : md.bytes_entries) {
+    if (!options.key.empty() ? b.key != options.key : b.key.rfind(options.prefix, 0) != 0) continue;
+    Json bj = Json::Object();
+    bj.Set("key", b.key);
+    bj.Set("bytes", b.location.length);
+    bytes.Append(std::move(bj));
+  }
+  out.Set("bytes_entries", std::move(bytes));
+  return out;
+}
+
+std::string FormatInspect(const Json& j) {
+  std::string out;
+  const Json* it = j.Find("iteration");
+  absl::StrAppend(&out, "checkpoint  ", j.Find("path")->as_string(), "\n");
+  if (it && !it->is_null()) {
+    absl::StrAppend(&out, "iteration   ", it->is_string() ? it->as_string() : absl::StrCat(it->as_int()), "\n");
+  }
+  const auto& tensors = j.Find("tensors")->items();
+  absl::StrAppend(&out, "tensors     ", j.Find("tensor_count")->as_int(), " (", tensors.size(), " selected)\n");
+  absl::StrAppend(&out, "bytes       ", HumanBytes(j.Find("total_bytes")->as_int()), " total, ",
+                  HumanBytes(j.Find("selected_bytes")->as_int()), " selected\n\n");
+  size_t key_w = 3;
+  for (const Json& t : tensors) key_w = std::max(key_w, t.Find("key")->as_string().size());
+  const bool digest = !tensors.empty() && tensors[0].Find("sha256") != nullptr;
+  absl::StrAppend(&out, absl::StrFormat("%-*s  %-14s %-18s %6s %10s%s\n", key_w, "key", "dtype", "shape", "chunks",
+                                        "bytes", digest ? "  sha256" : ""));
+  for (const Json& t : tensors) {
+    std::vector<int64_t> shape;
+    for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
+    absl::StrAppend(&out, absl::StrFormat("%-*s  %-14s %-18s %6d %10s", key_w, t.Find("key")->as_string(),
+                                          t.Find("dtype")->as_string(), absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
+                                          t.Find("chunks")->size(), HumanBytes(t.Find("bytes")->as_int())));
+    if (digest) absl::StrAppend(&out, "  ", t.Find("sha256")->as_string());
+    out += "\n";
+  }
+  const auto& bytes = j.Find("bytes_entries")->items();
+  if (!bytes.empty()) {
+    out += "\nnon-tensor entries:\n";
+    for (const Json& b : bytes) {
+      absl::StrAppend(&out, "  ", b.Find("key")->as_string(), "  ", HumanBytes(b.Find("bytes")->as_int()), "\n");
+    }
+  }
+  return out;
+}
+
+int RunInspect(const std::vector<std::string>& args) {
+  ArgParser p("shardcast inspect", "shardcast inspect PATH [--prefix P] [--iteration N] [--key K] [--digest] [--json]",
+              "Lists the tensors of a PyTorch Distributed Checkpoint (DCP): dtype, shape, stored chunks and bytes.\n"
+              "PATH is a DCP folder (holding .metadata) or a Megatron save folder with\n"
+              "latest_checkpointed_iteration.txt. The checkpoint is only read, never written.");
+  p.AddPositional("PATH", "checkpoint folder");
+  p.AddFlag("prefix", "P", "only keys starting with P (e.g. model.vision_model.)");
+  p.AddFlag("iteration", "N", "open iter_N/ of a Megatron save folder instead of the latest");
+  p.AddFlag("key", "K", "only the tensor with this exact key");
+  p.AddSwitch("digest", "read the selected tensors and print the sha256 of each (C order)");
+  p.AddSwitch("json", "print JSON for scripts");
+  p.AddFlag("threads", "N", "parallel reads", "8");
+  p.AddFlag("block-size", "BYTES", "bytes per read request", "16MiB");
+  p.AddSwitch("direct", "read with O_DIRECT (bypass the page cache)");
+  absl::Status s = p.Parse(args);
+  if (p.help_requested()) {
+    std::cout << p.Help();
+    return 0;
+  }
+  auto fail = [](const absl::Status& st, int code) {
+    std::cerr << "shardcast inspect: error: " << st.message() << "\n";
+    return code;
+  };
+  if (!s.ok()) return fail(s, 2);
+  ReaderOptions ro;
+  absl::StatusOr<std::optional<int64_t>> iter = p.GetOptionalInt("iteration");
+  absl::StatusOr<int64_t> threads = p.GetInt("threads");
+  absl::StatusOr<uint64_t> block = p.GetBytes("block-size");
+  if (!iter.ok()) return fail(iter.status(), 2);
+  if (!threads.ok()) return fail(threads.status(), 2);
+  if (!block.ok()) return fail(block.status(), 2);
+  ro.iteration = *iter;
+  ro.threads = static_cast<int>(*threads);
+  ro.block_size = *block;
+  ro.storage.o_direct = p.GetSwitch("direct");
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
+  if (!reader.ok()) return fail(reader.status(), 1);
+  InspectOptions io{p.Get("prefix"), p.Get("key"), p.GetSwitch("digest")};
+  const bool json = p.GetSwitch("json");
+  uint64_t to_read = 0;
+  for (const TensorEntry* t : (*reader)->Select(io.prefix)) to_read += t->nbytes();
+  ProgressBar bar("reading", to_read, io.digest && ProgressBar::StderrIsTerminal());
+  absl::StatusOr<Json> result = Inspect(**reader, io, [&](uint64_t n) { bar.Add(n); });
+  if (!result.ok()) return fail(result.status(), 1);
+  std::cout << (json ? result->Dump(1) + "\n" : FormatInspect(*result));
+  return 0;
+}
+
+}  // namespace shardcast::cli

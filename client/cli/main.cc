@@ -1,0 +1,30 @@
+// `shardcast`: the command-line tool. Dispatches to a subcommand; each lives in its own file.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "client/cli/inspect.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: shardcast <command> [args]\n\n"
+    "Reads PyTorch Distributed Checkpoints natively and serves tensor-parallel shards.\n\n"
+    "commands:\n"
+    "  inspect PATH    list a checkpoint's tensors (dtype, shape, chunks, bytes; --digest, --json)\n\n"
+    "Run 'shardcast <command> --help' for a command's flags.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "inspect") return shardcast::cli::RunInspect(args);
+  std::cerr << "shardcast: unknown command '" << cmd << "'\n\n" << kUsage;
+  return 2;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything shardcast needs to build and test on a fresh Debian 12 machine.
+# Idempotent: packages already present are skipped; safe to run again.
+set -euo pipefail
+
+DEB_PACKAGES=(
+  bazel-bootstrap bazel-platforms                 # Bazel 4.2.3, offline
+  build-essential clang libclang-rt-14-dev        # g++; clang + libFuzzer for the fuzz targets
+  libgrpc++-dev protobuf-compiler-grpc            # gRPC 1.51 + grpc_cpp_plugin
+  libprotobuf-dev protobuf-compiler               # Protobuf 3.21
+  libabsl-dev libre2-dev                          # Abseil 20220623, RE2
+  libopenmpi-dev openmpi-bin                      # Open MPI 4.1
+  libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
+  libzstd-dev libssl-dev                          # zstd transform, sha256
+  python3 python3-pip                             # CI summary script, Python tests
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python packages used by tests (safetensors check, NumPy client tests).
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import numpy, safetensors" 2>/dev/null; then
+  echo "setup: pip installing numpy safetensors" >&2
+  "$PY" -m pip install -q numpy safetensors 2>/dev/null \
+    || "$PY" -m pip install -q --break-system-packages numpy safetensors
+fi
+
+if [ ! -x /usr/local/cuda/bin/nvcc ]; then
+  echo "setup: note: /usr/local/cuda not found; CUDA targets (tag 'cuda') will not build." >&2
+fi
+echo "setup: ok"
