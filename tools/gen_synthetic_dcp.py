@@ -602,14 +602,20 @@ def decoy_specs(size_mb, H, W, dtype, stacked, ffn):
     if budget <= 0:
         return []
     p = "model.language_model."
-    q = 8 * W
+    q = 64 * W // math.gcd(64, W)             # lcm(64, W): same shapes for every power-of-2 W <= 64
     vocab = max(q, (budget // 8) // (H * es) // q * q)
     specs = [TensorSpec(p + "embedding.word_embeddings.weight", dtype, (vocab, H), "col", group="decoy")]
+    cap = 512 << 20                                   # keep every tensor (and chunk) far below 4 GiB
+    vocab = min(vocab, max(q, cap // (H * es) // q * q))
     rest = budget - vocab * H * es
     per_layer_unit = 3 * H * es                       # fc1 (2f, H) + fc2 (H, f) per unit of f
-    f_full = max(W, ffn // W * W)
-    n_layers = max(1, round(rest / (per_layer_unit * f_full)))
-    f = max(W, (rest // (per_layer_unit * n_layers)) // W * W)
+    f_full = max(q, ffn // q * q)
+    n_layers = min(32, max(1, round(rest / (per_layer_unit * f_full))))
+    while True:
+        f = max(q, (rest // (per_layer_unit * n_layers)) // q * q)
+        if 2 * f * H * es <= cap:
+            break
+        n_layers *= 2
     params = [("mlp.linear_fc1.weight", lambda H_, F_: (2 * F_, H_), "col"),
               ("mlp.linear_fc2.weight", lambda H_, F_: (H_, F_), "row")]
     specs += layered_specs(p, params, n_layers, H, f, dtype, stacked, block="decoy", group="decoy")
@@ -959,6 +965,14 @@ def expected_doc(entries, pl, sha, bytes_items, args_doc):
 # CLI
 # --------------------------------------------------------------------------------------------
 
+def human(n):
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.2f} GB"
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(
         prog="gen_synthetic_dcp.py",
@@ -1057,11 +1071,12 @@ def main(argv=None):
     total = sum(size for _, _, size in pl["files"])
     n_tensors = len(sha)
     tensor_bytes = sum(e.nbytes for e in entries if isinstance(e, TensorSpec))
+    decoy_bytes = sum(e.nbytes for e in entries if isinstance(e, TensorSpec) and e.group == "decoy")
     dt = time.time() - t0
-    print(f"gen_synthetic_dcp: {out}: {n_tensors} tensors ({tensor_bytes / 1e9:.3f} GB of tensor data), "
-          f"{len(bytes_items)} bytes entry, {len(pl['files'])} files ({total / 1e9:.3f} GB + "
-          f"{len(blob)} B .metadata), writers={a.writers} stacked={a.stacked}, {dt:.1f} s; "
-          f"expected: {expected_path}")
+    print(f"gen_synthetic_dcp: {out}: {n_tensors} tensors ({human(tensor_bytes)} of tensor data"
+          f"{', %s of it model.language_model decoy' % human(decoy_bytes) if decoy_bytes else ''}), "
+          f"{len(bytes_items)} bytes entry, {len(pl['files'])} .distcp files ({human(total)}) + .metadata "
+          f"({human(len(blob))}), writers={a.writers} stacked={a.stacked}, {dt:.2f} s; expected: {expected_path}")
     return 0
 
 

@@ -1,0 +1,193 @@
+// The corrupted-checkpoint corpus: each case copies a real PyTorch checkpoint, breaks it in one
+// way, and checks that opening and reading it yields that case's own named error (status code
+// and message), never a crash, a hang or silently wrong data. A final test checks that reading
+// never modifies the checkpoint folder.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <functional>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "checkpoint/digest.h"
+#include "checkpoint/reader.h"
+#include "checkpoint/test_fixtures.h"
+#include "common/sha256.h"
+#include "gtest/gtest.h"
+
+namespace shardcast {
+namespace {
+
+using testing::FixturePath;
+using testing::ReadFileOrDie;
+using testing::WriteFileOrDie;
+
+// Replaces every occurrence of `from` (which must occur) with `to` in the file.
+void Patch(const std::string& path, const std::string& from, const std::string& to) {
+  std::string s = ReadFileOrDie(path);
+  size_t n = 0;
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) {
+    s.replace(p, from.size(), to);
+    ++n;
+  }
+  ASSERT_GT(n, 0u) << "pattern not found in " << path;
+  WriteFileOrDie(path, s);
+}
+
+void Truncate(const std::string& path, double keep) {
+  std::string s = ReadFileOrDie(path);
+  WriteFileOrDie(path, s.substr(0, static_cast<size_t>(s.size() * keep)));
+}
+
+void Overwrite(const std::string& path, size_t offset, const std::string& bytes) {
+  std::string s = ReadFileOrDie(path);
+  s.replace(offset, bytes.size(), bytes);
+  WriteFileOrDie(path, s);
+}
+
+// Opens and reads every tensor and bytes entry; returns the first error.
+absl::Status OpenAndReadAll(const std::string& dir) {
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(dir);
+  if (!reader.ok()) return reader.status();
+  std::vector<const TensorEntry*> all = (*reader)->Select("");
+  absl::StatusOr<std::vector<std::string>> d = DigestTensors(**reader, all);
+  if (!d.ok()) return d.status();
+  for (const BytesEntry& b : (*reader)->metadata().bytes_entries) {
+    absl::StatusOr<std::string> p = (*reader)->ReadBytesEntry(b);
+    if (!p.ok()) return p.status();
+  }
+  return absl::OkStatus();
+}
+
+struct Corruption {
+  std::string name;
+  std::string fixture;  // under dcp-multiversion/
+  std::function<void(const std::string& dir)> apply;
+  absl::StatusCode code;
+  std::string message;  // a substring the error must contain
+};
+
+const std::string kMin = "min_pt2.14_py3.14";
+const std::string kZstd = "pt2.14_py3.14_zstd";
+
+std::vector<Corruption> Corpus() {
+  using C = absl::StatusCode;
+  return {
+      {"truncated_metadata", kMin, [](const std::string& d) { Truncate(d + "/.metadata", 0.5); },
+       C::kInvalidArgument, "pickle truncated"},
+      {"empty_metadata", kMin, [](const std::string& d) { WriteFileOrDie(d + "/.metadata", ""); },
+       C::kInvalidArgument, "no STOP opcode"},
+      {"unknown_global", kMin, [](const std::string& d) { Patch(d + "/.metadata", "bfloat16", "evil_fn_"); },
+       C::kInvalidArgument, "global 'torch.evil_fn_', which is not on the allow-list"},
+      {"forbidden_opcode_inst", kMin, [](const std::string& d) { Overwrite(d + "/.metadata", 11, "i"); },
+       C::kInvalidArgument, "opcode INST is not allowed"},
+      {"not_a_metadata_object", kMin, [](const std::string& d) { WriteFileOrDie(d + "/.metadata", "\x80\x02K\x07."); },
+       C::kInvalidArgument, "top-level object should be a DCP Metadata"},
+      {"truncated_data_file", kMin, [](const std::string& d) { Truncate(d + "/__0_0.distcp", 0.5); },
+       C::kOutOfRange, "passes the end of the file"},
+      {"record_length_past_end", kMin,
+       [](const std::string& d) { Patch(d + "/.metadata", std::string("M\x29\x06", 3), "M\xff\xff"); },
+       C::kOutOfRange, "passes the end of the file"},
+      {"bad_local_header_signature", kMin, [](const std::string& d) { Overwrite(d + "/__0_0.distcp", 0, "XXXX"); },
+       C::kDataLoss, "bad local header signature"},
+      {"bad_eocd_signature", kMin, [](const std::string& d) { Overwrite(d + "/__0_0.distcp", 1577 - 22, "XXXX"); },
+       C::kDataLoss, "no end-of-central-directory"},
+      {"dtype_mismatch", kMin,
+       [](const std::string& d) { Patch(d + "/.metadata", "\x8c\x08" "bfloat16", "\x8c\x07" "float16"); },
+       C::kDataLoss, "record holds bfloat16 but .metadata says float16"},
+      {"shape_mismatch", kMin,
+       [](const std::string& d) { Patch(d + "/__0_0.distcp", std::string("K\x04K\x04\x86"), std::string("K\x02K\x08\x86")); },
+       C::kDataLoss, "record holds shape [2, 8] but .metadata says [4, 4]"},
+      {"storage_size_mismatch", kMin, [](const std::string& d) { Patch(d + "/__0_0.distcp", "K\x10t", "K\x08t"); },
+       C::kDataLoss, "holds 32 bytes but data.pkl declares 16"},
+      {"record_unknown_global", kMin, [](const std::string& d) { Patch(d + "/__0_0.distcp", "OrderedDict", "OrderedDicX"); },
+       C::kInvalidArgument, "'collections.OrderedDicX', which is not on the allow-list"},
+      {"missing_data_file", kMin, [](const std::string& d) { ASSERT_EQ(::unlink((d + "/__1_0.distcp").c_str()), 0); },
+       C::kNotFound, "named in .metadata"},
+      {"path_traversal", kMin, [](const std::string& d) { Patch(d + "/.metadata", "__0_0.distcp", "../0_0.distc"); },
+       C::kPermissionDenied, "escapes the checkpoint folder"},
+      {"absolute_path", kMin, [](const std::string& d) { Patch(d + "/.metadata", "__0_0.distcp", "/etc/passwd_"); },
+       C::kPermissionDenied, "is not a path inside the checkpoint folder"},
+      {"symlink_out_of_folder", kMin,
+       [](const std::string& d) {
+         std::string outside = testing::MakeTempDir("outside") + "/__0_0.distcp";
+         WriteFileOrDie(outside, ReadFileOrDie(d + "/__0_0.distcp"));
+         ASSERT_EQ(::unlink((d + "/__0_0.distcp").c_str()), 0);
+         ASSERT_EQ(::symlink(outside.c_str(), (d + "/__0_0.distcp").c_str()), 0);
+       },
+       C::kPermissionDenied, "outside the checkpoint folder"},
+      {"overlapping_chunks", kMin,
+       [](const std::string& d) { Patch(d + "/.metadata", std::string("K\x04K\x00\x86", 5), std::string("K\x02K\x00\x86", 5)); },
+       C::kInvalidArgument, "chunks overlap"},
+      {"missing_chunks", kMin,
+       [](const std::string& d) { Patch(d + "/.metadata", std::string("K\x08K\x04", 4), std::string("K\x09K\x04", 4)); },
+       C::kInvalidArgument, "cover 32 of 36 elements"},
+      {"chunk_outside_shape", kMin,
+       [](const std::string& d) { Patch(d + "/.metadata", std::string("K\x04K\x00\x86", 5), std::string("K\x06K\x00\x86", 5)); },
+       C::kInvalidArgument, "lies outside the shape"},
+      {"corrupt_zstd_stream", kZstd,
+       [](const std::string& d) { Overwrite(d + "/__0_0.distcp", 40, std::string(64, '\x7f')); },
+       C::kDataLoss, "zstd"},
+      {"unknown_transform", kZstd, [](const std::string& d) { Patch(d + "/.metadata", "stream.zstd/1", "stream.gzip/1"); },
+       C::kUnimplemented, "uses stream transform 'stream.gzip/1'"},
+      {"no_metadata_file", kMin, [](const std::string& d) { ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0); },
+       C::kNotFound, "is not a DCP checkpoint"},
+      {"garbage_tracker_file", kMin,
+       [](const std::string& d) {
+         ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0);
+         WriteFileOrDie(d + "/latest_checkpointed_iteration.txt", "forty-two\n");
+       },
+       C::kInvalidArgument, "expected an iteration number or 'release'"},
+  };
+}
+
+class CorruptCheckpoint : public ::testing::TestWithParam<Corruption> {};
+
+TEST_P(CorruptCheckpoint, GivesItsOwnNamedError) {
+  const Corruption& c = GetParam();
+  const std::string dir = testing::MakeTempDir(c.name);
+  testing::CopyDir(FixturePath("dcp-multiversion/" + c.fixture), dir);
+  // The pristine copy reads fine.
+  ASSERT_TRUE(OpenAndReadAll(dir).ok());
+  c.apply(dir);
+  absl::Status s = OpenAndReadAll(dir);
+  ASSERT_FALSE(s.ok()) << c.name << " was accepted";
+  EXPECT_EQ(s.code(), c.code) << s;
+  EXPECT_NE(s.message().find(c.message), absl::string_view::npos) << s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, CorruptCheckpoint, ::testing::ValuesIn(Corpus()),
+                         [](const ::testing::TestParamInfo<Corruption>& info) { return info.param.name; });
+
+TEST(CorruptCheckpoint, CorpusHasAtLeastFifteenDistinctCases) {
+  std::set<std::string> messages;
+  for (const Corruption& c : Corpus()) messages.insert(c.message);
+  EXPECT_GE(messages.size(), 15u);
+}
+
+// Fingerprint of a folder: every file's name, size, mode, mtime and content hash.
+std::string Fingerprint(const std::string& dir) {
+  std::string out;
+  for (const char* name : {".metadata", "__0_0.distcp", "__1_0.distcp"}) {
+    struct stat st;
+    const std::string p = dir + "/" + name;
+    if (::stat(p.c_str(), &st) != 0) continue;
+    absl::StrAppend(&out, name, " ", st.st_size, " ", st.st_mode, " ", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, " ",
+                    Sha256Hex(ReadFileOrDie(p)), "\n");
+  }
+  return out;
+}
+
+TEST(CorruptCheckpoint, ReadingNeverModifiesTheFolder) {
+  const std::string dir = testing::MakeTempDir("untouched");
+  testing::CopyDir(FixturePath("dcp-multiversion/pt2.14_py3.14"), dir);
+  const std::string before = Fingerprint(dir);
+  ASSERT_TRUE(OpenAndReadAll(dir).ok());
+  EXPECT_EQ(Fingerprint(dir), before);
+  std::string listing = ReadFileOrDie(dir + "/.metadata");  // still there, unchanged
+  EXPECT_FALSE(listing.empty());
+}
+
+}  // namespace
+}  // namespace shardcast
