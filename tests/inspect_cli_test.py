@@ -1,0 +1,118 @@
+"""`shardcast inspect` as a user runs it: --json --digest against expected.json, the human
+table, --prefix/--key selection, and errors with non-zero exits."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import junit_unittest  # noqa: E402
+
+
+def runfile(path):
+    base = os.environ.get("TEST_SRCDIR", "")
+    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
+        if os.path.exists(cand):
+            return os.path.realpath(cand)
+    raise FileNotFoundError(path)
+
+
+SHARDCAST = runfile("shardcast/client/cli/shardcast") if os.environ.get("TEST_SRCDIR") else "bazel-bin/client/cli/shardcast"
+FIXTURES = os.path.dirname(runfile("shared_fixtures/README.md"))
+
+
+def run(*args, check=True):
+    p = subprocess.run([SHARDCAST, *args], capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError("shardcast %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+class InspectCli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+            cls.expected = json.load(f)
+
+    def check_against_expected(self, name):
+        out = json.loads(run("inspect", os.path.join(FIXTURES, "dcp-torch2.11", name), "--digest", "--json").stdout)
+        got = {t["key"]: t for t in out["tensors"]}
+        self.assertEqual(set(got), set(self.expected["tensors"]))
+        for key, exp in self.expected["tensors"].items():
+            self.assertEqual(got[key]["dtype"], exp["dtype"], key)
+            self.assertEqual(got[key]["shape"], exp["shape"], key)
+            self.assertEqual(got[key]["sha256"], exp["sha256"], key)
+            n = 1
+            for d in exp["shape"]:
+                n *= d
+            self.assertEqual(got[key]["bytes"], n * {"bfloat16": 2, "float16": 2, "float32": 4, "int64": 8}[exp["dtype"]])
+            covered = sum(__import__("math").prod(c["sizes"]) for c in got[key]["chunks"])
+            self.assertEqual(covered, n, key)
+        return out
+
+    def test_vit_flat_matches_expected(self):
+        out = self.check_against_expected("vit_flat")
+        self.assertEqual([b["key"] for b in out["bytes_entries"]], self.expected["bytes_entries"])
+        self.assertIsNone(out["iteration"])
+
+    def test_vit_tp2_matches_expected(self):
+        out = self.check_against_expected("vit_tp2")
+        multi = [t for t in out["tensors"] if len(t["chunks"]) == 2]
+        self.assertTrue(multi, "vit_tp2 should store split tensors as 2 chunks")
+
+    def test_bridge_iter_matches_expected_and_names_iteration(self):
+        out = self.check_against_expected("bridge_iter")
+        self.assertEqual(out["iteration"], 42)
+        self.assertTrue(out["path"].endswith("iter_0000042"))
+
+    def test_multiversion_checkpoints_inspect(self):
+        for name in sorted(os.listdir(os.path.join(FIXTURES, "dcp-multiversion"))):
+            path = os.path.join(FIXTURES, "dcp-multiversion", name)
+            if not os.path.isdir(path):
+                continue
+            out = json.loads(run("inspect", path, "--digest", "--json").stdout)
+            w = [t for t in out["tensors"] if t["key"] == "w"][0]
+            self.assertEqual((w["dtype"], w["shape"]), ("bfloat16", [8, 4]), name)
+
+    def test_prefix_and_key_select(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        out = json.loads(run("inspect", path, "--prefix", "model.vision_model.", "--json").stdout)
+        self.assertTrue(out["tensors"])
+        self.assertTrue(all(t["key"].startswith("model.vision_model.") for t in out["tensors"]))
+        self.assertLess(out["selected_bytes"], out["total_bytes"])
+        key = "model.vision_model.class_token"
+        out = json.loads(run("inspect", path, "--key", key, "--digest", "--json").stdout)
+        self.assertEqual([t["key"] for t in out["tensors"]], [key])
+        self.assertEqual(out["tensors"][0]["sha256"], self.expected["tensors"][key]["sha256"])
+
+    def test_human_output(self):
+        text = run("inspect", os.path.join(FIXTURES, "dcp-torch2.11", "bridge_iter")).stdout
+        self.assertIn("iteration   42", text)
+        self.assertIn("model.vision_model.class_token", text)
+        self.assertIn("bfloat16", text)
+        self.assertIn("non-tensor entries:", text)
+
+    def test_errors_are_named_and_exit_non_zero(self):
+        p = run("inspect", "/nonexistent/ckpt", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a folder", p.stderr)
+        p = run("inspect", FIXTURES, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not a DCP checkpoint", p.stderr)
+        p = run("inspect", os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), "--key", "nope", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no tensor 'nope'", p.stderr)
+        p = run("inspect", "--bogus", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown flag --bogus", p.stderr)
+
+    def test_help(self):
+        p = run("inspect", "--help")
+        self.assertIn("--digest", p.stdout)
+        self.assertIn("--prefix", p.stdout)
+        self.assertIn("inspect", run("--help").stdout)
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
