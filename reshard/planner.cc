@@ -1,0 +1,292 @@
+#include "reshard/planner.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace shardcast {
+
+uint64_t ShardPlan::num_elements() const {
+  uint64_t n = 1;
+  for (int64_t s : copy_shape) n *= static_cast<uint64_t>(s);
+  return n;
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--rename '", text, "': expected OLD=NEW (a name prefix)"));
+  }
+  return std::make_pair(text.substr(0, eq), text.substr(eq + 1));
+}
+
+namespace {
+
+struct Piece {
+  Box src;          // in stored coordinates
+  Shape dst_offset; // in copy_shape coordinates
+};
+
+struct Cut {
+  std::vector<Piece> pieces;
+  std::vector<Box> zero_fill;
+  Shape copy_shape;
+};
+
+std::string ApplyRenames(const std::string& key, const PlanOptions& options) {
+  for (const auto& [from, to] : options.renames) {
+    if (absl::StartsWith(key, from)) return to + key.substr(from.size());
+  }
+  return key;
+}
+
+// "a.layers.w" -> "a.layers.3.w"
+std::string LayerName(const std::string& name, int layer) {
+  size_t p = name.rfind(".layers.");
+  if (p == std::string::npos) return absl::StrCat(name, ".", layer);
+  p += 8;
+  return absl::StrCat(name.substr(0, p), layer, ".", name.substr(p));
+}
+
+// Computes the pieces of rank r's shard. Errors are per tensor (collected by the caller).
+absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, int r) {
+  const Shape& shape = t.shape;
+  Cut cut;
+  cut.copy_shape = shape;
+  const Shape zeros(shape.size(), 0);
+  // Whole-tensor cases; vocab still pads at TP 1.
+  const bool whole = rule.kind == Rule::Kind::kReplicate || rule.kind == Rule::Kind::kOpaque ||
+                     (tp == 1 && rule.kind != Rule::Kind::kVocab);
+  if (whole) {
+    cut.pieces.push_back(Piece{FullBox(shape), zeros});
+    return cut;
+  }
+  const int d = rule.stored_dim();
+  if (rule.stacked && shape.empty()) return absl::InvalidArgumentError("@stacked needs a leading layer axis");
+  if (d < 0 || d >= static_cast<int>(shape.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dim ", d, " is out of range for shape ", ShapeToString(shape)));
+  }
+  const int64_t n = shape[d];
+  switch (rule.kind) {
+    case Rule::Kind::kQkv: {
+      if (rule.heads > 0) {
+        const int64_t h = rule.heads, g = rule.groups;
+        if (n % (h + 2 * g) != 0) {
+          return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": ", n, " rows are not (heads + 2*groups) * head_dim = ",
+                                                         h + 2 * g, " * d"));
+        }
+        if (h % tp != 0) return absl::InvalidArgumentError(absl::StrCat("qkv: ", h, " heads do not divide by TP ", tp));
+        if (g % tp != 0 && tp % g != 0) {
+          return absl::InvalidArgumentError(absl::StrCat("qkv: ", g, " query groups must be a multiple or a divisor of TP ", tp));
+        }
+      }
+      [[fallthrough]];
+    }
+    case Rule::Kind::kSplit: {
+      if (n % tp != 0) {
+        return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not divide by TP ", tp));
+      }
+      Box b = FullBox(shape);
+      b.offsets[d] = r * (n / tp);
+      b.sizes[d] = n / tp;
+      cut.copy_shape[d] = n / tp;
+      cut.pieces.push_back(Piece{b, zeros});
+      return cut;
+    }
+    case Rule::Kind::kSections: {
+      std::vector<int64_t> sizes = rule.section_sizes;
+      if (sizes.empty()) {
+        if (n % rule.num_sections != 0) {
+          return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not hold ",
+                                                         rule.num_sections, " equal sections"));
+        }
+        sizes.assign(rule.num_sections, n / rule.num_sections);
+      }
+      int64_t sum = 0;
+      for (int64_t s : sizes) sum += s;
+      if (sum != n) {
+        return absl::InvalidArgumentError(absl::StrCat("sections ", absl::StrJoin(sizes, ","), " add up to ", sum,
+                                                       " but dim ", d, " has size ", n));
+      }
+      int64_t start = 0, dst = 0;
+      for (int64_t s : sizes) {
+        if (s % tp != 0) {
+          return absl::InvalidArgumentError(absl::StrCat("section of size ", s, " (dim ", d, " of size ", n,
+                                                         ") does not divide by TP ", tp));
+        }
+        Box b = FullBox(shape);
+        b.offsets[d] = start + r * (s / tp);
+        b.sizes[d] = s / tp;
+        Shape off = zeros;
+        off[d] = dst;
+        cut.pieces.push_back(Piece{b, off});
+        start += s;
+        dst += s / tp;
+      }
+      cut.copy_shape[d] = dst;
+      return cut;
+    }
+    case Rule::Kind::kVocab: {
+      const int64_t unit = rule.multiple * tp;
+      const int64_t padded = (n + unit - 1) / unit * unit;
+      const int64_t part = padded / tp;
+      const int64_t lo = r * part, hi = std::min(n, lo + part);
+      cut.copy_shape[d] = part;
+      if (hi > lo) {
+        Box b = FullBox(shape);
+        b.offsets[d] = lo;
+        b.sizes[d] = hi - lo;
+        cut.pieces.push_back(Piece{b, zeros});
+      }
+      const int64_t copied = std::max<int64_t>(0, hi - lo);
+      if (copied < part) {
+        Box z = FullBox(cut.copy_shape);
+        z.offsets[d] = copied;
+        z.sizes[d] = part - copied;
+        cut.zero_fill.push_back(z);
+      }
+      return cut;
+    }
+    default:
+      break;
+  }
+  return absl::InternalError("unhandled rule");
+}
+
+// Intersects the pieces with the stored chunks.
+void AddOps(const TensorEntry& t, const std::vector<Piece>& pieces, std::vector<CopyOp>* ops) {
+  for (const Piece& p : pieces) {
+    for (size_t c = 0; c < t.chunks.size(); ++c) {
+      std::optional<Box> x = Intersect(t.chunks[c].box, p.src);
+      if (!x) continue;
+      bool empty = false;
+      for (int64_t s : x->sizes) empty |= (s == 0);
+      if (empty) continue;
+      CopyOp op;
+      op.chunk = static_cast<int32_t>(c);
+      op.dst_offset = p.dst_offset;
+      for (size_t d = 0; d < x->rank(); ++d) op.dst_offset[d] += x->offsets[d] - p.src.offsets[d];
+      op.src = std::move(*x);
+      ops->push_back(std::move(op));
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, const Layout& layout,
+                                                  const std::vector<Target>& targets, const PlanOptions& options) {
+  for (const Target& tg : targets) {
+    if (tg.tp_size < 1 || tg.tp_rank < 0 || tg.tp_rank >= tg.tp_size) {
+      return absl::InvalidArgumentError(absl::StrCat("bad target: rank ", tg.tp_rank, " of TP ", tg.tp_size));
+    }
+  }
+  std::vector<RankPlan> plans(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) plans[i].target = targets[i];
+  std::vector<std::string> errors;
+  for (const TensorEntry& t : md.tensors) {
+    if (!absl::StartsWith(t.key, options.prefix)) continue;
+    const Rule* matched = layout.Match(t.key);
+    const Rule rule = matched ? *matched : Rule{};
+    const std::string name = ApplyRenames(t.key, options);
+    const bool unstack = options.unstack && rule.stacked && !t.shape.empty();
+    std::map<int, std::string> failed_for_tp;  // one error per (tensor, tp size)
+    for (size_t ti = 0; ti < targets.size(); ++ti) {
+      const Target& tg = targets[ti];
+      if (failed_for_tp.count(tg.tp_size)) continue;
+      absl::StatusOr<Cut> cut = CutTensor(t, rule, tg.tp_size, tg.tp_rank);
+      if (!cut.ok()) {
+        failed_for_tp[tg.tp_size] = std::string(cut.status().message());
+        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(), " at TP ",
+                                      tg.tp_size, ": ", cut.status().message()));
+        continue;
+      }
+      const int layers = unstack ? static_cast<int>(t.shape[0]) : 1;
+      for (int l = 0; l < layers; ++l) {
+        ShardPlan sp;
+        sp.tensor = &t;
+        sp.rule = rule;
+        sp.rule_matched = matched != nullptr;
+        sp.copy_shape = cut->copy_shape;
+        std::vector<Piece> pieces = cut->pieces;
+        if (unstack) {
+          sp.layer = l;
+          sp.name = LayerName(name, l);
+          sp.copy_shape[0] = 1;
+          // Restrict every piece to layer l (pieces span the whole layer axis) and land it at 0.
+          for (Piece& p : pieces) {
+            p.src.offsets[0] = l;
+            p.src.sizes[0] = 1;
+          }
+          for (Box z : cut->zero_fill) {
+            z.sizes[0] = 1;
+            sp.zero_fill.push_back(z);
+          }
+          sp.shape.assign(sp.copy_shape.begin() + 1, sp.copy_shape.end());
+        } else {
+          sp.name = name;
+          sp.zero_fill = cut->zero_fill;
+          sp.shape = sp.copy_shape;
+        }
+        AddOps(t, pieces, &sp.ops);
+        plans[ti].total_elements_bytes += sp.num_elements() * ItemSize(t.dtype);
+        plans[ti].shards.push_back(std::move(sp));
+      }
+    }
+  }
+  if (!errors.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(errors.size(), " tensor(s) cannot be cut as the layout says:\n",
+                                                   absl::StrJoin(errors, "\n"),
+                                                   "\nFix the TP size, or give these keys another rule with --rule 'PATTERN=RULE'."));
+  }
+  if (options.include_opaque) {
+    for (RankPlan& p : plans) {
+      for (const BytesEntry& b : md.bytes_entries) {
+        if (absl::StartsWith(b.key, options.prefix)) p.opaque.push_back(&b);
+      }
+    }
+  }
+  return plans;
+}
+
+absl::Status CheckExpected(const RankPlan& plan,
+                           const std::vector<std::pair<std::string, std::optional<Shape>>>& expected) {
+  std::map<std::string, const ShardPlan*> have;
+  for (const ShardPlan& s : plan.shards) have[s.name] = &s;
+  std::vector<std::string> missing, mismatched, unexpected;
+  std::set<std::string> wanted;
+  for (const auto& [name, shape] : expected) {
+    wanted.insert(name);
+    auto it = have.find(name);
+    if (it == have.end()) {
+      missing.push_back(name);
+    } else if (shape && *shape != it->second->shape) {
+      mismatched.push_back(absl::StrCat(name, ": expected ", ShapeToString(*shape), ", the checkpoint gives ",
+                                        ShapeToString(it->second->shape), " (key ", it->second->key(), ", rule ",
+                                        it->second->rule.ToString(), ")"));
+    }
+  }
+  for (const auto& [name, s] : have) {
+    if (!wanted.count(name)) unexpected.push_back(name);
+  }
+  if (missing.empty() && mismatched.empty() && unexpected.empty()) return absl::OkStatus();
+  std::string msg = "the checkpoint does not match the expected names (strict mode):";
+  auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    absl::StrAppend(&msg, "\n", v.size(), " ", what, ":");
+    for (size_t i = 0; i < v.size() && i < 50; ++i) absl::StrAppend(&msg, "\n  ", v[i]);
+    if (v.size() > 50) absl::StrAppend(&msg, "\n  ... and ", v.size() - 50, " more");
+  };
+  list("missing (expected, not in the checkpoint)", missing);
+  list("unexpected (in the checkpoint, not expected)", unexpected);
+  list("shape mismatches", mismatched);
+  return absl::FailedPreconditionError(msg);
+}
+
+}  // namespace shardcast

@@ -1,0 +1,94 @@
+// The reshard planner: for a checkpoint's metadata, a layout and one or many targets
+// (tp_size, tp_rank), the copy operations that fill each target shard from the stored chunks.
+//
+// Pure host code: no CUDA, no I/O, no gRPC. Deterministic: the same inputs give the same plan,
+// which is what lets every loader rank, the offline CLI and tests compute it independently.
+//
+// NOTE [How a shard is cut]
+// A rule turns (tensor shape, tp_size, tp_rank) into "pieces": boxes of the stored (global)
+// tensor, each landing at an offset of the shard.
+//   replicate        one piece: the whole tensor.
+//   split:D          one piece: [r*n/tp, (r+1)*n/tp) along D.
+//   qkv              split along dim 0, after checking Megatron's grouped-QKV constraints.
+//   sections:D:...   one piece per section s: [start_s + r*len_s/tp, +len_s/tp) along D, landing
+//                    after the parts of the sections before it.
+//   vocab:D:M        rows [r*p, (r+1)*p) with p = ceil(V/(M*tp))*M; rows >= V are zero-filled.
+// `@stacked` moves D one dim right (the leading layer axis). With `unstack`, a stacked tensor
+// becomes L shards named `...layers.<i>.<param>`, each restricted to layer i.
+// Every piece is intersected with every stored chunk; each non-empty intersection is one CopyOp.
+// Pieces of one shard never overlap and, with the zero fills, cover it exactly: every destination
+// byte is written once (checked by the property tests).
+#ifndef SHARDCAST_RESHARD_PLANNER_H_
+#define SHARDCAST_RESHARD_PLANNER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "checkpoint/metadata.h"
+#include "common/box.h"
+#include "reshard/layout.h"
+
+namespace shardcast {
+
+struct Target {
+  int tp_size = 1;
+  int tp_rank = 0;
+};
+
+// Elements `src` (global coordinates of the stored tensor, inside chunk `chunk` of
+// TensorEntry::chunks) land at `dst_offset` of the shard (same sizes, copy_shape coordinates).
+struct CopyOp {
+  int32_t chunk = 0;
+  Box src;
+  Shape dst_offset;
+};
+
+struct ShardPlan {
+  const TensorEntry* tensor = nullptr;
+  std::string name;          // the client's name (after --rename and unstacking)
+  Rule rule;                 // the rule applied
+  bool rule_matched = false; // false: no layout rule matched, replicated by default
+  std::optional<int> layer;  // unstacked: the layer index
+  Shape shape;               // the shard's shape as the client sees it
+  Shape copy_shape;          // the shard in the stored tensor's rank (a leading 1 when unstacked)
+  std::vector<CopyOp> ops;
+  std::vector<Box> zero_fill;  // copy_shape regions to zero (vocab padding)
+
+  const std::string& key() const { return tensor->key; }
+  uint64_t num_elements() const;
+};
+
+struct RankPlan {
+  Target target;
+  std::vector<ShardPlan> shards;              // in checkpoint order
+  std::vector<const BytesEntry*> opaque;      // non-tensor entries passed through whole
+  uint64_t total_elements_bytes = 0;          // sum of shard bytes (stored dtype)
+};
+
+struct PlanOptions {
+  std::string prefix;                                      // select keys starting with this
+  std::vector<std::pair<std::string, std::string>> renames;  // name prefix OLD -> NEW, first match
+  bool unstack = false;                                    // split @stacked tensors into layers
+  bool include_opaque = true;                              // list bytes entries
+};
+
+// Parses "OLD=NEW".
+absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text);
+
+// Plans every target. InvalidArgument naming every tensor whose rule cannot apply (a split that
+// does not divide, with its size; a dim out of range; qkv constraints), all at once.
+absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& metadata, const Layout& layout,
+                                                  const std::vector<Target>& targets, const PlanOptions& options);
+
+// Strict mode: compares a plan with the names (and optionally shapes) a model expects.
+// FailedPrecondition listing every missing and unexpected name and every shape mismatch.
+absl::Status CheckExpected(const RankPlan& plan,
+                           const std::vector<std::pair<std::string, std::optional<Shape>>>& expected);
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_RESHARD_PLANNER_H_

@@ -1,0 +1,373 @@
+// Planner tests: targeted cases (stacked, 2-D grids, uneven chunks, vocab padding, qkv
+// validation, sections, errors) and a property test over random grids and layouts that runs the
+// plan with the CPU executor and compares with a naive "assemble the full tensor, then slice".
+#include "reshard/planner.h"
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "common/status_testutil.h"
+#include "gtest/gtest.h"
+#include "reshard/executor.h"
+
+namespace shardcast {
+namespace {
+
+TensorEntry MakeTensor(const std::string& key, Shape shape, std::vector<Box> chunks, DType dtype = DType::kInt32) {
+  TensorEntry t;
+  t.key = key;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  for (Box& b : chunks) t.chunks.push_back(StoredChunk{std::move(b), {}});
+  return t;
+}
+
+CheckpointMetadata Md(std::vector<TensorEntry> ts) {
+  CheckpointMetadata md;
+  for (auto& t : ts) {
+    md.tensor_index[t.key] = md.tensors.size();
+    md.tensors.push_back(std::move(t));
+  }
+  return md;
+}
+
+Layout L(const std::string& text) {
+  auto l = Layout::Parse(text);
+  EXPECT_TRUE(l.ok()) << l.status();
+  return std::move(*l);
+}
+
+// Random chunk grid: cut each dim at random points (uneven), optionally keeping some dims whole.
+std::vector<Box> RandomGrid(const Shape& shape, std::mt19937& rng) {
+  std::vector<std::vector<int64_t>> cuts(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    cuts[d] = {0};
+    if (shape[d] > 1 && rng() % 2) {
+      for (int64_t x = 1; x < shape[d]; ++x) {
+        if (rng() % 3 == 0) cuts[d].push_back(x);
+      }
+    }
+    cuts[d].push_back(shape[d]);
+  }
+  std::vector<Box> out{Box{}};
+  for (size_t d = 0; d < shape.size(); ++d) {
+    std::vector<Box> next;
+    for (const Box& b : out) {
+      for (size_t k = 0; k + 1 < cuts[d].size(); ++k) {
+        Box nb = b;
+        nb.offsets.push_back(cuts[d][k]);
+        nb.sizes.push_back(cuts[d][k + 1] - cuts[d][k]);
+        next.push_back(nb);
+      }
+    }
+    out = next;
+  }
+  return out;
+}
+
+// Naive reference: the global index that shard element `e` of rank r holds, or -1 for zero.
+int64_t ReferenceSource(const Shape& shape, const Rule& rule, int tp, int r, const Shape& e) {
+  Shape g = e;
+  const int d = rule.stored_dim();
+  const int64_t n = shape.empty() ? 0 : shape[d];
+  switch (rule.kind) {
+    case Rule::Kind::kSplit:
+    case Rule::Kind::kQkv:
+      g[d] = r * (n / tp) + e[d];
+      break;
+    case Rule::Kind::kSections: {
+      std::vector<int64_t> sizes = rule.section_sizes;
+      if (sizes.empty()) sizes.assign(rule.num_sections, n / rule.num_sections);
+      int64_t start = 0, acc = 0;
+      for (int64_t s : sizes) {
+        if (e[d] < acc + s / tp) {
+          g[d] = start + r * (s / tp) + (e[d] - acc);
+          break;
+        }
+        acc += s / tp;
+        start += s;
+      }
+      break;
+    }
+    case Rule::Kind::kVocab: {
+      const int64_t unit = rule.multiple * tp;
+      const int64_t part = (n + unit - 1) / unit * unit / tp;
+      g[d] = r * part + e[d];
+      if (g[d] >= n) return -1;
+      break;
+    }
+    default:
+      break;
+  }
+  int64_t lin = 0;
+  for (size_t k = 0; k < shape.size(); ++k) lin = lin * shape[k] + g[k];
+  return lin;
+}
+
+// Executes `plan` with sources = each stored chunk filled with global linear indices.
+std::vector<int32_t> Execute(const ShardPlan& plan) {
+  const TensorEntry& t = *plan.tensor;
+  std::vector<std::vector<int32_t>> bufs;
+  std::vector<SourceBuffer> sources;
+  const Shape gstr = ContiguousStrides(t.shape);
+  for (const StoredChunk& c : t.chunks) {
+    const int64_t n = *NumElements(c.box.sizes);
+    std::vector<int32_t> b(n);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t rem = i, lin = 0;
+      for (size_t d = c.box.rank(); d-- > 0;) {
+        lin += (c.box.offsets[d] + rem % c.box.sizes[d]) * gstr[d];
+        rem /= c.box.sizes[d];
+      }
+      b[i] = static_cast<int32_t>(lin);
+    }
+    bufs.push_back(std::move(b));
+  }
+  for (size_t i = 0; i < t.chunks.size(); ++i) sources.push_back(SourceBuffer{bufs[i].data(), t.chunks[i].box});
+  std::vector<int32_t> out(plan.num_elements(), -7);  // poisoned
+  ShardJob job{&plan, &sources, out.data(), DType::kInt32};
+  auto ex = NewCpuExecutor(2);
+  absl::Status s = ex->Run({job});
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+void CheckWrittenOnce(const ShardPlan& plan) {
+  std::vector<int> hits(plan.num_elements(), 0);
+  const Shape st = ContiguousStrides(plan.copy_shape);
+  auto mark = [&](const Shape& off, const Shape& sizes) {
+    const int64_t n = *NumElements(sizes);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t rem = i, lin = 0;
+      for (size_t d = sizes.size(); d-- > 0;) {
+        lin += (off[d] + rem % sizes[d]) * st[d];
+        rem /= sizes[d];
+      }
+      ++hits[lin];
+    }
+  };
+  for (const CopyOp& op : plan.ops) mark(op.dst_offset, op.src.sizes);
+  for (const Box& z : plan.zero_fill) mark(z.offsets, z.sizes);
+  for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << plan.name << " element " << i;
+}
+
+TEST(PlanReshard, PropertyRandomGridsAndLayouts) {
+  std::mt19937 rng(1234);
+  int checked = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    const int tp = 1 + rng() % 4;
+    const size_t rank = 1 + rng() % 3;
+    Shape shape(rank);
+    for (auto& s : shape) s = 1 + rng() % 9;
+    Rule rule;
+    const int kind = rng() % 6;
+    const int d = rng() % rank;
+    if (kind == 0) {
+      rule.kind = Rule::Kind::kReplicate;
+    } else if (kind == 1 || kind == 2) {
+      rule.kind = kind == 1 ? Rule::Kind::kSplit : Rule::Kind::kQkv;
+      rule.dim = kind == 1 ? d : 0;
+      shape[rule.dim] = tp * (1 + rng() % 4);
+    } else if (kind == 3) {
+      rule.kind = Rule::Kind::kSections;
+      rule.dim = d;
+      const int ns = 1 + rng() % 3;
+      if (rng() % 2) {
+        rule.num_sections = ns;
+        shape[d] = ns * tp * (1 + rng() % 3);
+      } else {
+        int64_t sum = 0;
+        for (int k = 0; k < ns; ++k) {
+          rule.section_sizes.push_back(tp * (1 + rng() % 3));
+          sum += rule.section_sizes.back();
+        }
+        rule.num_sections = ns;
+        shape[d] = sum;
+      }
+    } else if (kind == 4) {
+      rule.kind = Rule::Kind::kVocab;
+      rule.dim = d;
+      rule.multiple = 1 + rng() % 3;
+    } else {
+      // Stacked split: a leading layer axis.
+      rule.kind = Rule::Kind::kSplit;
+      rule.stacked = true;
+      shape.insert(shape.begin(), 1 + rng() % 3);
+      rule.dim = d;
+      shape[rule.dim + 1] = tp * (1 + rng() % 3);
+    }
+    CheckpointMetadata md = Md({MakeTensor("t", shape, RandomGrid(shape, rng))});
+    Layout layout;
+    ASSERT_TRUE(layout.Prepend("t", rule).ok());
+    std::vector<Target> targets;
+    for (int r = 0; r < tp; ++r) targets.push_back({tp, r});
+    SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, layout, targets, {}));
+    int64_t total = 0;
+    for (int r = 0; r < tp; ++r) {
+      ASSERT_EQ(plans[r].shards.size(), 1u);
+      const ShardPlan& sp = plans[r].shards[0];
+      CheckWrittenOnce(sp);
+      std::vector<int32_t> got = Execute(sp);
+      const Shape st = ContiguousStrides(sp.copy_shape);
+      for (int64_t i = 0; i < static_cast<int64_t>(got.size()); ++i) {
+        Shape e(sp.copy_shape.size());
+        int64_t rem = i;
+        for (size_t k = e.size(); k-- > 0;) {
+          e[k] = rem % sp.copy_shape[k];
+          rem /= sp.copy_shape[k];
+        }
+        int64_t want = ReferenceSource(shape, rule, tp, r, e);
+        ASSERT_EQ(got[i], want < 0 ? 0 : want) << "rule " << rule.ToString() << " shape " << ShapeToString(shape)
+                                               << " tp " << tp << " rank " << r << " elem " << i;
+      }
+      total += static_cast<int64_t>(sp.num_elements());
+      ++checked;
+    }
+    // Bytes conserved: split-like rules partition the tensor; replicate copies it tp times.
+    const int64_t n = *NumElements(shape);
+    if (rule.kind == Rule::Kind::kReplicate) EXPECT_EQ(total, n * tp);
+    if (rule.kind == Rule::Kind::kSplit || rule.kind == Rule::Kind::kSections || rule.kind == Rule::Kind::kQkv) {
+      EXPECT_EQ(total, n);
+    }
+  }
+  EXPECT_GT(checked, 400);
+}
+
+TEST(PlanReshard, TwoDGridRowSplit) {
+  // Saved as a 2x2 grid; target TP 4 along dim 1 crosses the column boundary.
+  CheckpointMetadata md = Md({MakeTensor("w", {4, 8},
+                                         {Box{{0, 0}, {2, 4}}, Box{{0, 4}, {2, 4}}, Box{{2, 0}, {2, 4}}, Box{{2, 4}, {2, 4}}})});
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, L("w split:1"), {{2, 1}}, {}));
+  const ShardPlan& sp = plans[0].shards[0];
+  EXPECT_EQ(sp.shape, (Shape{4, 4}));
+  ASSERT_EQ(sp.ops.size(), 2u);  // the right column of chunks
+  EXPECT_EQ(sp.ops[0].chunk, 1);
+  EXPECT_EQ(sp.ops[1].chunk, 3);
+  EXPECT_EQ(sp.ops[1].dst_offset, (Shape{2, 0}));
+}
+
+TEST(PlanReshard, UnevenChunksAcrossShardBoundary) {
+  CheckpointMetadata md = Md({MakeTensor("w", {10, 2}, {Box{{0, 0}, {3, 2}}, Box{{3, 0}, {7, 2}}})});
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, L("w split:0"), {{2, 0}, {2, 1}}, {}));
+  ASSERT_EQ(plans[0].shards[0].ops.size(), 2u);  // rows 0-4: 3 from chunk 0, 2 from chunk 1
+  EXPECT_EQ(plans[0].shards[0].ops[1].src, (Box{{3, 0}, {2, 2}}));
+  EXPECT_EQ(plans[0].shards[0].ops[1].dst_offset, (Shape{3, 0}));
+  ASSERT_EQ(plans[1].shards[0].ops.size(), 1u);
+  EXPECT_EQ(plans[1].shards[0].ops[0].src, (Box{{5, 0}, {5, 2}}));
+}
+
+TEST(PlanReshard, StackedAndUnstacked) {
+  // [L=3, 4, 2] stored as per-layer, per-TP-2 chunks (Megatron torch_dist stacking).
+  std::vector<Box> chunks;
+  for (int64_t l = 0; l < 3; ++l) {
+    for (int64_t r = 0; r < 2; ++r) chunks.push_back(Box{{l, 0, r}, {1, 4, 1}});
+  }
+  CheckpointMetadata md = Md({MakeTensor("enc.layers.fc2.weight", {3, 4, 2}, chunks)});
+  Layout layout = L(R"(.*\.layers\.fc2\.weight split:0@stacked)");
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, layout, {{4, 3}}, {}));
+  ASSERT_EQ(plans[0].shards.size(), 1u);
+  EXPECT_EQ(plans[0].shards[0].shape, (Shape{3, 1, 2}));  // dim 0 of the layer = stored dim 1
+  PlanOptions unstack;
+  unstack.unstack = true;
+  unstack.renames = {{"enc.", "model.encoder."}};
+  SC_ASSERT_OK_AND_ASSIGN(auto un, PlanReshard(md, layout, {{4, 3}}, unstack));
+  ASSERT_EQ(un[0].shards.size(), 3u);
+  EXPECT_EQ(un[0].shards[1].name, "model.encoder.layers.1.fc2.weight");
+  EXPECT_EQ(un[0].shards[1].shape, (Shape{1, 2}));
+  for (const ShardPlan& sp : un[0].shards) {
+    std::vector<int32_t> got = Execute(sp);
+    // Layer l, row 3 of 4, both columns: global index l*8 + 3*2 + c.
+    EXPECT_EQ(got, (std::vector<int32_t>{*sp.layer * 8 + 6, *sp.layer * 8 + 7}));
+  }
+}
+
+TEST(PlanReshard, VocabPadsWithZerosAndTruncates) {
+  CheckpointMetadata md = Md({MakeTensor("emb", {5, 2}, {Box{{0, 0}, {5, 2}}})});
+  // TP 2, multiple 2: padded to ceil(5/4)*4 = 8 rows, 4 per rank; rank 1 gets row 4 + 3 zero rows.
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, L("emb vocab:0:2"), {{2, 1}}, {}));
+  const ShardPlan& sp = plans[0].shards[0];
+  EXPECT_EQ(sp.shape, (Shape{4, 2}));
+  EXPECT_EQ(Execute(sp), (std::vector<int32_t>{8, 9, 0, 0, 0, 0, 0, 0}));
+  // Truncation: a checkpoint padded for a larger multiple gives fewer rows at a smaller one.
+  CheckpointMetadata big = Md({MakeTensor("emb", {16, 1}, {Box{{0, 0}, {16, 1}}})});
+  SC_ASSERT_OK_AND_ASSIGN(auto t, PlanReshard(big, L("emb vocab:0:4"), {{2, 1}}, {}));
+  EXPECT_EQ(t[0].shards[0].shape, (Shape{8, 1}));
+}
+
+TEST(PlanReshard, QkvValidation) {
+  // 16 heads, 4 groups, head_dim 2: (16 + 8) * 2 = 48 rows.
+  CheckpointMetadata md = Md({MakeTensor("qkv", {48, 4}, {Box{{0, 0}, {48, 4}}})});
+  EXPECT_TRUE(PlanReshard(md, L("qkv qkv:16:4"), {{4, 0}}, {}).ok());
+  EXPECT_TRUE(PlanReshard(md, L("qkv qkv:16:4"), {{8, 0}}, {}).ok());  // TP > groups, divisor
+  auto heads = PlanReshard(md, L("qkv qkv:16:4"), {{3, 0}}, {});
+  ASSERT_FALSE(heads.ok());
+  EXPECT_NE(heads.status().message().find("heads do not divide by TP 3"), std::string::npos) << heads.status();
+  auto rows = PlanReshard(md, L("qkv qkv:16:8"), {{2, 0}}, {});
+  ASSERT_FALSE(rows.ok());
+  EXPECT_NE(rows.status().message().find("not (heads + 2*groups)"), std::string::npos) << rows.status();
+  CheckpointMetadata md2 = Md({MakeTensor("qkv", {72, 4}, {Box{{0, 0}, {72, 4}}})});  // 24 heads, 6 groups, d 2
+  auto groups = PlanReshard(md2, L("qkv qkv:24:6"), {{4, 0}}, {});
+  ASSERT_FALSE(groups.ok());
+  EXPECT_NE(groups.status().message().find("multiple or a divisor"), std::string::npos) << groups.status();
+}
+
+TEST(PlanReshard, NonDividingSplitNamesEveryTensor) {
+  CheckpointMetadata md = Md({MakeTensor("a", {6, 4}, {Box{{0, 0}, {6, 4}}}), MakeTensor("b", {5}, {Box{{0}, {5}}}),
+                              MakeTensor("c", {8}, {Box{{0}, {8}}})});
+  auto p = PlanReshard(md, L(". split:0\n(a|b|c) split:0"), {{4, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  const std::string msg(p.status().message());
+  EXPECT_NE(msg.find("2 tensor(s)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("a [6, 4]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("b [5]"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("c [8]"), std::string::npos) << msg;
+}
+
+TEST(PlanReshard, PrefixRenameAndStrictCheck) {
+  CheckpointMetadata md = Md({MakeTensor("model.vision_model.w", {4}, {Box{{0}, {4}}}),
+                              MakeTensor("model.language_model.w", {4}, {Box{{0}, {4}}})});
+  PlanOptions o;
+  o.prefix = "model.vision_model.";
+  o.renames = {{"model.vision_model.", "vision."}};
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Layout(), {{1, 0}}, o));
+  ASSERT_EQ(plans[0].shards.size(), 1u);
+  EXPECT_EQ(plans[0].shards[0].name, "vision.w");
+  EXPECT_TRUE(CheckExpected(plans[0], {{"vision.w", Shape{4}}}).ok());
+  absl::Status s = CheckExpected(plans[0], {{"vision.w", Shape{2}}, {"vision.b", std::nullopt}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("1 missing"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("vision.b"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("expected [2], the checkpoint gives [4]"), std::string::npos) << s;
+}
+
+TEST(CpuExecutor, CastsLikePyTorch) {
+  // fp32 -> bf16 / fp16 round to nearest even; values chosen on rounding boundaries.
+  CheckpointMetadata md = Md({MakeTensor("f", {6}, {Box{{0}, {6}}}, DType::kFloat32)});
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Layout(), {{1, 0}}, {}));
+  const float in[6] = {1.0f, 1.00390625f /* 1 + 2^-8: tie -> even (1.0) */, 1.01171875f /* tie -> up */, -2.5f,
+                       65520.0f /* fp16 overflow -> inf */, 3.0e-8f /* fp16 subnormal */};
+  std::vector<SourceBuffer> src{SourceBuffer{in, Box{{0}, {6}}}};
+  uint16_t bf[6], hf[6];
+  auto ex = NewCpuExecutor(1);
+  SC_ASSERT_OK(ex->Run({ShardJob{&plans[0].shards[0], &src, bf, DType::kBFloat16}}));
+  SC_ASSERT_OK(ex->Run({ShardJob{&plans[0].shards[0], &src, hf, DType::kFloat16}}));
+  EXPECT_EQ(bf[0], 0x3F80);
+  EXPECT_EQ(bf[1], 0x3F80);
+  EXPECT_EQ(bf[2], 0x3F82);
+  EXPECT_EQ(bf[3], 0xC020);
+  EXPECT_EQ(hf[0], 0x3C00);
+  EXPECT_EQ(hf[3], 0xC100);
+  EXPECT_EQ(hf[4], 0x7C00);
+  EXPECT_EQ(hf[5], 0x0001);  // 3e-8 rounds to the smallest subnormal (5.96e-8 / 2 < 3e-8)
+  // int -> float is refused.
+  CheckpointMetadata mi = Md({MakeTensor("i", {2}, {Box{{0}, {2}}}, DType::kInt64)});
+  SC_ASSERT_OK_AND_ASSIGN(auto pi, PlanReshard(mi, Layout(), {{1, 0}}, {}));
+  int64_t iv[2] = {1, 2};
+  std::vector<SourceBuffer> isrc{SourceBuffer{iv, Box{{0}, {2}}}};
+  float out[2];
+  EXPECT_FALSE(ex->Run({ShardJob{&pi[0].shards[0], &isrc, out, DType::kFloat32}}).ok());
+}
+
+}  // namespace
+}  // namespace shardcast
