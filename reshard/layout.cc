@@ -150,8 +150,9 @@ absl::StatusOr<Layout> Layout::Parse(absl::string_view text, absl::string_view s
 namespace {
 
 // Megatron-Core / Megatron-Bridge TP rules (docs/megatron-layouts.md §6 in the shared docs).
-// Layer-scoped suffixes get two lines: per-layer keys (`layers.<i>.`) and stacked keys
-// (`layers.` + a leading [L] axis, hence @stacked).
+// Layer-scoped suffixes get three lines: per-layer keys (`layers.<i>.`), stacked keys (`layers.`
+// + a leading [L] axis, hence @stacked, also for replicated tensors so that --unstack can split
+// them), and keys outside any layer stack.
 struct PresetLine {
   const char* suffix;
   const char* rule;
@@ -160,12 +161,12 @@ struct PresetLine {
 
 constexpr PresetLine kMegatron[] = {
     {R"(_extra_state(/.*)?)", "opaque", false},
-    {R"(layer_norm_(weight|bias))", "replicate", false},
-    {R"((input_layernorm|pre_mlp_layernorm|pre_cross_attn_layernorm|final_layernorm|final_norm|ln_pre|ln_post|q_layernorm|k_layernorm)\.(weight|bias))",
-     "replicate", false},
+    {R"((.*\.)?layer_norm_(weight|bias))", "replicate", true},
+    {R"((.*\.)?(input_layernorm|pre_mlp_layernorm|pre_cross_attn_layernorm|final_layernorm|final_norm|ln_pre|ln_post|q_layernorm|k_layernorm)\.(weight|bias))",
+     "replicate", true},
     {R"(self_attention\.linear_qkv\.(weight|bias))", "qkv", true},
     {R"(self_attention\.linear_proj\.weight)", "split:1", true},
-    {R"((linear_proj|linear_fc2|out_proj)\.bias)", "replicate", false},
+    {R"((.*\.)?(linear_proj|linear_fc2|out_proj)\.bias)", "replicate", true},
     {R"((mlp|shared_experts)\.linear_fc1\.(weight|bias))", "split:0", true},
     {R"((mlp|shared_experts)\.linear_fc2\.weight)", "split:1", true},
     {R"(core_attention\.softmax_offset)", "split:0", true},
@@ -192,9 +193,8 @@ std::string MegatronPresetText() {
     if (l.layer_scoped) {
       absl::StrAppendFormat(&out, "%-90s %s\n", absl::StrCat(R"(.*\.layers\.[0-9]+\.)", l.suffix), l.rule);
       absl::StrAppendFormat(&out, "%-90s %s@stacked\n", absl::StrCat(R"(.*\.layers\.)", l.suffix), l.rule);
-    } else {
-      absl::StrAppendFormat(&out, "%-90s %s\n", absl::StrCat(R"((.*\.)?)", l.suffix), l.rule);
     }
+    absl::StrAppendFormat(&out, "%-90s %s\n", absl::StrCat(R"((.*\.)?)", l.suffix), l.rule);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "client/cli/inspect.h"
+#include "client/cli/reshard.h"
 
 namespace {
 
@@ -11,7 +12,9 @@ constexpr char kUsage[] =
     "usage: shardcast <command> [args]\n\n"
     "Reads PyTorch Distributed Checkpoints natively and serves tensor-parallel shards.\n\n"
     "commands:\n"
-    "  inspect PATH    list a checkpoint's tensors (dtype, shape, chunks, bytes; --digest, --json)\n\n"
+    "  inspect PATH    list a checkpoint's tensors (dtype, shape, chunks, bytes; --digest, --json)\n"
+    "  reshard PATH    cut one TP rank's shards (--tp N --rank R; --out FILE.safetensors | --digest)\n"
+    "  layouts         list the layout presets, or show one\n\n"
     "Run 'shardcast <command> --help' for a command's flags.\n";
 
 }  // namespace
@@ -25,6 +28,8 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "inspect") return shardcast::cli::RunInspect(args);
+  if (cmd == "reshard") return shardcast::cli::RunReshard(args);
+  if (cmd == "layouts") return shardcast::cli::RunLayouts(args);
   std::cerr << "shardcast: unknown command '" << cmd << "'\n\n" << kUsage;
   return 2;
 }

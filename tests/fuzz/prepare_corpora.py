@@ -289,7 +289,7 @@ class Tensor:
     def __init__(self, storage, offset, size, stride, v3_dtype=None):
         self.args = (storage, offset, tuple(size), tuple(stride), False, OrderedDict())
         if v3_dtype is not None:
-            self.args += (None, getattr(torch, v3_dtype))
+            self.args += (getattr(torch, v3_dtype),)  # (..., backward_hooks, dtype)
         self.fn = _rebuild_tensor_v3 if v3_dtype else _rebuild_tensor_v2
 
     def __reduce_ex__(self, proto):

@@ -1,0 +1,27 @@
+// Small helpers shared by the reshard-style subcommands: the executor for --device, and the
+// expected-names file of strict mode.
+#ifndef SHARDCAST_CLIENT_CLI_DEVICE_H_
+#define SHARDCAST_CLIENT_CLI_DEVICE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/box.h"
+#include "reshard/executor.h"
+
+namespace shardcast::cli {
+
+// "cpu": the reference executor; "cuda": the CUDA executor staging host buffers through GPU 0
+// (Unavailable, saying so, on machines without a GPU).
+absl::StatusOr<std::unique_ptr<ShardExecutor>> MakeExecutor(const std::string& device);
+
+// Strict mode input: a JSON list of names, or an object {name: shape} (shape may be null).
+absl::StatusOr<std::vector<std::pair<std::string, std::optional<Shape>>>> LoadExpectedNames(const std::string& path);
+
+}  // namespace shardcast::cli
+
+#endif  // SHARDCAST_CLIENT_CLI_DEVICE_H_

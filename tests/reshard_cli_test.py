@@ -1,0 +1,211 @@
+"""`shardcast reshard` as a user runs it: every TP shard of the PyTorch 2.11 fixtures against
+expected.json (CPU executor), the megatron preset, safetensors output loaded by the `safetensors`
+package, stacked checkpoints with --unstack, strict mode and the errors."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import junit_unittest  # noqa: E402
+
+
+def runfile(path):
+    base = os.environ.get("TEST_SRCDIR", "")
+    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
+        if os.path.exists(cand):
+            return os.path.realpath(cand)
+    raise FileNotFoundError(path)
+
+
+SHARDCAST = runfile("shardcast/client/cli/shardcast")
+FIXTURES = os.path.dirname(runfile("shared_fixtures/README.md"))
+LAYOUT = runfile("shardcast/tests/data/fixtures.layout")
+GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py")
+CKPTS = ["vit_flat", "vit_tp2", "bridge_iter"]
+DEVICE = os.environ.get("SHARDCAST_TEST_DEVICE", "cpu")
+
+
+def run(*args, check=True):
+    p = subprocess.run([SHARDCAST, *args], capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError("shardcast %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+def reshard_json(ckpt, tp, rank, *extra):
+    out = run("reshard", ckpt, "--tp", str(tp), "--rank", str(rank), "--digest", "--json", "--device", DEVICE, *extra)
+    return json.loads(out.stdout)
+
+
+class ReshardCli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+            cls.expected = json.load(f)["tensors"]
+
+    def check(self, result, tp, rank, keys=None):
+        got = {t["key"]: t for t in result["tensors"]}
+        want = keys if keys is not None else list(self.expected)
+        self.assertEqual(sorted(got), sorted(want))
+        for key in want:
+            self.assertEqual(got[key]["sha256"], self.expected[key]["shards"][str(tp)][rank],
+                             "%s tp %d rank %d (rule %s)" % (key, tp, rank, got[key]["rule"]))
+        return len(want)
+
+    def test_every_shard_tp_1_2_4_matches_expected(self):
+        n = 0
+        for ckpt in CKPTS:
+            for tp in (1, 2, 4):
+                for rank in range(tp):
+                    n += self.check(reshard_json(os.path.join(FIXTURES, "dcp-torch2.11", ckpt), tp, rank,
+                                                 "--layout", LAYOUT), tp, rank)
+        self.assertEqual(n, 3 * 7 * len(self.expected))
+
+    def test_tp3_shards_of_the_tensors_that_divide(self):
+        keys = [k for k, v in self.expected.items() if "3" in v["shards"]]
+        self.assertTrue(keys)
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        for key in keys:
+            for rank in range(3):
+                self.check(reshard_json(path, 3, rank, "--layout", LAYOUT, "--prefix", key), 3, rank,
+                           [k for k in self.expected if k.startswith(key)])
+
+    def test_non_dividing_split_names_every_tensor(self):
+        p = run("reshard", os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), "--tp", "3", "--rank", "0",
+                "--layout", LAYOUT, "--digest", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("model.vision_model.decoder.layers.0.mlp.linear_fc1.weight [256, 64]", p.stderr)
+        self.assertIn("model.vision_model.decoder.layers.1.mlp.linear_fc2.weight [64, 256]", p.stderr)
+        self.assertIn("does not divide by TP 3", p.stderr)
+
+    def test_megatron_preset_with_fixture_overrides(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        rules = ["--rule", r".*word_embeddings\.weight=split:0",
+                 "--rule", r".*language_model.*linear_fc1\.weight=sections:0:2"]
+        for rank in range(2):
+            self.check(reshard_json(path, 2, rank, "--layout", "megatron", *rules), 2, rank)
+        # Without the GLU rule the decoy is cut as a plain split: a different (wrong) shard.
+        res = reshard_json(path, 2, 0, "--layout", "megatron", "--rule", r".*word_embeddings\.weight=split:0")
+        glu = [t for t in res["tensors"] if t["key"].endswith("language_model.decoder.layers.0.mlp.linear_fc1.weight")][0]
+        self.assertNotEqual(glu["sha256"], self.expected[glu["key"]]["shards"]["2"][0])
+
+    def test_vocab_padding_at_tp_2(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        key = "model.language_model.embedding.word_embeddings.weight"
+        res = reshard_json(path, 2, 1, "--layout", "megatron", "--prefix", key)
+        t = res["tensors"][0]
+        self.assertEqual(t["rule"], "vocab:0:128")
+        self.assertEqual(t["shape"], [128, 64])  # 96 rows padded to 256, 128 per rank
+
+    def test_safetensors_output_loads_with_safetensors(self):
+        import safetensors
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "rank1.safetensors")
+            res = json.loads(run("reshard", path, "--tp", "2", "--rank", "1", "--layout", LAYOUT, "--prefix",
+                                 "model.vision_model.", "--rename", "model.vision_model.=vision.", "--out", out,
+                                 "--json", "--device", DEVICE).stdout)
+            with open(out, "rb") as f:
+                blob = f.read()
+            # The safetensors library parses and validates the file (bf16 included).
+            tensors = dict(safetensors.deserialize(blob))
+            self.assertEqual(len(tensors), len(res["tensors"]))
+            st_dtype = {"bfloat16": "BF16", "float32": "F32", "float16": "F16", "int64": "I64"}
+            for t in res["tensors"]:
+                self.assertTrue(t["name"].startswith("vision."))
+                got = tensors[t["name"]]
+                self.assertEqual(list(got["shape"]), t["shape"])
+                self.assertEqual(got["dtype"], st_dtype[t["dtype"]])
+                self.assertEqual(hashlib.sha256(bytes(got["data"])).hexdigest(),
+                                 self.expected[t["key"]]["shards"]["2"][1], t["key"])
+            # NumPy can load the non-bf16 tensors directly.
+            from safetensors.numpy import load
+            with self.assertRaises(Exception):
+                load(blob)  # numpy has no bfloat16: the library refuses, it does not misread
+            header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
+            self.assertEqual(header["__metadata__"]["tp_rank"], "1")
+
+    def test_dtype_cast_to_fp32(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat")
+        key = "model.vision_model.class_token"
+        res = reshard_json(path, 1, 0, "--prefix", key, "--dtype", "fp32")
+        self.assertEqual(res["tensors"][0]["dtype"], "float32")
+        # bf16 -> fp32 is exact: compare with the bf16 bytes widened by hand.
+        with tempfile.TemporaryDirectory() as d:
+            run("reshard", path, "--tp", "1", "--rank", "0", "--prefix", key, "--out", os.path.join(d, "a.st"))
+            with open(os.path.join(d, "a.st"), "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                f.read(n)
+                raw = f.read()
+        widened = b"".join(b"\x00\x00" + raw[i:i + 2] for i in range(0, len(raw), 2))
+        self.assertEqual(res["tensors"][0]["sha256"], hashlib.sha256(widened).hexdigest())
+
+    def test_stacked_unstack_equals_per_layer(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name, extra in (("flat", []), ("stacked", ["--stacked"])):
+                subprocess.run([sys.executable, GENERATOR, os.path.join(d, name), "--preset", "tiny", "--writers", "2",
+                                *extra], check=True, capture_output=True)
+            for tp in (1, 2):
+                for rank in range(tp):
+                    flat = reshard_json(os.path.join(d, "flat"), tp, rank, "--layout", "megatron",
+                                        "--prefix", "model.vision_model.decoder.layers.")
+                    st = reshard_json(os.path.join(d, "stacked"), tp, rank, "--layout", "megatron", "--unstack",
+                                      "--prefix", "model.vision_model.decoder.layers.")
+                    f = {t["name"]: (t["shape"], t["sha256"]) for t in flat["tensors"]}
+                    s = {t["name"]: (t["shape"], t["sha256"]) for t in st["tensors"]}
+                    self.assertEqual(f, s)
+                    self.assertTrue(any(t["rule"].endswith("@stacked") for t in st["tensors"]))
+
+    def test_strict_mode_lists_missing_and_unexpected(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat")
+        with tempfile.TemporaryDirectory() as d:
+            exp = os.path.join(d, "expect.json")
+            with open(exp, "w") as f:
+                json.dump({"model.vision_model.class_token": [1, 1, 64], "model.vision_model.nope": None,
+                           "model.vision_model.embedder.weight": [64, 64]}, f)
+            p = run("reshard", path, "--tp", "2", "--rank", "0", "--layout", LAYOUT, "--prefix", "model.vision_model.e",
+                    "--digest", "--expect", exp, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("model.vision_model.nope", p.stderr)
+        self.assertIn("expected [64, 64], the checkpoint gives [32, 192]", p.stderr)
+        self.assertIn("unexpected", p.stderr)
+
+    def test_refuses_bad_requests(self):
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat")
+        p = run("reshard", path, "--tp", "2", "--rank", "2", "--digest", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--rank must be in 0..1", p.stderr)
+        p = run("reshard", path, "--tp", "2", "--rank", "0", check=False)
+        self.assertEqual(p.returncode, 2)
+        p = run("reshard", path, "--tp", "1", "--rank", "0", "--out", os.path.join(path, "x.safetensors"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("never writes", p.stderr)
+        p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--rule", "x=bogus:1", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown rule", p.stderr)
+
+    @unittest.skipIf(DEVICE == "cuda", "checks the CPU-only machine's answer")
+    def test_cuda_device_without_gpu_is_a_clear_error(self):
+        # On a GPU host run with SHARDCAST_TEST_DEVICE=cuda instead (deploy/gpu/run_gpu_checks.sh).
+        import ctypes.util
+        p = run("reshard", os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat"), "--tp", "1", "--rank", "0",
+                "--digest", "--device", "cuda", check=False)
+        if p.returncode == 0:
+            self.assertIn("cuda", p.stdout + p.stderr)  # a GPU is present: it ran
+        else:
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("no CUDA device", p.stderr)
+
+    def test_layouts_show(self):
+        out = run("layouts", "show", "megatron").stdout
+        self.assertIn("split:1@stacked", out)
+        self.assertIn("vocab:0:128", out)
+        self.assertIn("megatron", run("layouts", "list").stdout)
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
