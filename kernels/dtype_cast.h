@@ -60,8 +60,12 @@ SC_HOST_DEVICE uint16_t FloatToHalf(float f) {
   return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
-// c10::detail::fp16_ieee_to_fp32_value.
+// c10::detail::fp16_ieee_to_fp32_value, with NaN decoded by bits: a quiet NaN keeping the payload,
+// as x86 (SSE arithmetic and F16C) produces it; GPU arithmetic would canonicalize the payload.
 SC_HOST_DEVICE float HalfToFloat(uint16_t h) {
+  if ((h & 0x7C00u) == 0x7C00u && (h & 0x03FFu) != 0) {
+    return BitsFloat((static_cast<uint32_t>(h & 0x8000u) << 16) | 0x7FC00000u | (static_cast<uint32_t>(h & 0x03FFu) << 13));
+  }
   const uint32_t w = static_cast<uint32_t>(h) << 16;
   const uint32_t sign = w & 0x80000000u;
   const uint32_t two_w = w + w;

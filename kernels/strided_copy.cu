@@ -26,10 +26,16 @@ struct RowGeometry {
   int64_t dst_stride[kMaxCopyRank];
   int64_t rows;
   int64_t run;                         // elements per row
-  int64_t tiles_per_row;
+  int64_t tiles_per_row;               // when rows_per_tile == 1
+  int32_t rows_per_tile = 1;           // > 1: short rows, several per warp tile
 };
 
 __device__ __forceinline__ void RowOffsets(const RowGeometry& g, int64_t row, int64_t* so, int64_t* dof) {
+  if (g.outer_rank <= 1) {  // the common 2-D case: no divisions
+    *so = g.outer_rank ? row * g.src_stride[0] : 0;
+    *dof = g.outer_rank ? row * g.dst_stride[0] : 0;
+    return;
+  }
   int64_t s = 0, d = 0;
   for (int k = g.outer_rank - 1; k >= 0; --k) {
     const int64_t i = row % g.extent[k];
@@ -48,6 +54,35 @@ __global__ void CopyRowsKernel(const V* __restrict__ src, V* __restrict__ dst, R
   const int lane = threadIdx.x & 31;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  if (g.rows_per_tile > 1) {
+    // Short rows: a tile holds rows_per_tile whole rows, its slots spread over them.
+    const int32_t run = static_cast<int32_t>(g.run);
+    const int64_t tiles = (g.rows + g.rows_per_tile - 1) / g.rows_per_tile;
+    for (int64_t tile = warp; tile < tiles; tile += warps) {
+      const int64_t row0 = tile * g.rows_per_tile;
+      V vals[kUnroll];
+      int64_t so[kUnroll], dof[kUnroll];
+      bool live[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int32_t idx = u * 32 + lane;
+        const int32_t r = idx / run;
+        const int32_t v = idx - r * run;
+        live[u] = r < g.rows_per_tile && row0 + r < g.rows;
+        if (live[u]) {
+          RowOffsets(g, row0 + r, &so[u], &dof[u]);
+          so[u] += v;
+          dof[u] += v;
+          vals[u] = src ? src[so[u]] : V{};
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (live[u]) dst[dof[u]] = vals[u];
+      }
+    }
+    return;
+  }
   const int64_t tiles = g.rows * g.tiles_per_row;
   for (int64_t tile = warp; tile < tiles; tile += warps) {
     const int64_t row = tile / g.tiles_per_row;
@@ -102,6 +137,57 @@ __global__ void CopyElementsKernel(const char* __restrict__ src, char* __restric
   }
 }
 
+// Casts rows that are contiguous on both sides, 4 elements per thread with vector loads/stores.
+
+template <cast::FloatKind kSrcKind, cast::FloatKind kDstKind>
+__device__ __forceinline__ void Cast4(const char* s, char* o) {
+  float f[4];
+  if (kSrcKind == cast::FloatKind::kFloat32) {
+    const float4 v = *reinterpret_cast<const float4*>(s);
+    f[0] = v.x; f[1] = v.y; f[2] = v.z; f[3] = v.w;
+  } else {
+    const uint2 v = *reinterpret_cast<const uint2*>(s);
+    const uint16_t h[4] = {static_cast<uint16_t>(v.x & 0xFFFFu), static_cast<uint16_t>(v.x >> 16),
+                           static_cast<uint16_t>(v.y & 0xFFFFu), static_cast<uint16_t>(v.y >> 16)};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      f[k] = kSrcKind == cast::FloatKind::kBFloat16 ? cast::BFloat16ToFloat(h[k]) : cast::HalfToFloat(h[k]);
+    }
+  }
+  if (kDstKind == cast::FloatKind::kFloat32) {
+    *reinterpret_cast<float4*>(o) = make_float4(f[0], f[1], f[2], f[3]);
+  } else {
+    uint16_t h[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      h[k] = kDstKind == cast::FloatKind::kBFloat16 ? cast::FloatToBFloat16(f[k]) : cast::FloatToHalf(f[k]);
+    }
+    *reinterpret_cast<uint2*>(o) = make_uint2(h[0] | (static_cast<uint32_t>(h[1]) << 16),
+                                              h[2] | (static_cast<uint32_t>(h[3]) << 16));
+  }
+}
+
+template <cast::FloatKind kSrcKind, cast::FloatKind kDstKind>
+__global__ void CastRowsKernel(const char* __restrict__ src, char* __restrict__ dst, RowGeometry g, int src_item,
+                               int dst_item) {
+  // g.run counts groups of 4 elements; strides are in elements.
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  const int64_t tiles = g.rows * g.tiles_per_row;
+  for (int64_t tile = warp; tile < tiles; tile += warps) {
+    const int64_t row = tile / g.tiles_per_row;
+    const int64_t base = (tile - row * g.tiles_per_row) * kTileVecs;
+    int64_t so, dof;
+    RowOffsets(g, row, &so, &dof);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = base + u * 32 + lane;
+      if (v < g.run) Cast4<kSrcKind, kDstKind>(src + (so + 4 * v) * src_item, dst + (dof + 4 * v) * dst_item);
+    }
+  }
+}
+
 int GridFor(int64_t tiles) {
   static int sms = [] {
     int dev = 0, n = 0;
@@ -146,8 +232,47 @@ void LaunchRows(const CopyDesc& c, cudaStream_t stream) {
   RowGeometry g = Geometry(c, sizeof(V));
   g.run = g.run * c.dst_item / static_cast<int64_t>(sizeof(V));
   g.tiles_per_row = (g.run + kTileVecs - 1) / kTileVecs;
-  CopyRowsKernel<V><<<GridFor(g.rows * g.tiles_per_row), kThreads, 0, stream>>>(
+  int64_t tiles = g.rows * g.tiles_per_row;
+  if (g.run * 2 <= kTileVecs && g.rows > 1) {
+    g.rows_per_tile = static_cast<int32_t>(kTileVecs / g.run);
+    tiles = (g.rows + g.rows_per_tile - 1) / g.rows_per_tile;
+  }
+  CopyRowsKernel<V><<<GridFor(tiles), kThreads, 0, stream>>>(
       reinterpret_cast<const V*>(c.src), reinterpret_cast<V*>(c.dst), g);
+}
+
+// 4-element groups need every row start 4-element aligned in bytes on both sides: 16 B for
+// float32, 8 B for 16-bit types.
+bool CastVectorizable(const CopyDesc& c) {
+  if (c.rank == 0 || c.src_stride[c.rank - 1] != 1 || c.dst_stride[c.rank - 1] != 1) return false;
+  if (c.extent[c.rank - 1] % 4 != 0) return false;
+  if (reinterpret_cast<uintptr_t>(c.src) % (4 * c.src_item) != 0) return false;
+  if (reinterpret_cast<uintptr_t>(c.dst) % (4 * c.dst_item) != 0) return false;
+  for (int k = 0; k + 1 < c.rank; ++k) {
+    if (c.src_stride[k] % 4 != 0 || c.dst_stride[k] % 4 != 0) return false;
+  }
+  return true;
+}
+
+template <cast::FloatKind S, cast::FloatKind D>
+void LaunchCast(const CopyDesc& c, RowGeometry g, cudaStream_t stream) {
+  g.run /= 4;
+  g.tiles_per_row = (g.run + kTileVecs - 1) / kTileVecs;
+  CastRowsKernel<S, D><<<GridFor(g.rows * g.tiles_per_row), kThreads, 0, stream>>>(c.src, c.dst, g, c.src_item,
+                                                                                  c.dst_item);
+}
+
+bool LaunchVectorCast(const CopyDesc& c, const RowGeometry& g, cudaStream_t stream) {
+  using K = cast::FloatKind;
+  const K s = static_cast<K>(c.src_kind), d = static_cast<K>(c.dst_kind);
+  if (s == K::kBFloat16 && d == K::kFloat32) LaunchCast<K::kBFloat16, K::kFloat32>(c, g, stream);
+  else if (s == K::kFloat16 && d == K::kFloat32) LaunchCast<K::kFloat16, K::kFloat32>(c, g, stream);
+  else if (s == K::kFloat32 && d == K::kBFloat16) LaunchCast<K::kFloat32, K::kBFloat16>(c, g, stream);
+  else if (s == K::kFloat32 && d == K::kFloat16) LaunchCast<K::kFloat32, K::kFloat16>(c, g, stream);
+  else if (s == K::kBFloat16 && d == K::kFloat16) LaunchCast<K::kBFloat16, K::kFloat16>(c, g, stream);
+  else if (s == K::kFloat16 && d == K::kBFloat16) LaunchCast<K::kFloat16, K::kBFloat16>(c, g, stream);
+  else return false;
+  return true;
 }
 
 }  // namespace
@@ -176,6 +301,11 @@ absl::Status LaunchCopyDescs(const CopyDesc* descs, size_t n, void* stream_ptr) 
       for (int k = 0; k < g.outer_rank; ++k) {
         g.src_stride[k] = c.src_stride[k];
         g.dst_stride[k] = c.dst_stride[k];
+      }
+      if (c.is_cast() && c.src != nullptr && CastVectorizable(c) && LaunchVectorCast(c, g, stream)) {
+        cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return absl::InternalError(absl::StrCat("CUDA launch failed: ", cudaGetErrorString(err)));
+        continue;
       }
       g.tiles_per_row = (g.run + kTileVecs - 1) / kTileVecs;
       const int64_t si = c.rank > 0 ? c.src_stride[c.rank - 1] : 0;

@@ -38,7 +38,14 @@ class _Result(unittest.TextTestResult):
 
 
 def main(module_name="__main__"):
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[module_name])
+    """Runs every test of the module, or only the names given on the command line
+    (e.g. `ReshardCli.test_tp3_shards_of_the_tensors_that_divide`)."""
+    names = [a for a in sys.argv[1:] if not a.startswith("-")]
+    module = sys.modules[module_name]
+    if names:
+        suite = unittest.defaultTestLoader.loadTestsFromNames(names, module)
+    else:
+        suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_Result)
     result = runner.run(suite)
     out = os.environ.get("XML_OUTPUT_FILE")

@@ -21,10 +21,12 @@ def runfile(path):
     raise FileNotFoundError(path)
 
 
-SHARDCAST = runfile("shardcast/client/cli/shardcast")
-FIXTURES = os.path.dirname(runfile("shared_fixtures/README.md"))
-LAYOUT = runfile("shardcast/tests/data/fixtures.layout")
-GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py")
+# Under `bazel test` everything comes from the runfiles; elsewhere (a GPU host running the
+# bundle) the environment names the pieces.
+SHARDCAST = os.environ.get("SHARDCAST_BIN") or runfile("shardcast/client/cli/shardcast")
+FIXTURES = os.environ.get("SHARDCAST_FIXTURES") or os.path.dirname(runfile("shared_fixtures/README.md"))
+LAYOUT = os.environ.get("SHARDCAST_LAYOUT") or runfile("shardcast/tests/data/fixtures.layout")
+GENERATOR = os.environ.get("SHARDCAST_GENERATOR") or runfile("shardcast/tools/gen_synthetic_dcp.py")
 CKPTS = ["vit_flat", "vit_tp2", "bridge_iter"]
 DEVICE = os.environ.get("SHARDCAST_TEST_DEVICE", "cpu")
 

@@ -13,6 +13,11 @@
 //         tail region), reading from an exact copy of just the region's span, as the reader
 //         does; plus one sub-region chosen from a hash of the input into a full-size buffer.
 //       - Every copied element is compared with a naive strided reference (small regions).
+//
+// A custom mutator makes the search structure-aware: half of the mutations edit the raw bytes
+// (ZIP framing), the other half take the archive apart, mutate one entry (mostly data.pkl, so
+// shapes, strides, offsets and dtypes change) and lay the ZIP out again with correct offsets, so
+// that the mutated pickle actually reaches the tensor checks and the region copy.
 // Sanitizers (ASan + UBSan, built by run_fuzzers.sh) catch memory errors, leaks and UB.
 #include <algorithm>
 #include <cstddef>
@@ -21,15 +26,20 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "checkpoint/region_copy.h"
 #include "checkpoint/torch_record.h"
 #include "common/box.h"
 #include "common/dtype.h"
+
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 namespace {
 
@@ -187,7 +197,77 @@ void ExerciseRecord(const shardcast::TensorRecord& rec, absl::string_view bytes)
   CopyAndCheck(rec, payload, tail, tail);
 }
 
+// ---- structure-aware mutation ----------------------------------------------------------------
+
+void PutU16(std::string* s, uint64_t v) { for (int i = 0; i < 2; ++i) s->push_back(static_cast<char>(v >> (8 * i))); }
+void PutU32(std::string* s, uint64_t v) { for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i))); }
+void PutU64(std::string* s, uint64_t v) { for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i))); }
+
+// A STORED ZIP of `files`, optionally closed with zip64 end records as torch.save writes them.
+std::string BuildZip(const std::vector<std::pair<std::string, std::string>>& files, bool zip64) {
+  std::string out, cd;
+  for (const auto& [name, data] : files) {
+    const uint64_t lho = out.size();
+    PutU32(&out, 0x04034b50); PutU16(&out, 20); PutU16(&out, 0); PutU16(&out, 0); PutU32(&out, 0);
+    PutU32(&out, 0); PutU32(&out, data.size()); PutU32(&out, data.size()); PutU16(&out, name.size()); PutU16(&out, 0);
+    out += name;
+    out += data;
+    PutU32(&cd, 0x02014b50); PutU16(&cd, 0x031e); PutU16(&cd, 20); PutU16(&cd, 0); PutU16(&cd, 0); PutU32(&cd, 0);
+    PutU32(&cd, 0); PutU32(&cd, data.size()); PutU32(&cd, data.size()); PutU16(&cd, name.size()); PutU16(&cd, 0);
+    PutU16(&cd, 0); PutU16(&cd, 0); PutU16(&cd, 0); PutU32(&cd, 0); PutU32(&cd, lho);
+    cd += name;
+  }
+  const uint64_t cd_off = out.size();
+  out += cd;
+  if (zip64) {
+    const uint64_t z64 = out.size();
+    PutU32(&out, 0x06064b50); PutU64(&out, 44); PutU16(&out, 0x031e); PutU16(&out, 45); PutU32(&out, 0);
+    PutU32(&out, 0); PutU64(&out, files.size()); PutU64(&out, files.size()); PutU64(&out, cd.size());
+    PutU64(&out, cd_off);
+    PutU32(&out, 0x07064b50); PutU32(&out, 0); PutU64(&out, z64); PutU32(&out, 1);
+  }
+  PutU32(&out, 0x06054b50); PutU16(&out, 0); PutU16(&out, 0); PutU16(&out, files.size()); PutU16(&out, files.size());
+  PutU32(&out, cd.size()); PutU32(&out, cd_off); PutU16(&out, 0);
+  return out;
+}
+
+// Takes the record apart, mutates one entry with libFuzzer's mutators and rebuilds the ZIP.
+// Returns 0 when the input is not a ZIP this reader can take apart (or the result is too big).
+size_t MutateEntry(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng) {
+  const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
+  const shardcast::StringRecordSource source(bytes);
+  absl::StatusOr<std::vector<shardcast::ZipEntry>> entries = shardcast::ReadZipDirectory(source, "mutator");
+  if (!entries.ok() || entries->empty()) return 0;
+  std::vector<std::pair<std::string, std::string>> files;
+  size_t pkl = 0;
+  for (const shardcast::ZipEntry& e : *entries) {
+    absl::StatusOr<uint64_t> at = shardcast::ZipEntryDataOffset(source, e, "mutator");
+    if (!at.ok()) return 0;
+    if (absl::EndsWith(e.name, "data.pkl")) pkl = files.size();
+    files.emplace_back(e.name, std::string(bytes.substr(*at, e.size)));
+  }
+  const size_t pick = rng() % 4 != 0 ? pkl : rng() % files.size();
+  std::string& b = files[pick].second;
+  const size_t old_len = b.size();
+  b.resize(old_len + 64 + old_len / 4);
+  const size_t n = LLVMFuzzerMutate(reinterpret_cast<uint8_t*>(b.data()), old_len, b.size());
+  b.resize(n);
+  const std::string out = BuildZip(files, rng() % 4 != 0);
+  if (out.size() > max_size) return 0;
+  std::memcpy(data, out.data(), out.size());
+  return out.size();
+}
+
 }  // namespace
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
+  std::minstd_rand rng(seed);
+  if (rng() % 2 == 0) {
+    const size_t n = MutateEntry(data, size, max_size, rng);
+    if (n != 0) return n;
+  }
+  return LLVMFuzzerMutate(data, size, max_size);
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
