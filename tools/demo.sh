@@ -12,3 +12,6 @@ bazel-bin/client/cli/shardcast inspect "$ckpt" --digest
 echo
 echo "\$ shardcast inspect $ckpt --prefix model.vision_model.decoder.layers.0.mlp --json"
 bazel-bin/client/cli/shardcast inspect "$ckpt" --prefix model.vision_model.decoder.layers.0.mlp --json
+echo
+echo "\$ shardcast reshard $ckpt --tp 2 --rank 1 --prefix model.vision_model. --digest"
+bazel-bin/client/cli/shardcast reshard "$ckpt" --tp 2 --rank 1 --prefix model.vision_model. --digest
