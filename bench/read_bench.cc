@@ -21,7 +21,7 @@
 
 #include "absl/strings/str_format.h"
 #include "checkpoint/reader.h"
-#include "client/cli/args.h"
+#include "common/args.h"
 #include "common/json.h"
 
 namespace shardcast {
@@ -60,7 +60,7 @@ uint64_t PlainRead(const std::vector<std::string>& files) {
 }
 
 int Main(int argc, char** argv) {
-  cli::ArgParser p("read_bench", "read_bench PATH [--prefix P] [--threads N] [--block-size BYTES] [--direct] [--repeat N] [--json]",
+  ArgParser p("read_bench", "read_bench PATH [--prefix P] [--threads N] [--block-size BYTES] [--direct] [--repeat N] [--json]",
                    "Throughput of shardcast's parallel checkpoint reader next to a plain sequential read of the\n"
                    "same files, cold and warm page cache.");
   p.AddPositional("PATH", "checkpoint folder");

@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "checkpoint/digest.h"
-#include "client/cli/args.h"
+#include "common/args.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
 

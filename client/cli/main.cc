@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "client/cli/inspect.h"
+#include "client/cli/remote.h"
 #include "client/cli/reshard.h"
 
 namespace {
@@ -14,7 +15,9 @@ constexpr char kUsage[] =
     "commands:\n"
     "  inspect PATH    list a checkpoint's tensors (dtype, shape, chunks, bytes; --digest, --json)\n"
     "  reshard PATH    cut one TP rank's shards (--tp N --rank R; --out FILE.safetensors | --digest)\n"
-    "  layouts         list the layout presets, or show one\n\n"
+    "  layouts         list the layout presets, or show one\n"
+    "  status          state of a running shardcastd (--server ADDR; --json, --watch, --wait-ready S)\n"
+    "  fetch           receive a TP rank's shards from a running shardcastd (--server ADDR --tp N --rank R)\n\n"
     "Run 'shardcast <command> --help' for a command's flags.\n";
 
 }  // namespace
@@ -30,6 +33,8 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return shardcast::cli::RunInspect(args);
   if (cmd == "reshard") return shardcast::cli::RunReshard(args);
   if (cmd == "layouts") return shardcast::cli::RunLayouts(args);
+  if (cmd == "status") return shardcast::cli::RunStatus(args);
+  if (cmd == "fetch") return shardcast::cli::RunFetch(args);
   std::cerr << "shardcast: unknown command '" << cmd << "'\n\n" << kUsage;
   return 2;
 }

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "client/cli/args.h"
+#include "common/args.h"
 #include "client/cli/device.h"
 #include "common/json.h"
 #include "common/progress.h"

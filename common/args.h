@@ -1,7 +1,7 @@
 // A small command-line parser for the `shardcast` subcommands: `--flag value`, `--flag=value`,
 // boolean `--flag`, repeated flags, positional arguments and a generated `--help`.
-#ifndef SHARDCAST_CLIENT_CLI_ARGS_H_
-#define SHARDCAST_CLIENT_CLI_ARGS_H_
+#ifndef SHARDCAST_COMMON_ARGS_H_
+#define SHARDCAST_COMMON_ARGS_H_
 
 #include <map>
 #include <optional>
@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace shardcast::cli {
+namespace shardcast {
 
 class ArgParser {
  public:
@@ -58,6 +58,6 @@ class ArgParser {
   bool help_requested_ = false;
 };
 
-}  // namespace shardcast::cli
+}  // namespace shardcast
 
-#endif  // SHARDCAST_CLIENT_CLI_ARGS_H_
+#endif  // SHARDCAST_COMMON_ARGS_H_

@@ -1,4 +1,4 @@
-#include "client/cli/args.h"
+#include "common/args.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace shardcast::cli {
+namespace shardcast {
 
 void ArgParser::AddFlag(const std::string& name, const std::string& value_name, const std::string& help,
                         const std::string& default_value, bool repeated) {
@@ -138,4 +138,4 @@ absl::StatusOr<uint64_t> ArgParser::GetBytes(const std::string& name) const {
   return v * mult;
 }
 
-}  // namespace shardcast::cli
+}  // namespace shardcast

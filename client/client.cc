@@ -1,0 +1,371 @@
+#include "client/client.h"
+
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <future>
+#include <map>
+#include <random>
+#include <set>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/crc32c.h"
+#include "common/status_macros.h"
+#include "proto/shardcast/v1/shardcast.grpc.pb.h"
+#include "transport/nccl_comm.h"
+
+namespace shardcast {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.error_message());
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) msg += " (deadline exceeded; raise the client timeout?)";
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
+}
+
+void Prepare(grpc::ClientContext* ctx, const ClientOptions& o) {
+  ctx->set_deadline(std::chrono::system_clock::now() + o.deadline);
+  if (!o.token.empty()) ctx->AddMetadata("authorization", "Bearer " + o.token);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+const ShardEntry* Manifest::Find(const std::string& name) const {
+  for (const ShardEntry& s : shards) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+Json FetchReport::ToJson() const {
+  Json j = Json::Object();
+  j.Set("transport", transport);
+  j.Set("bytes", bytes);
+  j.Set("shards", shards);
+  j.Set("crc_checked", crc_checked);
+  j.Set("seconds", seconds);
+  j.Set("gbps", seconds > 0 ? bytes / seconds / 1e9 : 0.0);
+  return j;
+}
+
+Json ManifestToJson(const Manifest& m) {
+  Json j = Json::Object();
+  j.Set("request_id", m.request_id);
+  Json shards = Json::Array();
+  for (const ShardEntry& s : m.shards) {
+    Json t = Json::Object();
+    t.Set("name", s.name);
+    t.Set("key", s.key);
+    t.Set("dtype", s.dtype);
+    t.Set("shape", Json::ArrayOf(s.shape));
+    t.Set("nbytes", s.nbytes);
+    t.Set("crc32c", static_cast<int64_t>(s.crc32c));
+    t.Set("owner_rank", s.owner_rank);
+    t.Set("rule", s.rule);
+    shards.Append(std::move(t));
+  }
+  j.Set("shards", std::move(shards));
+  j.Set("endpoints", Json::ArrayOf(m.endpoints));
+  j.Set("opaque", Json::ArrayOf(m.opaque));
+  j.Set("total_bytes", m.total_bytes);
+  return j;
+}
+
+struct Client::Impl {
+  std::unique_ptr<v1::Shardcast::Stub> stub;
+  std::mutex mu;
+  std::map<std::string, std::unique_ptr<v1::LoaderRank::Stub>> rank_stubs;  // by address
+  std::map<std::string, std::unique_ptr<NcclPeerComm>> comms;                 // by address
+  std::shared_ptr<const NcclLib> nccl;
+  std::string session_id;
+
+  v1::LoaderRank::Stub* RankStub(const std::string& address) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& s = rank_stubs[address];
+    if (!s) s = v1::LoaderRank::NewStub(MakeChannel(address));
+    return s.get();
+  }
+};
+
+Client::Client(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  if (options.address.empty()) {
+    return absl::InvalidArgumentError("no server address: pass --server HOST:PORT (or set SHARDCAST_ADDR)");
+  }
+  std::unique_ptr<Client> c(new Client(std::move(options)));
+  auto channel = MakeChannel(c->options_.address);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + c->options_.deadline)) {
+    return absl::UnavailableError(absl::StrCat("cannot reach shardcastd at ", c->options_.address, " within ",
+                                               c->options_.deadline.count(), " ms"));
+  }
+  c->impl_->stub = v1::Shardcast::NewStub(channel);
+  std::random_device rd;
+  c->impl_->session_id = absl::StrCat(absl::Hex(rd()), absl::Hex(rd()), absl::Hex(rd()));
+  return c;
+}
+
+absl::StatusOr<Json> Client::Status() {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, options_);
+  v1::ServiceStatus st;
+  SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetStatus(&ctx, v1::StatusRequest(), &st), "status"));
+  Json j = Json::Object();
+  j.Set("state", st.state());
+  if (!st.reason().empty()) j.Set("reason", st.reason());
+  j.Set("uptime_seconds", st.uptime_seconds());
+  j.Set("checkpoint", st.checkpoint());
+  j.Set("world_size", static_cast<int64_t>(st.world_size()));
+  j.Set("nccl_version", st.nccl_version());
+  Json ranks = Json::Array();
+  for (const v1::RankState& r : st.ranks()) {
+    Json rj = Json::Object();
+    rj.Set("rank", static_cast<int64_t>(r.rank()));
+    rj.Set("state", r.state());
+    rj.Set("host", r.host());
+    rj.Set("address", r.address());
+    rj.Set("device", r.device());
+    rj.Set("bytes_read", r.bytes_read());
+    rj.Set("bytes_selected", r.bytes_selected());
+    rj.Set("read_gbps", r.read_gbps());
+    rj.Set("memory_held", r.memory_held());
+    rj.Set("tensors_owned", static_cast<int64_t>(r.tensors_owned()));
+    rj.Set("clients_served", r.clients_served());
+    rj.Set("clients_active", static_cast<int64_t>(r.clients_active()));
+    rj.Set("last_error", r.last_error());
+    rj.Set("pid", r.pid());
+    ranks.Append(std::move(rj));
+  }
+  j.Set("ranks", std::move(ranks));
+  Json cached = Json::Array();
+  for (const std::string& c : st.cached_layouts()) cached.Append(Json(c));
+  j.Set("cached_layouts", std::move(cached));
+  return j;
+}
+
+absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec) {
+  v1::ShardRequest req;
+  req.set_tp_size(spec.tp_size);
+  req.set_tp_rank(spec.tp_rank);
+  req.set_layout(spec.layout);
+  for (const auto& r : spec.rules) req.add_rules(r);
+  req.set_prefix(spec.prefix);
+  for (const auto& r : spec.renames) req.add_renames(r);
+  req.set_unstack(spec.unstack);
+  req.set_dtype(spec.dtype);
+  grpc::ClientContext ctx;
+  Prepare(&ctx, options_);
+  v1::Manifest pm;
+  SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetManifest(&ctx, req, &pm), "manifest"));
+  Manifest m;
+  m.request_id = pm.request_id();
+  m.total_bytes = pm.total_bytes();
+  for (const v1::ShardInfo& s : pm.shards()) {
+    ShardEntry e;
+    e.name = s.name();
+    e.key = s.key();
+    e.dtype = s.dtype();
+    e.rule = s.rule();
+    e.shape.assign(s.shape().begin(), s.shape().end());
+    e.nbytes = s.nbytes();
+    e.crc32c = s.crc32c();
+    e.owner_rank = static_cast<int>(s.owner_rank());
+    m.shards.push_back(std::move(e));
+  }
+  m.endpoints.resize(pm.endpoints_size());
+  for (const v1::RankEndpoint& e : pm.endpoints()) {
+    if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
+  }
+  m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
+  return m;
+}
+
+absl::Status Client::CheckDestinations(const Manifest& m, const std::vector<Destination>& dst) const {
+  std::vector<std::string> problems;
+  std::set<std::string> seen;
+  for (const Destination& d : dst) {
+    const ShardEntry* e = m.Find(d.name);
+    if (e == nullptr) {
+      problems.push_back(absl::StrCat("'", d.name, "' is not in the manifest"));
+      continue;
+    }
+    if (!seen.insert(d.name).second) problems.push_back(absl::StrCat("'", d.name, "' is given twice"));
+    if (d.data == nullptr && e->nbytes > 0) problems.push_back(absl::StrCat("'", d.name, "' has no buffer"));
+    if (d.nbytes != e->nbytes) {
+      problems.push_back(absl::StrCat("'", d.name, "': buffer of ", d.nbytes, " bytes, the shard has ", e->nbytes));
+    }
+    if (!d.dtype.empty() && d.dtype != e->dtype) {
+      problems.push_back(absl::StrCat("'", d.name, "': buffer dtype ", d.dtype, ", the shard is ", e->dtype));
+    }
+    if (d.shape && *d.shape != e->shape) {
+      problems.push_back(absl::StrCat("'", d.name, "': buffer shape ", ShapeToString(*d.shape), ", the shard is ",
+                                      ShapeToString(e->shape)));
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  std::string msg = "refusing to receive (nothing was transferred):";
+  for (const std::string& p : problems) absl::StrAppend(&msg, "\n  ", p);
+  return absl::InvalidArgumentError(msg);
+}
+
+absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::vector<Destination>& dst) {
+  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::map<int, std::vector<const Destination*>> by_rank;
+  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
+  std::vector<std::future<absl::Status>> calls;
+  for (auto& [rank, list] : by_rank) {
+    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("manifest lacks an endpoint");
+    const std::string address = m.endpoints[rank];
+    calls.push_back(std::async(std::launch::async, [this, &m, address, rank = rank, list = list]() -> absl::Status {
+      std::map<std::string, const Destination*> want;
+      v1::FetchRequest req;
+      req.set_request_id(m.request_id);
+      for (const Destination* d : list) {
+        req.add_names(d->name);
+        want[d->name] = d;
+      }
+      grpc::ClientContext ctx;
+      Prepare(&ctx, options_);
+      std::unique_ptr<grpc::ClientReader<v1::FetchChunk>> reader = impl_->RankStub(address)->Fetch(&ctx, req);
+      v1::FetchChunk chunk;
+      const Destination* current = nullptr;
+      std::map<std::string, uint64_t> received;
+      while (reader->Read(&chunk)) {
+        if (!chunk.name().empty()) {
+          auto it = want.find(chunk.name());
+          if (it == want.end()) {
+            ctx.TryCancel();
+            return absl::DataLossError(absl::StrCat("rank ", rank, " sent an unrequested shard '", chunk.name(), "'"));
+          }
+          current = it->second;
+        }
+        if (current == nullptr || chunk.offset() + chunk.data().size() > current->nbytes) {
+          ctx.TryCancel();
+          return absl::DataLossError(absl::StrCat("rank ", rank, " sent bytes past a shard's end"));
+        }
+        std::memcpy(static_cast<char*>(current->data) + chunk.offset(), chunk.data().data(), chunk.data().size());
+        received[current->name] += chunk.data().size();
+      }
+      SC_RETURN_IF_ERROR(FromGrpc(reader->Finish(), absl::StrCat("fetch from loader rank ", rank, " (", address, ")")));
+      for (const Destination* d : list) {
+        if (received[d->name] != d->nbytes) {
+          return absl::DataLossError(absl::StrCat("'", d->name, "': received ", received[d->name], " of ", d->nbytes, " bytes"));
+        }
+      }
+      return absl::OkStatus();
+    }));
+  }
+  absl::Status first;
+  for (auto& c : calls) {
+    absl::Status s = c.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  SC_RETURN_IF_ERROR(first);
+  FetchReport r;
+  r.transport = "stream";
+  for (const Destination& d : dst) {
+    const ShardEntry* e = m.Find(d.name);
+    if (options_.verify_crc32c) {
+      const uint32_t crc = Crc32c(d.data, d.nbytes);
+      if (crc != e->crc32c) {
+        return absl::DataLossError(absl::StrCat("'", d.name, "': CRC32C mismatch (received ", crc, ", manifest ", e->crc32c,
+                                                "): the bytes were corrupted in transit"));
+      }
+      ++r.crc_checked;
+    }
+    r.bytes += d.nbytes;
+    ++r.shards;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
+  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
+  if (!impl_->nccl) {
+    SC_ASSIGN_OR_RETURN(impl_->nccl, NcclLib::Load(options_.nccl_library));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  std::map<int, std::vector<const Destination*>> by_rank;
+  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
+  std::vector<std::future<absl::Status>> calls;
+  for (auto& [rank, list] : by_rank) {
+    const std::string address = m.endpoints.at(rank);
+    calls.push_back(std::async(std::launch::async, [this, &m, address, device, rank = rank, list = list]() -> absl::Status {
+      v1::OpenSessionRequest open;
+      open.set_request_id(m.request_id);
+      open.set_client_nccl_version(impl_->nccl->version);
+      open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
+      for (const Destination* d : list) open.add_names(d->name);
+      grpc::ClientContext ctx;
+      Prepare(&ctx, options_);
+      v1::OpenSessionReply reply;
+      SC_RETURN_IF_ERROR(FromGrpc(impl_->RankStub(address)->OpenNcclSession(&ctx, open, &reply),
+                                  absl::StrCat("NCCL session with loader rank ", rank, " (", address, ")")));
+      NcclPeerComm* comm = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        auto it = impl_->comms.find(address);
+        if (it != impl_->comms.end() && reply.reused() && !it->second->broken()) comm = it->second.get();
+      }
+      if (comm == nullptr) {
+        if (reply.nccl_unique_id().empty()) {
+          return absl::FailedPreconditionError("the server reused a session this client no longer has");
+        }
+        SC_ASSIGN_OR_RETURN(std::unique_ptr<NcclPeerComm> c,
+                            NcclPeerComm::Create(impl_->nccl, reply.nccl_unique_id(), 1, device, options_.deadline));
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        comm = c.get();
+        impl_->comms[address] = std::move(c);
+      }
+      std::vector<NcclBuffer> buffers;
+      for (const std::string& n : reply.names()) {
+        for (const Destination* d : list) {
+          if (d->name == n) buffers.push_back(NcclBuffer{d->data, d->nbytes});
+        }
+      }
+      if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
+      return comm->Transfer(buffers, /*send=*/false, options_.deadline);
+    }));
+  }
+  absl::Status first;
+  for (auto& c : calls) {
+    absl::Status s = c.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  SC_RETURN_IF_ERROR(first);
+  FetchReport r;
+  r.transport = "nccl";
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string host;
+  for (const Destination& d : dst) {
+    if (options_.verify_crc32c) {
+      host.resize(d.nbytes);
+      if (cudaMemcpy(host.data(), d.data, d.nbytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        cudaGetLastError();
+        return absl::InternalError("cudaMemcpy for the CRC32C check failed");
+      }
+      const uint32_t crc = Crc32c(host.data(), d.nbytes);
+      if (crc != m.Find(d.name)->crc32c) {
+        return absl::DataLossError(absl::StrCat("'", d.name, "': CRC32C mismatch after the NCCL transfer"));
+      }
+      ++r.crc_checked;
+    }
+    r.bytes += d.nbytes;
+    ++r.shards;
+  }
+  return r;
+}
+
+}  // namespace shardcast

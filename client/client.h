@@ -1,0 +1,97 @@
+// The shardcast client library (C++): connect to shardcastd, ask for a manifest, and receive a TP
+// rank's shards straight into caller-owned buffers: host memory over the gRPC byte stream, or GPU
+// memory over NCCL. Shapes, dtypes and sizes are checked before any byte moves; every shard's
+// CRC32C is checked on arrival (unless disabled); every call has a deadline.
+//
+//   SC_ASSIGN_OR_RETURN(auto client, Client::Connect({"node1:7070", token, 60s}));
+//   SC_ASSIGN_OR_RETURN(Manifest m, client->GetManifest(spec));
+//   std::vector<Destination> dst = ...;  // one per shard name, with its buffer
+//   SC_ASSIGN_OR_RETURN(FetchReport r, client->ReceiveHost(m, dst));
+#ifndef SHARDCAST_CLIENT_CLIENT_H_
+#define SHARDCAST_CLIENT_CLIENT_H_
+
+#include <chrono>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/box.h"
+#include "common/json.h"
+#include "common/shard_request.h"
+
+namespace shardcast {
+
+struct ClientOptions {
+  std::string address;                         // rank 0, host:port
+  std::string token;                           // "" if the service needs none
+  std::chrono::milliseconds deadline{60000};   // every RPC and every NCCL wait
+  bool verify_crc32c = true;
+  std::string nccl_library;                    // for ReceiveDevice; "" = SHARDCAST_NCCL_LIBRARY or libnccl.so.2
+};
+
+struct ShardEntry {
+  std::string name, key, dtype, rule;
+  Shape shape;
+  uint64_t nbytes = 0;
+  uint32_t crc32c = 0;
+  int owner_rank = 0;
+};
+
+struct Manifest {
+  std::string request_id;
+  std::vector<ShardEntry> shards;
+  std::vector<std::string> endpoints;  // by loader rank
+  std::vector<std::string> opaque;
+  uint64_t total_bytes = 0;
+  const ShardEntry* Find(const std::string& name) const;
+};
+
+// Where one shard goes. `dtype` / `shape` (if set) are checked against the manifest.
+struct Destination {
+  std::string name;
+  void* data = nullptr;
+  uint64_t nbytes = 0;
+  std::string dtype;
+  std::optional<Shape> shape;
+};
+
+struct FetchReport {
+  std::string transport;   // "stream" or "nccl"
+  uint64_t bytes = 0;
+  int shards = 0;
+  int crc_checked = 0;
+  double seconds = 0;
+  Json ToJson() const;
+};
+
+class Client {
+ public:
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
+  ~Client();
+
+  // The service status as JSON (the fields of `shardcast status --json`).
+  absl::StatusOr<Json> Status();
+  absl::StatusOr<Manifest> GetManifest(const ShardRequestSpec& spec);
+
+  // Host buffers, over the gRPC stream from each owning loader rank (in parallel).
+  absl::StatusOr<FetchReport> ReceiveHost(const Manifest& manifest, const std::vector<Destination>& dst);
+  // Device buffers on `device`, over NCCL (one session per owning rank, reused across calls).
+  absl::StatusOr<FetchReport> ReceiveDevice(const Manifest& manifest, const std::vector<Destination>& dst, int device);
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  explicit Client(ClientOptions options);
+  absl::Status CheckDestinations(const Manifest& m, const std::vector<Destination>& dst) const;
+  ClientOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+Json ManifestToJson(const Manifest& m);
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_CLIENT_CLIENT_H_

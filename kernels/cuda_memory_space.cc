@@ -1,0 +1,74 @@
+#include "kernels/cuda_memory_space.h"
+
+#include <cuda_runtime.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "kernels/cuda_executor.h"
+
+namespace shardcast {
+namespace {
+
+absl::Status Cuda(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  cudaGetLastError();
+  const std::string msg = absl::StrCat(what, ": ", cudaGetErrorString(err));
+  if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
+}
+
+class CudaMemorySpace : public MemorySpace {
+ public:
+  explicit CudaMemorySpace(int device) : device_(device) {}
+  ~CudaMemorySpace() override {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  absl::Status Init() {
+    SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device_), "cudaSetDevice"));
+    return Cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  }
+  std::string name() const override { return absl::StrCat("cuda:", device_); }
+  bool is_device() const override { return true; }
+  absl::StatusOr<void*> Allocate(size_t n) override {
+    cudaSetDevice(device_);
+    void* p = nullptr;
+    SC_RETURN_IF_ERROR(Cuda(cudaMalloc(&p, n ? n : 1), "cudaMalloc"));
+    return p;
+  }
+  void Free(void* p) override { cudaFree(p); }
+  absl::StatusOr<void*> AllocateStaging(size_t n) override {
+    cudaSetDevice(device_);
+    void* p = nullptr;
+    SC_RETURN_IF_ERROR(Cuda(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "cudaHostAlloc"));
+    return p;
+  }
+  void FreeStaging(void* p) override { cudaFreeHost(p); }
+  absl::Status CopyIn(void* dst, const void* src, size_t n) override {
+    return Cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync H2D");
+  }
+  absl::Status CopyOut(void* dst, const void* src, size_t n) override {
+    SC_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync D2H"));
+    return Synchronize();
+  }
+  absl::Status Synchronize() override { return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCudaExecutor(device_); }
+
+ private:
+  int device_;
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MemorySpace>> NewCudaMemorySpace(int device) {
+  const int n = CudaDeviceCount();
+  if (device >= n) {
+    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, " (", n,
+                                               " visible); use --device cpu on nodes without GPUs"));
+  }
+  auto m = std::make_unique<CudaMemorySpace>(device);
+  SC_RETURN_IF_ERROR(m->Init());
+  return std::unique_ptr<MemorySpace>(std::move(m));
+}
+
+}  // namespace shardcast

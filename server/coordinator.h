@@ -1,0 +1,70 @@
+// Rank 0's control-plane core: watches every loader rank (GetRankState over gRPC, with a
+// deadline), derives the service state (loading / ready / failed, sticky once failed, with the
+// reason), and answers manifests by preparing the request on every rank and merging the shards
+// (owner rank, CRC32C) in plan order.
+#ifndef SHARDCAST_SERVER_COORDINATOR_H_
+#define SHARDCAST_SERVER_COORDINATOR_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/shardcast/v1/shardcast.grpc.pb.h"
+#include "server/loader.h"
+
+namespace shardcast {
+
+struct CoordinatorOptions {
+  std::vector<std::string> rank_addresses;  // index = rank
+  std::string token;
+  std::chrono::milliseconds deadline{60000};
+  std::chrono::milliseconds poll_interval{250};
+  std::string checkpoint;
+  int nccl_version = 0;
+  // Called whenever the state changes ("loading", "ready", "failed").
+  std::function<void(const std::string&)> on_state;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, Loader* local);
+  ~Coordinator();
+  void Start();
+  void Stop();
+
+  // UNAVAILABLE when failed (with the reason), FAILED_PRECONDITION while loading; the request's
+  // own errors as the ranks report them.
+  absl::StatusOr<v1::Manifest> Manifest(const v1::ShardRequest& request);
+  v1::ServiceStatus Status();
+  std::string state();
+  // Blocks until ready or failed or the timeout passes; returns the state.
+  std::string WaitUntilSettled(std::chrono::milliseconds timeout);
+
+ private:
+  void Poll();
+  void SetState(const std::string& state, const std::string& reason);
+
+  CoordinatorOptions options_;
+  Loader* local_;
+  std::vector<std::unique_ptr<v1::LoaderRank::Stub>> stubs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string state_ = "loading";
+  std::string reason_;
+  std::vector<v1::RankState> ranks_;
+  std::vector<std::chrono::steady_clock::time_point> last_ok_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_SERVER_COORDINATOR_H_

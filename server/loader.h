@@ -1,0 +1,130 @@
+// Loader: one loader rank's core (plain C++, no gRPC or MPI). It opens the checkpoint, takes the
+// tensors it owns (see ownership.h), reads them once into its MemorySpace, and prepares shards
+// for requests: plan (reshard/planner) -> executor (CPU or CUDA) -> CRC32C, cached within the
+// memory budget. The gRPC adapters (loader_service.h) and rank 0's coordinator sit on top.
+#ifndef SHARDCAST_SERVER_LOADER_H_
+#define SHARDCAST_SERVER_LOADER_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "checkpoint/reader.h"
+#include "common/shard_request.h"
+#include "reshard/layout.h"
+#include "reshard/planner.h"
+#include "server/memory_space.h"
+
+namespace shardcast {
+
+struct LoaderOptions {
+  std::string checkpoint;
+  std::optional<int64_t> iteration;
+  std::string prefix;                   // keys the service holds
+  std::string layout = "megatron";      // default layout of requests
+  std::vector<std::string> rules;       // default extra rules
+  int rank = 0;
+  int world_size = 1;
+  uint64_t memory_budget = 0;           // 0: no limit
+  int read_threads = 8;
+  uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
+};
+
+struct PreparedShard {
+  std::string name, key, rule;
+  DType dtype = DType::kFloat32;
+  Shape shape;
+  uint64_t nbytes = 0;
+  uint32_t crc32c = 0;
+  int owner = 0;
+  const void* data = nullptr;           // in the memory space; only on the owner
+};
+
+struct PreparedRequest {
+  std::string id;
+  std::vector<PreparedShard> shards;    // every shard of the request, in plan order
+  std::vector<std::string> opaque;
+  uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
+  std::vector<void*> allocations;       // freed on eviction
+};
+
+struct RankSnapshot {
+  std::string state;                    // loading | ready | failed
+  std::string device;
+  uint64_t bytes_read = 0, bytes_selected = 0, memory_held = 0, clients_served = 0;
+  uint32_t tensors_owned = 0, clients_active = 0;
+  double read_gbps = 0;
+  std::string last_error;
+  std::vector<std::string> cached_requests;
+};
+
+class Loader {
+ public:
+  // Opens the checkpoint, selects keys, assigns owners. NotFound if --prefix selects nothing.
+  static absl::StatusOr<std::unique_ptr<Loader>> Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory);
+  ~Loader();
+
+  // Reads the owned tensors into the memory space. Sets state ready, or failed with the error.
+  absl::Status Load();
+
+  // The id under which a request's shards are cached (same on every rank).
+  std::string RequestId(const ShardRequestSpec& spec) const;
+
+  // Plans the request and produces the shards this rank owns (cached). InvalidArgument for a
+  // bad request (layout, rule, non-dividing split: the message names every tensor),
+  // FailedPrecondition while not ready, ResourceExhausted beyond the memory budget.
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec);
+  // A prepared request by id (nullptr if unknown or evicted).
+  std::shared_ptr<const PreparedRequest> Find(const std::string& id);
+
+  // Copies `n` bytes of a prepared shard, from `offset`, to host memory.
+  absl::Status CopyOut(const PreparedShard& shard, uint64_t offset, uint64_t n, char* dst);
+
+  RankSnapshot Snapshot() const;
+  MemorySpace& memory() { return *memory_; }
+  const LoaderOptions& options() const { return options_; }
+  const CheckpointReader& reader() const { return *reader_; }
+  const std::vector<int>& owners() const { return owners_; }
+  void ClientStarted() { ++clients_served_; ++clients_active_; }
+  void ClientFinished() { --clients_active_; }
+  void SetFailed(const std::string& error);
+
+ private:
+  Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader);
+  absl::StatusOr<std::shared_ptr<PreparedRequest>> Produce(const ShardRequestSpec& spec, const std::string& id);
+  absl::Status MakeRoom(uint64_t bytes);  // evicts least recently used requests; requires mu_
+
+  LoaderOptions options_;
+  std::unique_ptr<MemorySpace> memory_;
+  std::unique_ptr<CheckpointReader> reader_;
+  std::unique_ptr<ShardExecutor> executor_;
+  std::vector<const TensorEntry*> selected_;
+  std::vector<int> owners_;                                  // per selected tensor
+  std::map<const TensorEntry*, void*> tensors_;              // owned, loaded
+  uint64_t tensor_bytes_ = 0;
+
+  mutable std::mutex mu_;
+  std::string state_ = "loading";
+  std::string last_error_;
+  double read_gbps_ = 0;
+  std::list<std::shared_ptr<PreparedRequest>> cache_;         // most recently used first
+  uint64_t cache_bytes_ = 0;
+  std::mutex prepare_mu_;                                     // one Produce at a time
+  std::atomic<uint64_t> clients_served_{0};
+  std::atomic<uint32_t> clients_active_{0};
+};
+
+// "bf16" etc. to a dtype; nullopt for "".
+absl::StatusOr<std::optional<DType>> ParseRequestDType(const std::string& dtype);
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_SERVER_LOADER_H_

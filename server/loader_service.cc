@@ -1,0 +1,88 @@
+#include "server/loader_service.h"
+
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "server/grpc_util.h"
+#include "server/proto_convert.h"
+
+namespace shardcast {
+
+constexpr uint64_t kFetchChunkBytes = 1ull << 20;
+
+grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared = loader_->Prepare(FromProto(req->request()));
+  if (!prepared.ok()) return ToGrpcStatus(prepared.status());
+  for (const PreparedShard& s : (*prepared)->shards) {
+    if (s.owner == loader_->options().rank) ToProto(s, reply->add_shards());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LoaderService::GetRankState(grpc::ServerContext* ctx, const v1::StatusRequest*, v1::RankState* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  ToProto(loader_->Snapshot(), reply);
+  reply->set_rank(loader_->options().rank);
+  reply->set_host(host_);
+  reply->set_pid(::getpid());
+  return grpc::Status::OK;
+}
+
+grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                                  grpc::ServerWriter<v1::FetchChunk>* writer) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  std::shared_ptr<const PreparedRequest> prepared = loader_->Find(req->request_id());
+  if (prepared == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("request ", req->request_id(), " is not prepared on rank ", loader_->options().rank,
+                                     " (evicted?): ask rank 0 for the manifest again"));
+  }
+  const std::set<std::string> wanted(req->names().begin(), req->names().end());
+  loader_->ClientStarted();
+  struct Done {
+    Loader* l;
+    ~Done() { l->ClientFinished(); }
+  } done{loader_};
+  std::string buf;
+  for (const PreparedShard& s : prepared->shards) {
+    if (s.owner != loader_->options().rank) continue;
+    if (!wanted.empty() && !wanted.count(s.name)) continue;
+    uint64_t off = 0;
+    do {
+      if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      const uint64_t n = std::min<uint64_t>(kFetchChunkBytes, s.nbytes - off);
+      v1::FetchChunk chunk;
+      if (off == 0) chunk.set_name(s.name);
+      chunk.set_offset(off);
+      buf.resize(n);
+      absl::Status st = loader_->CopyOut(s, off, n, buf.data());
+      if (!st.ok()) return ToGrpcStatus(st);
+      chunk.set_data(buf);
+      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading");
+      off += n;
+    } while (off < s.nbytes);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LoaderService::OpenNcclSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
+                                            v1::OpenSessionReply* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  if (!nccl_) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "this shardcastd runs with --device cpu: no NCCL data plane; use the stream transport");
+  }
+  std::shared_ptr<const PreparedRequest> prepared = loader_->Find(req->request_id());
+  if (prepared == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("request ", req->request_id(), " is not prepared"));
+  }
+  absl::StatusOr<v1::OpenSessionReply> r = nccl_(prepared, *req);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *reply = *std::move(r);
+  return grpc::Status::OK;
+}
+
+}  // namespace shardcast

@@ -1,0 +1,101 @@
+// shardcastd: the sidecar. `mpirun -np N shardcastd --checkpoint PATH ...`: flags -> options ->
+// Server::Start -> Run until SIGTERM/SIGINT. Everything else lives in server.cc and below.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/args.h"
+#include "server/bootstrap.h"
+#include "server/grpc_util.h"
+#include "server/server.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using shardcast::ArgParser;
+  ArgParser p("shardcastd",
+              "mpirun -np N shardcastd --checkpoint PATH [--prefix P] [--layout NAME|FILE] [--rule P=R ...]\n"
+              "       [--listen HOST:PORT] [--token-file F] [--device cuda|cpu] [--memory-budget BYTES]\n"
+              "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH]",
+              "The shardcast sidecar: loader ranks read the selected part of a DCP checkpoint once, keep it in\n"
+              "GPU (or host) memory, and serve any TP rank's shards: gRPC for control, NCCL (or a gRPC byte\n"
+              "stream) for data. Rank 0 prints its address and writes --ready-file when every rank is ready.\n"
+              "Start mpirun with '--mca orte_abort_on_non_zero_status 0' so that rank 0 outlives a dead rank\n"
+              "and reports 'failed' instead of vanishing.");
+  p.AddFlag("checkpoint", "PATH", "DCP folder or Megatron save folder");
+  p.AddFlag("iteration", "N", "Megatron iteration to open instead of the latest");
+  p.AddFlag("prefix", "P", "hold only keys starting with P (e.g. model.vision_model.)");
+  p.AddFlag("layout", "NAME|FILE", "default layout of requests", "megatron");
+  p.AddFlag("rule", "PATTERN=RULE", "default extra rule", "", true);
+  p.AddFlag("listen", "HOST:PORT", "rank 0's address for clients", "<hostname>:0 (ephemeral)");
+  p.AddFlag("token-file", "F", "require this token on every call (see docs: generating a job token)");
+  p.AddFlag("device", "cuda|cpu", "where tensors and shards live", "cuda");
+  p.AddFlag("memory-budget", "BYTES", "per rank: tensors + cached shards (e.g. 40GiB)", "0 = unlimited");
+  p.AddFlag("deadline", "SECONDS", "deadline of every internal wait (RPCs, NCCL)", "60");
+  p.AddFlag("ready-file", "F", "rank 0 writes {address, pid, world_size} here when ready");
+  p.AddFlag("nccl-lib", "PATH", "libnccl.so.2 to use (the training processes' own); or SHARDCAST_NCCL_LIBRARY");
+  p.AddFlag("read-threads", "N", "parallel reads per rank", "8");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::Status s = p.Parse(args);
+  if (p.help_requested()) {
+    std::cout << p.Help();
+    return 0;
+  }
+  auto usage = [](const std::string& m) {
+    std::cerr << "shardcastd: error: " << m << "\n";
+    return 2;
+  };
+  if (!s.ok()) return usage(std::string(s.message()));
+  if (!p.Has("checkpoint")) return usage("--checkpoint is required");
+
+  shardcast::ServerOptions o;
+  o.loader.checkpoint = p.Get("checkpoint");
+  auto iter = p.GetOptionalInt("iteration");
+  if (!iter.ok()) return usage(std::string(iter.status().message()));
+  o.loader.iteration = *iter;
+  o.loader.prefix = p.Get("prefix");
+  o.loader.layout = p.Get("layout");
+  o.loader.rules = p.GetAll("rule");
+  o.device = p.Get("device");
+  if (p.Has("listen")) o.listen = p.Get("listen");
+  if (p.Has("memory-budget")) {
+    auto b = p.GetBytes("memory-budget");
+    if (!b.ok()) return usage(std::string(b.status().message()));
+    o.loader.memory_budget = *b;
+  }
+  auto deadline = p.GetInt("deadline");
+  auto threads = p.GetInt("read-threads");
+  if (!deadline.ok() || *deadline <= 0) return usage("--deadline expects a positive number of seconds");
+  if (!threads.ok()) return usage(std::string(threads.status().message()));
+  o.deadline = std::chrono::seconds(*deadline);
+  o.loader.read_threads = static_cast<int>(*threads);
+  o.ready_file = p.Get("ready-file");
+  o.nccl_library = p.Get("nccl-lib");
+  if (p.Has("token-file")) {
+    auto t = shardcast::ReadTokenFile(p.Get("token-file"));
+    if (!t.ok()) return usage(std::string(t.status().message()));
+    o.token = *t;
+  }
+
+  std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(&argc, &argv);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  absl::StatusOr<std::unique_ptr<shardcast::Server>> server = shardcast::Server::Start(o, bootstrap.get());
+  if (!server.ok()) {
+    std::cerr << "shardcastd rank " << bootstrap->rank() << ": error: " << server.status().message() << std::endl;
+    std::_Exit(1);  // peers may be waiting in MPI: do not finalize
+  }
+  const int rc = (*server)->Run(g_stop);
+  const bool failed = (*server)->failed() || rc != 0;
+  server->reset();
+  if (failed) std::_Exit(rc ? rc : 1);
+  bootstrap->Finalize();
+  return 0;
+}

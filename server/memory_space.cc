@@ -1,0 +1,41 @@
+#include "server/memory_space.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace shardcast {
+namespace {
+
+class HostMemorySpace : public MemorySpace {
+ public:
+  std::string name() const override { return "cpu"; }
+  bool is_device() const override { return false; }
+  absl::StatusOr<void*> Allocate(size_t n) override {
+    void* p = nullptr;
+    if (::posix_memalign(&p, 64, n ? n : 1) != 0) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", n, " bytes of host memory"));
+    }
+    return p;
+  }
+  void Free(void* p) override { std::free(p); }
+  absl::StatusOr<void*> AllocateStaging(size_t n) override { return Allocate(n); }
+  void FreeStaging(void* p) override { std::free(p); }
+  absl::Status CopyIn(void* dst, const void* src, size_t n) override {
+    std::memcpy(dst, src, n);
+    return absl::OkStatus();
+  }
+  absl::Status CopyOut(void* dst, const void* src, size_t n) override {
+    std::memcpy(dst, src, n);
+    return absl::OkStatus();
+  }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+  absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCpuExecutor(4); }
+};
+
+}  // namespace
+
+std::unique_ptr<MemorySpace> NewHostMemorySpace() { return std::make_unique<HostMemorySpace>(); }
+
+}  // namespace shardcast

@@ -1,0 +1,197 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/json.h"
+#include "common/status_macros.h"
+#include "kernels/cuda_memory_space.h"
+#include "server/coordinator.h"
+#include "server/grpc_util.h"
+#include "server/loader_service.h"
+#include "server/shardcast_service.h"
+#include "transport/nccl_sender.h"
+
+namespace shardcast {
+
+struct Server::Impl {
+  ServerOptions options;
+  Bootstrap* bootstrap = nullptr;
+  std::string host;
+  std::unique_ptr<Loader> loader;
+  std::unique_ptr<NcclSender> nccl;
+  std::unique_ptr<LoaderService> loader_service;
+  std::unique_ptr<grpc::Server> rank_server;
+  std::string rank_address;
+  std::vector<std::string> rank_addresses;
+  std::unique_ptr<Coordinator> coordinator;
+  std::unique_ptr<ShardcastService> client_service;
+  std::unique_ptr<grpc::Server> client_server;
+  std::string client_address;
+  std::thread load_thread;
+  std::atomic<bool> load_failed{false};
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  if (impl_->load_thread.joinable()) impl_->load_thread.join();
+  if (impl_->coordinator) impl_->coordinator->Stop();
+  const auto soon = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  if (impl_->client_server) impl_->client_server->Shutdown(soon);
+  if (impl_->rank_server) impl_->rank_server->Shutdown(soon);
+}
+
+std::string Server::address() const {
+  return impl_->client_address.empty() ? impl_->rank_address : impl_->client_address;
+}
+
+bool Server::failed() const { return impl_->load_failed.load(); }
+
+namespace {
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+// Binds `address` (host:port, port 0 = ephemeral) and returns the server and the bound address.
+absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, std::vector<grpc::Service*> services,
+                                                   std::string* bound, bool health) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not HOST:PORT"));
+  if (health) grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(absl::StrCat("0.0.0.0:", address.substr(colon + 1)), grpc::InsecureServerCredentials(), &port);
+  b.SetMaxReceiveMessageSize(64 << 20);
+  b.SetMaxSendMessageSize(64 << 20);
+  for (grpc::Service* s : services) b.RegisterService(s);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (port in use?)"));
+  }
+  *bound = absl::StrCat(address.substr(0, colon), ":", port);
+  return server;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Bootstrap* bootstrap) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->bootstrap = bootstrap;
+  impl->host = HostName();
+  options.loader.rank = bootstrap->rank();
+  options.loader.world_size = bootstrap->world_size();
+
+  std::unique_ptr<MemorySpace> memory;
+  if (options.device == "cpu") {
+    memory = NewHostMemorySpace();
+  } else if (options.device == "cuda") {
+    SC_ASSIGN_OR_RETURN(memory, NewCudaMemorySpace(bootstrap->local_rank()));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", options.device, "'"));
+  }
+  SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
+
+  NcclSessionStarter starter;
+  if (options.device == "cuda") {
+    absl::StatusOr<std::unique_ptr<NcclSender>> sender =
+        NcclSender::Create(options.nccl_library, bootstrap->local_rank(), options.deadline, impl->loader.get());
+    if (!sender.ok()) return sender.status();
+    impl->nccl = std::move(*sender);
+    NcclSender* s = impl->nccl.get();
+    starter = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
+      return s->Open(std::move(req), open);
+    };
+  }
+  impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, starter);
+  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false));
+  SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
+
+  if (bootstrap->rank() == 0) {
+    CoordinatorOptions co;
+    co.rank_addresses = impl->rank_addresses;
+    co.token = options.token;
+    co.deadline = options.deadline;
+    co.checkpoint = impl->loader->reader().resolved().dir;
+    co.nccl_version = impl->nccl ? impl->nccl->version() : 0;
+    Impl* raw = impl.get();
+    co.on_state = [raw](const std::string& state) {
+      if (raw->client_server && raw->client_server->GetHealthCheckService()) {
+        raw->client_server->GetHealthCheckService()->SetServingStatus(state == "ready");
+      }
+      std::cout << "shardcastd: " << state << (state == "failed" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
+                << std::endl;
+    };
+    impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
+    impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
+    const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
+    SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true));
+    impl->client_server->GetHealthCheckService()->SetServingStatus(false);
+    std::cout << "shardcastd: serving on " << impl->client_address << " (" << bootstrap->world_size()
+              << " loader ranks, device " << options.device << ")" << std::endl;
+    impl->coordinator->Start();
+  }
+  Impl* raw = impl.get();
+  impl->load_thread = std::thread([raw] {
+    absl::Status s = raw->loader->Load();
+    if (!s.ok()) {
+      raw->load_failed = true;
+      std::cerr << "shardcastd rank " << raw->bootstrap->rank() << ": loading failed: " << s.message() << std::endl;
+    }
+  });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+int Server::Run(const std::atomic<bool>& stop) {
+  Impl& i = *impl_;
+  bool ready_written = false;
+  auto rank0_last_ok = std::chrono::steady_clock::now();
+  std::unique_ptr<v1::LoaderRank::Stub> rank0;
+  if (i.bootstrap->rank() != 0) {
+    rank0 = v1::LoaderRank::NewStub(grpc::CreateChannel(i.rank_addresses[0], grpc::InsecureChannelCredentials()));
+  }
+  while (!stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (i.coordinator) {
+      const std::string state = i.coordinator->state();
+      if (state == "ready" && !ready_written) {
+        ready_written = true;
+        if (!i.options.ready_file.empty()) {
+          Json j = Json::Object();
+          j.Set("address", i.client_address);
+          j.Set("pid", static_cast<int64_t>(::getpid()));
+          j.Set("world_size", i.bootstrap->world_size());
+          const std::string tmp = i.options.ready_file + ".tmp";
+          std::ofstream(tmp) << j.Dump() << "\n";
+          std::rename(tmp.c_str(), i.options.ready_file.c_str());
+        }
+      }
+    } else {
+      // Non-zero ranks leave when rank 0 is gone for longer than the deadline.
+      grpc::ClientContext ctx;
+      PrepareClientContext(&ctx, i.options.token, std::chrono::milliseconds(1000));
+      v1::RankState st;
+      if (rank0->GetRankState(&ctx, v1::StatusRequest(), &st).ok()) {
+        rank0_last_ok = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - rank0_last_ok > i.options.deadline) {
+        std::cerr << "shardcastd rank " << i.bootstrap->rank() << ": rank 0 is gone; exiting" << std::endl;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace shardcast

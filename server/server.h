@@ -1,0 +1,50 @@
+// Server: one loader rank of shardcastd, wired together. Every rank serves LoaderRank (data plane
+// and rank-0 calls) on an ephemeral port; rank 0 also serves Shardcast + grpc.health.v1 on
+// --listen and runs the Coordinator.
+#ifndef SHARDCAST_SERVER_SERVER_H_
+#define SHARDCAST_SERVER_SERVER_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/bootstrap.h"
+#include "server/loader.h"
+
+namespace shardcast {
+
+struct ServerOptions {
+  LoaderOptions loader;
+  std::string device = "cpu";              // cpu | cuda
+  std::string listen;                      // rank 0's client address; "" = <hostname>:0
+  std::string token;                       // "" = no token required
+  std::chrono::milliseconds deadline{60000};
+  std::string ready_file;                  // written by rank 0 when ready
+  std::string nccl_library;                // libnccl to load for the NCCL data plane
+};
+
+class Server {
+ public:
+  // Starts serving and loading (loading continues in the background). Errors name the flag or
+  // the checkpoint problem.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options, Bootstrap* bootstrap);
+  ~Server();
+
+  // Blocks until `stop` becomes true, or (non-zero ranks) rank 0 is gone, or (rank 0) loading
+  // settled as failed and `exit_on_failure`. Returns 0 for a clean stop.
+  int Run(const std::atomic<bool>& stop);
+  // The client address (rank 0) or the data-plane address (other ranks).
+  std::string address() const;
+  bool failed() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_SERVER_SERVER_H_

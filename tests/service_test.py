@@ -1,0 +1,253 @@
+"""shardcastd end to end on the CPU, as CI runs it: `mpirun -np 2 shardcastd --device cpu` on the
+shared fixtures; clients fetch every rank of TP 1, 2 and 4 over the stream transport and match
+expected.json; 8 concurrent clients; status fields; tokens; a vanished client; a killed loader
+rank. Every server is started and stopped by the tests themselves."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import junit_unittest  # noqa: E402
+
+
+def runfile(path):
+    base = os.environ.get("TEST_SRCDIR", "")
+    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
+        if os.path.exists(cand):
+            return os.path.realpath(cand)
+    raise FileNotFoundError(path)
+
+
+SHARDCAST = os.environ.get("SHARDCAST_BIN") or runfile("shardcast/client/cli/shardcast")
+SHARDCASTD = os.environ.get("SHARDCASTD_BIN") or runfile("shardcast/server/shardcastd")
+FIXTURES = os.environ.get("SHARDCAST_FIXTURES") or os.path.dirname(runfile("shared_fixtures/README.md"))
+LAYOUT = os.environ.get("SHARDCAST_LAYOUT") or runfile("shardcast/tests/data/fixtures.layout")
+GENERATOR = os.environ.get("SHARDCAST_GENERATOR") or runfile("shardcast/tools/gen_synthetic_dcp.py")
+DEADLINE = 4  # seconds, the servers' --deadline
+
+
+class Service:
+    """One `mpirun -np N shardcastd` job."""
+
+    def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=()):
+        self.dir = tempfile.mkdtemp()
+        self.ready = os.path.join(self.dir, "ready.json")
+        self.token_file = None
+        args = []
+        if token:
+            self.token_file = os.path.join(self.dir, "token")
+            with open(self.token_file, "w") as f:
+                f.write(token + "\n")
+            args += ["--token-file", self.token_file]
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0",
+               "-np", str(ranks), SHARDCASTD, "--checkpoint", ckpt, "--device", "cpu", "--listen", "localhost:0",
+               "--ready-file", self.ready, "--deadline", str(DEADLINE), "--layout", layout, *args, *extra]
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        end = time.time() + 60
+        while not os.path.exists(self.ready):
+            if self.proc.poll() is not None or time.time() > end:
+                self.stop()
+                raise AssertionError("shardcastd did not become ready:\n" + open(self.log.name).read())
+            time.sleep(0.05)
+        with open(self.ready) as f:
+            self.address = json.load(f)["address"]
+
+    def cli(self, *args, token=True, check=True, timeout=120):
+        extra = ["--server", self.address]
+        if token and self.token_file:
+            extra += ["--token-file", self.token_file]
+        p = subprocess.run([SHARDCAST, args[0], *extra, *args[1:]], capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("shardcast %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+        return p
+
+    def status(self):
+        return json.loads(self.cli("status", "--json").stdout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def fetch_json(svc, tp, rank, *extra):
+    return json.loads(svc.cli("fetch", "--tp", str(tp), "--rank", str(rank), "--digest", "--json", *extra).stdout)
+
+
+class FixtureService(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+            cls.expected = json.load(f)["tensors"]
+        cls.svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), token="s3cret-token")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+
+    def check(self, res, tp, rank):
+        got = {t["key"]: t for t in res["tensors"]}
+        self.assertEqual(sorted(got), sorted(self.expected))
+        for key, exp in self.expected.items():
+            self.assertEqual(got[key]["sha256"], exp["shards"][str(tp)][rank], "%s tp %d rank %d" % (key, tp, rank))
+        self.assertEqual(res["report"]["transport"], "stream")
+        self.assertEqual(res["report"]["crc_checked"], len(self.expected))
+
+    def test_every_rank_of_tp_1_2_4_matches_expected(self):
+        for tp in (1, 2, 4):
+            for rank in range(tp):
+                self.check(fetch_json(self.svc, tp, rank), tp, rank)
+
+    def test_eight_concurrent_clients(self):
+        results, errors = {}, []
+
+        def one(i):
+            tp, rank = (2, i % 2) if i < 4 else (4, i % 4)
+            try:
+                results[i] = (tp, rank, fetch_json(self.svc, tp, rank))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 8)
+        for tp, rank, res in results.values():
+            self.check(res, tp, rank)
+
+    def test_status_fields(self):
+        fetch_json(self.svc, 2, 0)
+        st = self.svc.status()
+        self.assertEqual(st["state"], "ready")
+        self.assertEqual(st["world_size"], 2)
+        self.assertGreater(st["uptime_seconds"], 0)
+        self.assertTrue(st["checkpoint"].endswith("vit_tp2"))
+        ranks = st["ranks"]
+        self.assertEqual([r["rank"] for r in ranks], [0, 1])
+        self.assertEqual(sum(r["tensors_owned"] for r in ranks), len(self.expected))
+        total = sum(sum(1 for _ in [0]) * 0 + r["bytes_selected"] for r in ranks)
+        self.assertEqual(total, sum(self._nbytes(e) for e in self.expected.values()))
+        for r in ranks:
+            self.assertEqual(r["state"], "ready")
+            self.assertEqual(r["device"], "cpu")
+            self.assertGreaterEqual(r["bytes_read"], r["bytes_selected"])
+            self.assertGreater(r["memory_held"], 0)
+            self.assertGreater(r["pid"], 0)
+            self.assertEqual(r["last_error"], "")
+        self.assertGreater(sum(r["clients_served"] for r in ranks), 0)
+        self.assertTrue(st["cached_layouts"])
+        text = self.svc.cli("status").stdout
+        self.assertIn("state       ready", text)
+        self.assertEqual(self.svc.cli("status", "--wait-ready", "5").returncode, 0)
+
+    @staticmethod
+    def _nbytes(e):
+        n = {"bfloat16": 2, "float16": 2, "float32": 4, "int64": 8}[e["dtype"]]
+        for d in e["shape"]:
+            n *= d
+        return n
+
+    def test_missing_and_wrong_token_are_refused(self):
+        p = self.svc.cli("status", token=False, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("requires a token", p.stderr)
+        wrong = os.path.join(self.svc.dir, "wrong")
+        with open(wrong, "w") as f:
+            f.write("nope\n")
+        p = subprocess.run([SHARDCAST, "fetch", "--server", self.svc.address, "--token-file", wrong, "--tp", "1",
+                            "--rank", "0", "--digest"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("wrong token", p.stderr)
+
+    def test_bad_requests_get_clear_errors(self):
+        p = self.svc.cli("fetch", "--tp", "3", "--rank", "0", "--digest", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("does not divide by TP 3", p.stderr)
+        self.assertIn("linear_fc1.weight [256, 64]", p.stderr)
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "5", "--digest", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("tp_rank 5 is not in 0..1", p.stderr)
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--rule", "x=bogus", check=False)
+        self.assertIn("unknown rule", p.stderr)
+
+    def test_fetch_writes_safetensors(self):
+        import safetensors
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "r1.safetensors")
+            self.svc.cli("fetch", "--tp", "2", "--rank", "1", "--out", out, "--prefix", "model.vision_model.",
+                         "--rename", "model.vision_model.=vision.")
+            with open(out, "rb") as f:
+                tensors = dict(safetensors.deserialize(f.read()))
+        key = "model.vision_model.decoder.layers.0.mlp.linear_fc1.weight"
+        got = tensors["vision.decoder.layers.0.mlp.linear_fc1.weight"]
+        self.assertEqual(hashlib.sha256(bytes(got["data"])).hexdigest(), self.expected[key]["shards"]["2"][1])
+
+
+class FaultService(unittest.TestCase):
+    """A larger generated checkpoint, so transfers take long enough to interrupt."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp()
+        cls.ckpt = os.path.join(cls.tmp, "ckpt")
+        subprocess.run([sys.executable, GENERATOR, cls.ckpt, "--preset", "tiny", "--hidden", "1024", "--ffn", "4096",
+                        "--layers", "4", "--heads", "8"], check=True, capture_output=True)
+
+    def test_vanished_client_does_not_disturb_others_then_killed_rank_fails_fast(self):
+        svc = Service(self.ckpt, layout="megatron")
+        try:
+            base = fetch_json(svc, 2, 0)
+            # A client that goes away mid-transfer.
+            p = subprocess.Popen([SHARDCAST, "fetch", "--server", svc.address, "--tp", "1", "--rank", "0", "--digest"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.15)
+            p.kill()
+            p.wait()
+            again = fetch_json(svc, 2, 0)
+            self.assertEqual([t["sha256"] for t in again["tensors"]], [t["sha256"] for t in base["tensors"]])
+            end = time.time() + 10
+            while time.time() < end and sum(r["clients_active"] for r in svc.status()["ranks"]) != 0:
+                time.sleep(0.1)
+            self.assertEqual(sum(r["clients_active"] for r in svc.status()["ranks"]), 0)
+            # Kill loader rank 1: the service turns failed with the reason, clients get an error fast.
+            pid = [r["pid"] for r in svc.status()["ranks"] if r["rank"] == 1][0]
+            os.kill(pid, signal.SIGKILL)
+            t0 = time.time()
+            state = None
+            while time.time() - t0 < DEADLINE + 5:
+                st = svc.status()
+                state = st["state"]
+                if state == "failed":
+                    break
+                time.sleep(0.1)
+            self.assertEqual(state, "failed")
+            self.assertLess(time.time() - t0, DEADLINE + 5)
+            self.assertIn("loader rank 1", st["reason"])
+            t0 = time.time()
+            p = svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("failed", p.stderr)
+            self.assertLess(time.time() - t0, DEADLINE)
+            p = svc.cli("status", "--wait-ready", "2", check=False)
+            self.assertEqual(p.returncode, 1)
+        finally:
+            svc.stop()
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
