@@ -82,13 +82,10 @@ absl::StatusOr<std::unique_ptr<NcclPeerComm>> NcclPeerComm::Create(std::shared_p
 }
 
 NcclPeerComm::~NcclPeerComm() {
-  if (comm_ != nullptr) {
-    if (broken_) {
-      lib_->CommAbort(comm_);
-    } else {
-      lib_->CommDestroy(comm_);
-    }
-  }
+  // Abort, not destroy: ncclCommDestroy waits for the peer to tear down its side too, and the
+  // peer (a sidecar keeping the session for reuse, or a client that already left) may never do
+  // so. Every transfer has completed or failed by now, so a local abort loses nothing.
+  if (comm_ != nullptr) lib_->CommAbort(comm_);
   if (stream_ != nullptr) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
 

@@ -26,7 +26,7 @@ class NcclPeerComm {
   // DeadlineExceeded if the peer does not join in time.
   static absl::StatusOr<std::unique_ptr<NcclPeerComm>> Create(std::shared_ptr<const NcclLib> lib, const std::string& unique_id,
                                                               int rank, int device, std::chrono::milliseconds deadline);
-  ~NcclPeerComm();  // destroys (or, after a failure, aborts) the communicator
+  ~NcclPeerComm();  // aborts the communicator locally (never waits for the peer)
 
   // Sends (rank 0) or receives (rank 1) every buffer in order, grouped, and waits for completion.
   absl::Status Transfer(const std::vector<NcclBuffer>& buffers, bool send, std::chrono::milliseconds deadline);

@@ -55,7 +55,8 @@ absl::Status NcclVersionMismatch(int server_version, const std::string& server_p
       "), this client uses NCCL ", NcclLib::VersionString(client_version),
       ". Different NCCL builds in one communicator hang in ncclCommInitRank, so the session is refused. "
       "Start shardcastd with --nccl-lib (or SHARDCAST_NCCL_LIBRARY) naming the client's libnccl.so.2, e.g. "
-      "the one inside PyTorch: python3 -c \"import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))\"/lib/libnccl.so.2"));
+      "the one inside PyTorch: python3 -c \"import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', "
+      "'libnccl.so.2'))\""));
 }
 
 }  // namespace shardcast

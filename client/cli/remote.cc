@@ -160,6 +160,7 @@ int RunFetch(const std::vector<std::string>& args) {
   p.AddSwitch("digest", "print each shard's sha256");
   p.AddSwitch("json", "print JSON for scripts");
   p.AddSwitch("no-verify", "skip the CRC32C check");
+  p.AddFlag("repeat", "N", "receive N times (timing; the NCCL session is reused)", "1");
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
     std::cout << p.Help();
@@ -190,8 +191,12 @@ int RunFetch(const std::vector<std::string>& args) {
 
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(*co);
   if (!c.ok()) return Error("fetch", c.status());
+  const auto m0 = std::chrono::steady_clock::now();
   absl::StatusOr<Manifest> m = (*c)->GetManifest(spec);
   if (!m.ok()) return Error("fetch", m.status());
+  const double manifest_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+  absl::StatusOr<int64_t> repeat = p.GetInt("repeat");
+  if (!repeat.ok() || *repeat < 1) return Error("fetch", absl::InvalidArgumentError("--repeat expects N >= 1"), 2);
   // Buffers for every shard (host; device ones too with --device cuda).
   std::vector<std::unique_ptr<char[]>> host;
   std::vector<void*> dev;
@@ -207,7 +212,13 @@ int RunFetch(const std::vector<std::string>& args) {
     }
     dst.push_back(d);
   }
-  absl::StatusOr<FetchReport> report = device == "cuda" ? (*c)->ReceiveDevice(*m, dst, 0) : (*c)->ReceiveHost(*m, dst);
+  absl::StatusOr<FetchReport> report;
+  Json receive_seconds = Json::Array();
+  for (int64_t i = 0; i < *repeat; ++i) {
+    report = device == "cuda" ? (*c)->ReceiveDevice(*m, dst, 0) : (*c)->ReceiveHost(*m, dst);
+    if (!report.ok()) break;
+    receive_seconds.Append(Json(report->seconds));
+  }
   if (report.ok() && device == "cuda") {
     for (size_t i = 0; i < dst.size() && report.ok(); ++i) {
       absl::Status cs = CopyDeviceToHost(host[i].get(), dev[i], dst[i].nbytes);
@@ -255,8 +266,10 @@ int RunFetch(const std::vector<std::string>& args) {
   }
   out.Set("tensors", std::move(tensors));
   out.Set("report", report->ToJson());
+  out.Set("manifest_seconds", manifest_seconds);
+  out.Set("receive_seconds", std::move(receive_seconds));
   if (p.GetSwitch("json")) {
-    std::cout << out.Dump(1) << "\n";
+    std::cout << out.Dump(1) << std::endl;
   } else {
     for (const Json& t : out.Find("tensors")->items()) {
       std::cout << t.Find("name")->as_string() << "  " << t.Find("dtype")->as_string() << "  " << t.Find("rule")->as_string();

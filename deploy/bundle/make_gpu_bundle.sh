@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-bundle}
 rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/fixtures"
-targets=(//client/cli:shardcast //bench:read_bench //kernels:kernel_bench //kernels:cuda_executor_gpu_test)
+targets=(//client/cli:shardcast //server:shardcastd //bench:read_bench //kernels:kernel_bench //kernels:cuda_executor_gpu_test)
 bazel build -c opt --dynamic_mode=off --color=no --curses=no "${targets[@]}" >&2
-for t in shardcast:client/cli read_bench:bench kernel_bench:kernels cuda_executor_gpu_test:kernels; do
+for t in shardcast:client/cli shardcastd:server read_bench:bench kernel_bench:kernels cuda_executor_gpu_test:kernels; do
   name=${t%%:*}; dir=${t#*:}
   cp "bazel-bin/$dir/$name" "$out/bin/"
 done

@@ -75,12 +75,22 @@ def stored_zip(files):
     return out + cd + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(files), len(files), len(cd), len(out), 0)
 
 
-def record_huge_stride():
-    """A float32 view of size (2, 1, 2), stride (1, 2^63-1, 2): the size-1 dim's stride is never
-    bounded, so CopyRegion's odometer computes src_elem + (2^63-1) and overflows."""
+def float_record(size_ops, stride_ops):
+    """A float32 tensor record over 4 elements with the given size and stride tuples (pickle ops)."""
     pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((" + s("storage") + b"ctorch\nFloatStorage\n" + s("0") +
-           s("cpu") + b"K\x04tQK\x00(K\x02K\x01K\x02t(K\x01" + long8((1 << 63) - 1) + b"K\x02tNNtR.")
+           s("cpu") + b"K\x04tQK\x00(" + size_ops + b"t(" + stride_ops + b"tNNtR.")
     return stored_zip([("data.pkl", pkl), ("data/0", bytes(16))])
+
+
+def record_huge_stride():
+    """Size (2, 1, 2), stride (1, 2^63-1, 2): the size-1 dim's stride is never bounded, so
+    CopyRegion's odometer computes src_elem + (2^63-1) and overflows (region_copy.cc:104)."""
+    return float_record(b"K\x02K\x01K\x02", b"K\x01" + long8((1 << 63) - 1) + b"K\x02")
+
+
+def record_huge_last_stride():
+    """Size (2, 1), stride (1, 2^62): CopyRegion computes the byte step 2^62 * 4 (region_copy.cc:96)."""
+    return float_record(b"K\x02K\x01", b"K\x01" + long8(1 << 62))
 
 
 def main():
@@ -90,7 +100,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     for name, blob in [("metadata-covered-overflow", metadata_covered_overflow()),
                        ("metadata-quadratic-chunks", metadata_quadratic()),
-                       ("record-huge-stride", record_huge_stride())]:
+                       ("record-huge-stride", record_huge_stride()),
+                       ("record-huge-last-stride", record_huge_last_stride())]:
         with open(os.path.join(out, name), "wb") as f:
             f.write(blob)
         print(f"  {name}: {len(blob)} bytes")

@@ -29,7 +29,7 @@ import sys
 import types
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))

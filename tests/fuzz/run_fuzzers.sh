@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets, prepares their seed corpora and runs a fuzzing campaign.
 #
-#   tests/fuzz/run_fuzzers.sh [--sequential] [--keep-going] [--only NAME] [SECONDS]
+#   tests/fuzz/run_fuzzers.sh [--sequential] [--keep-going] [--minimize] [--only NAME] [SECONDS]
+#   tests/fuzz/run_fuzzers.sh --regressions
 #
 #   SECONDS        how long each fuzzer runs (-max_total_time); default 600
 #   --sequential   run the fuzzers one after the other (default: both at once, one core each)
 #   --keep-going   fork mode (-fork=1 -ignore_crashes=1 ...): keep fuzzing after a crash, so a
 #                  known bug does not end the campaign; every crash still lands in artifacts/
 #   --only NAME    run one fuzzer only (metadata or record)
+#   --minimize     afterwards, shrink each corpus to the inputs that keep its coverage (-merge=1)
+#   --regressions  build, then only replay the reproducers of reported bugs (make_regressions.py)
+#                  through the fuzzers (-timeout=10); exits 1 while any still fails
 #
 # Needs clang (14 or newer) with libFuzzer and the sanitizer runtimes (Debian:
 # clang-14 libclang-rt-14-dev), Debian's libabsl-dev, python3; `zstd` optional (seeds).
@@ -35,6 +39,8 @@ fi
 SECONDS_EACH=600
 PARALLEL=1
 KEEP_GOING=0
+MINIMIZE=0
+REGRESSIONS=0
 ONLY=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -42,7 +48,9 @@ while [[ $# -gt 0 ]]; do
     --parallel) PARALLEL=1 ;;
     --keep-going) KEEP_GOING=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --minimize) MINIMIZE=1 ;;
+    --regressions) REGRESSIONS=1 ;;
+    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) SECONDS_EACH="$1" ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -54,6 +62,7 @@ FUZZERS=(metadata record)
 
 # ---- build ------------------------------------------------------------------------------------
 ABSL_LIBS="$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_hash absl_raw_hash_set)"
+# shellcheck disable=SC2054  # the commas belong to -fsanitize=
 CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
           -fno-sanitize-recover=all -I"$ROOT")
 declare -A SOURCES=(
@@ -81,13 +90,32 @@ for i in "${!build_pids[@]}"; do
 done
 echo "   built: $(for f in "${FUZZERS[@]}"; do printf 'tests/fuzz/build/%s_fuzzer ' "$f"; done)"
 
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:symbolize=1}"
+
+# ---- regressions only (optional) --------------------------------------------------------------
+if [[ "$REGRESSIONS" == 1 ]]; then
+  python3 "$HERE/make_regressions.py" "$BUILD/regressions"
+  status=0
+  for f in "${FUZZERS[@]}"; do
+    for input in "$BUILD/regressions/$f"-*; do
+      [[ -e "$input" && "$input" != *.log ]] || continue
+      if "$BUILD/${f}_fuzzer" -timeout=10 -rss_limit_mb=2048 "$input" > "$input.log" 2>&1; then
+        echo "   fixed:  ${input#"$ROOT"/}"
+      else
+        echo "   FAILS:  ${input#"$ROOT"/}  ($(grep -a -m1 -E 'runtime error|ERROR|INVARIANT' "$input.log" | cut -c1-150))"
+        status=1
+      fi
+    done
+  done
+  exit "$status"
+fi
+
 # ---- seeds ------------------------------------------------------------------------------------
 echo "== seeds from $FIXTURES"
 python3 "$HERE/prepare_corpora.py" "$FIXTURES" "$HERE/corpus_metadata" "$HERE/corpus_record"
 
 # ---- fuzz -------------------------------------------------------------------------------------
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:symbolize=1}"
 STAMP="$BUILD/.run_started"
 touch "$STAMP"
 sleep 1  # artifacts of this run are strictly newer than the stamp
@@ -117,6 +145,23 @@ if [[ "$PARALLEL" == 1 ]]; then
 else
   for f in "${FUZZERS[@]}"; do
     if run_one "$f"; then RC[$f]=0; else RC[$f]=$?; fi
+  done
+fi
+
+# ---- corpus minimization (optional) ----------------------------------------------------------
+if [[ "$MINIMIZE" == 1 ]]; then
+  for f in "${FUZZERS[@]}"; do
+    corpus="$HERE/corpus_$f"
+    before="$(find "$corpus" -type f | wc -l)"
+    rm -rf "$corpus.min" && mkdir -p "$corpus.min"
+    if nice -n 10 "$BUILD/${f}_fuzzer" -merge=1 -max_len="${MAX_LEN[$f]}" -rss_limit_mb=2048 -timeout=30 \
+         "$corpus.min" "$corpus" > "$BUILD/${f}_merge.log" 2>&1; then
+      rm -rf "$corpus" && mv "$corpus.min" "$corpus"
+      echo "== minimized corpus_$f: $before -> $(find "$corpus" -type f | wc -l) files"
+    else
+      rm -rf "$corpus.min"
+      echo "== minimizing corpus_$f failed (see build/${f}_merge.log); corpus left as is" >&2
+    fi
   done
 fi
 
