@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -222,25 +223,42 @@ absl::Status ValidateChunks(const TensorEntry& t, const std::string& source) {
       }
     }
     SC_ASSIGN_OR_RETURN(int64_t n, NumElements(c.box.sizes));
-    covered += n;
+    if (__builtin_add_overflow(covered, n, &covered) || covered > numel) {
+      return err(absl::StrCat("chunks hold more elements than the shape ", ShapeToString(t.shape),
+                              " (overlapping or duplicate chunks)"));
+    }
   }
-  // Sweep along dim 0 so that grids of many chunks stay cheap.
+  // Overlaps: sweep along the dim with the most distinct chunk offsets, so that a chunk is only
+  // compared with the chunks that start before it ends there. Empty chunks overlap nothing.
   std::vector<const StoredChunk*> sorted;
-  for (const StoredChunk& c : t.chunks) sorted.push_back(&c);
+  for (const StoredChunk& c : t.chunks) {
+    bool empty = false;
+    for (int64_t x : c.box.sizes) empty |= (x == 0);
+    if (!empty) sorted.push_back(&c);
+  }
+  size_t sweep = 0;
+  size_t best = 0;
+  for (size_t d = 0; d < t.shape.size(); ++d) {
+    std::set<int64_t> distinct;
+    for (const StoredChunk* c : sorted) distinct.insert(c->box.offsets[d]);
+    if (distinct.size() > best) {
+      best = distinct.size();
+      sweep = d;
+    }
+  }
   if (!t.shape.empty()) {
-    std::sort(sorted.begin(), sorted.end(),
-              [](const StoredChunk* a, const StoredChunk* b) { return a->box.offsets[0] < b->box.offsets[0]; });
+    std::sort(sorted.begin(), sorted.end(), [sweep](const StoredChunk* a, const StoredChunk* b) {
+      return a->box.offsets[sweep] < b->box.offsets[sweep];
+    });
   }
   for (size_t i = 0; i < sorted.size(); ++i) {
     for (size_t j = i + 1; j < sorted.size(); ++j) {
-      if (!t.shape.empty() && sorted[j]->box.offsets[0] >= sorted[i]->box.offsets[0] + sorted[i]->box.sizes[0]) break;
-      std::optional<Box> ov = Intersect(sorted[i]->box, sorted[j]->box);
-      if (ov.has_value()) {
-        bool empty = false;
-        for (int64_t s : ov->sizes) empty |= (s == 0);
-        if (!empty) {
-          return err(absl::StrCat("chunks overlap: ", BoxToString(sorted[i]->box), " and ", BoxToString(sorted[j]->box)));
-        }
+      if (!t.shape.empty() &&
+          sorted[j]->box.offsets[sweep] >= sorted[i]->box.offsets[sweep] + sorted[i]->box.sizes[sweep]) {
+        break;
+      }
+      if (Intersect(sorted[i]->box, sorted[j]->box).has_value()) {
+        return err(absl::StrCat("chunks overlap: ", BoxToString(sorted[i]->box), " and ", BoxToString(sorted[j]->box)));
       }
     }
   }

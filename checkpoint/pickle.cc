@@ -40,8 +40,9 @@ std::string PickleValue::CalleeName() const {
 
 const PickleValue* PickleValue::DictGet(absl::string_view key) const {
   if (kind != Kind::kDict) return nullptr;
-  for (const auto& [k, v] : entries) {
-    if (k->kind == Kind::kString && k->str == key) return v;
+  // The last occurrence wins, as in a Python dict built by SETITEM(S).
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    if (it->first->kind == Kind::kString && it->first->str == key) return it->second;
   }
   return nullptr;
 }
@@ -145,7 +146,7 @@ class Unpickler {
     return items;
   }
   absl::Status MemoPut(uint64_t idx) {
-    if (stack_.empty()) return Error("memo put on an empty stack");
+    if (stack_.size() <= FrameBase()) return Error("memo put on an empty stack");
     if (idx >= opts_.max_memo) return Error(absl::StrCat("memo index ", idx, " exceeds the limit"));
     memo_[idx] = stack_.back();
     return absl::OkStatus();

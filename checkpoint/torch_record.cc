@@ -307,6 +307,15 @@ absl::StatusOr<TensorRecord> ParseTensorRecord(const RecordSource& base, const s
   SC_ASSIGN_OR_RETURN(rec.shape, IntTuple(args[2], src, "size"));
   SC_ASSIGN_OR_RETURN(rec.strides, IntTuple(args[3], src, "stride"));
   if (rec.shape.size() != rec.strides.size()) return Corrupt(src, "size and stride differ in rank");
+  // A size-1 dim's stride never moves the address: give it the contiguous value, so that no
+  // arbitrary (e.g. 2^63-1) stride from the file reaches the copy loops' arithmetic.
+  {
+    int64_t expect = 1;
+    for (size_t d = rec.shape.size(); d-- > 0;) {
+      if (rec.shape[d] == 1) rec.strides[d] = expect;
+      if (rec.shape[d] > 0 && __builtin_mul_overflow(expect, rec.shape[d], &expect)) return Corrupt(src, "size overflows");
+    }
+  }
 
   const std::string data_name = "data/" + pt[2]->str;
   const ZipEntry* data = find(data_name);
@@ -336,7 +345,8 @@ absl::StatusOr<TensorRecord> ParseTensorRecord(const RecordSource& base, const s
                                        " but the storage holds ", storage_bytes / item));
     }
   }
-  if (const ZipEntry* bo = find("byteorder"); bo != nullptr && bo->size <= 16) {
+  if (const ZipEntry* bo = find("byteorder"); bo != nullptr) {
+    if (bo->size > 16) return Corrupt(src, absl::StrCat("byteorder entry of ", bo->size, " bytes"));
     SC_ASSIGN_OR_RETURN(uint64_t bo_offset, ZipEntryDataOffset(r, *bo, src));
     SC_ASSIGN_OR_RETURN(std::string order, ReadRange(r, bo_offset, bo->size, src, "byteorder"));
     if (order == "big") {
