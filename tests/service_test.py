@@ -30,6 +30,7 @@ SHARDCASTD = os.environ.get("SHARDCASTD_BIN") or runfile("shardcast/server/shard
 FIXTURES = os.environ.get("SHARDCAST_FIXTURES") or os.path.dirname(runfile("shared_fixtures/README.md"))
 LAYOUT = os.environ.get("SHARDCAST_LAYOUT") or runfile("shardcast/tests/data/fixtures.layout")
 GENERATOR = os.environ.get("SHARDCAST_GENERATOR") or runfile("shardcast/tools/gen_synthetic_dcp.py")
+CLIENT_SO = os.environ.get("SHARDCAST_CLIENT_SO") or runfile("shardcast/client/libshardcast_client.so")
 DEADLINE = 4  # seconds, the servers' --deadline
 
 
@@ -197,6 +198,52 @@ class FixtureService(unittest.TestCase):
         key = "model.vision_model.decoder.layers.0.mlp.linear_fc1.weight"
         got = tensors["vision.decoder.layers.0.mlp.linear_fc1.weight"]
         self.assertEqual(hashlib.sha256(bytes(got["data"])).hexdigest(), self.expected[key]["shards"]["2"][1])
+
+
+    def test_c_abi_receives_into_caller_buffers(self):
+        import ctypes
+        lib = ctypes.CDLL(CLIENT_SO)
+        lib.shardcast_free.argtypes = [ctypes.c_void_p]
+        err = ctypes.c_char_p()
+        client = ctypes.c_void_p()
+        token = open(self.svc.token_file).read().strip().encode()
+        rc = lib.shardcast_connect(self.svc.address.encode(), token, ctypes.c_double(30.0), ctypes.byref(client),
+                                   ctypes.byref(err))
+        self.assertEqual(rc, 0, err.value)
+        try:
+            out = ctypes.c_void_p()
+            self.assertEqual(lib.shardcast_status(client, ctypes.byref(out), ctypes.byref(err)), 0, err.value)
+            status = json.loads(ctypes.cast(out, ctypes.c_char_p).value)
+            lib.shardcast_free(out)
+            self.assertEqual(status["state"], "ready")
+            req = json.dumps({"tp_size": 2, "tp_rank": 1}).encode()
+            self.assertEqual(lib.shardcast_manifest(client, req, ctypes.byref(out), ctypes.byref(err)), 0, err.value)
+            manifest_text = ctypes.cast(out, ctypes.c_char_p).value
+            lib.shardcast_free(out)
+            manifest = json.loads(manifest_text)
+            shards = manifest["shards"]
+            n = len(shards)
+            names = (ctypes.c_char_p * n)(*[s["name"].encode() for s in shards])
+            bufs = [ctypes.create_string_buffer(max(1, s["nbytes"])) for s in shards]
+            ptrs = (ctypes.c_void_p * n)(*[ctypes.cast(b, ctypes.c_void_p) for b in bufs])
+            sizes = (ctypes.c_uint64 * n)(*[s["nbytes"] for s in shards])
+            report = ctypes.c_void_p()
+            rc = lib.shardcast_receive(client, manifest_text, ctypes.c_size_t(n), names, ptrs, sizes, -1,
+                                       ctypes.byref(report), ctypes.byref(err))
+            self.assertEqual(rc, 0, err.value)
+            rep = json.loads(ctypes.cast(report, ctypes.c_char_p).value)
+            lib.shardcast_free(report)
+            self.assertEqual(rep["crc_checked"], n)
+            for s, b in zip(shards, bufs):
+                self.assertEqual(hashlib.sha256(b.raw[:s["nbytes"]]).hexdigest(), self.expected[s["key"]]["shards"]["2"][1])
+            # A wrong buffer size is refused before any byte moves, with a status code and message.
+            sizes[0] = sizes[0] + 1
+            rc = lib.shardcast_receive(client, manifest_text, ctypes.c_size_t(n), names, ptrs, sizes, -1, None,
+                                       ctypes.byref(err))
+            self.assertEqual(rc, 3)  # INVALID_ARGUMENT
+            self.assertIn(b"nothing was transferred", err.value)
+        finally:
+            lib.shardcast_close(client)
 
 
 class FaultService(unittest.TestCase):

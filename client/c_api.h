@@ -1,0 +1,59 @@
+/* shardcast client C ABI: for languages other than C++ (the Python package uses it via ctypes).
+ *
+ * Every function returns 0 on success or a gRPC/absl status code (> 0) on failure, in which case
+ * *error (if error is not NULL) receives a message to free with shardcast_free(). Strings passed
+ * in are UTF-8 and NUL-terminated; JSON documents are those of `shardcast status --json` and of
+ * the manifest (see client.h, ManifestToJson).
+ *
+ *   shardcast_client* c = NULL;
+ *   char* err = NULL;
+ *   if (shardcast_connect("node1:7070", NULL, 60.0, &c, &err)) { ... }
+ *   char* manifest = NULL;
+ *   shardcast_manifest(c, "{\"tp_size\": 2, \"tp_rank\": 0}", &manifest, &err);
+ *   ... allocate one buffer per shard ...
+ *   shardcast_receive(c, manifest, n, names, buffers, sizes, -1, &report, &err);
+ *   shardcast_free(manifest); shardcast_close(c);
+ */
+#ifndef SHARDCAST_CLIENT_C_API_H_
+#define SHARDCAST_CLIENT_C_API_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shardcast_client shardcast_client;
+
+/* token: the token itself (NULL or "" for none). timeout_seconds: deadline of every call. */
+int shardcast_connect(const char* address, const char* token, double timeout_seconds, shardcast_client** out,
+                      char** error);
+void shardcast_close(shardcast_client* client);
+void shardcast_free(void* p);
+
+/* Whether received shards are checked against their CRC32C (default 1). */
+void shardcast_set_verify(shardcast_client* client, int verify);
+/* The libnccl.so.2 used for device receives (default: $SHARDCAST_NCCL_LIBRARY or libnccl.so.2). */
+void shardcast_set_nccl_library(shardcast_client* client, const char* path);
+
+int shardcast_status(shardcast_client* client, char** status_json, char** error);
+
+/* request_json: {"tp_size", "tp_rank", "layout", "rules": [], "prefix", "renames": [], "unstack", "dtype"}. */
+int shardcast_manifest(shardcast_client* client, const char* request_json, char** manifest_json, char** error);
+
+/* Receives n shards (by name, from a manifest returned by shardcast_manifest) into buffers of
+ * sizes[i] bytes: host memory over the gRPC stream when device < 0, GPU memory of `device` over
+ * NCCL otherwise. Sizes are checked before any byte moves. report_json (may be NULL): bytes,
+ * seconds, shards, crc_checked, transport. */
+int shardcast_receive(shardcast_client* client, const char* manifest_json, size_t n, const char* const* names,
+                      void* const* buffers, const uint64_t* sizes, int device, char** report_json, char** error);
+
+/* ncclGetVersion() of the library this client would load (0 and an error if it cannot). */
+int shardcast_nccl_version(shardcast_client* client, int* version, char** error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARDCAST_CLIENT_C_API_H_ */
