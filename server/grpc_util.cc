@@ -1,9 +1,5 @@
 #include "server/grpc_util.h"
 
-#include <fstream>
-#include <sstream>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace shardcast {
@@ -38,16 +34,6 @@ grpc::Status CheckToken(const grpc::ServerContext& ctx, const std::string& token
 void PrepareClientContext(grpc::ClientContext* ctx, const std::string& token, std::chrono::milliseconds deadline) {
   ctx->set_deadline(std::chrono::system_clock::now() + deadline);
   if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
-}
-
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string t(absl::StripAsciiWhitespace(ss.str()));
-  if (t.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is empty"));
-  return t;
 }
 
 }  // namespace shardcast

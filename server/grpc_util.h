@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/token_file.h"
 
 namespace shardcast {
 
@@ -22,9 +23,6 @@ grpc::Status CheckToken(const grpc::ServerContext& ctx, const std::string& token
 
 // Sets the deadline and the token on an outgoing call.
 void PrepareClientContext(grpc::ClientContext* ctx, const std::string& token, std::chrono::milliseconds deadline);
-
-// Reads a token file (whitespace trimmed). NotFound / InvalidArgument (empty file).
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 }  // namespace shardcast
 

@@ -14,7 +14,7 @@
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "kernels/device_buffer.h"
-#include "server/grpc_util.h"
+#include "common/token_file.h"
 
 namespace shardcast::cli {
 namespace {
