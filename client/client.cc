@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <random>
@@ -35,6 +36,26 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+// Runs `fn(rank, address, destinations)` for every loader rank owning some destination, in
+// parallel, and returns the first error.
+absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst,
+                          const std::function<absl::Status(int, const std::string&,
+                                                           const std::vector<const Destination*>&)>& fn) {
+  std::map<int, std::vector<const Destination*>> by_rank;
+  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
+  std::vector<std::future<absl::Status>> calls;
+  for (const auto& [rank, list] : by_rank) {
+    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("the manifest lacks an endpoint");
+    calls.push_back(std::async(std::launch::async, fn, rank, m.endpoints[rank], list));
+  }
+  absl::Status first;
+  for (auto& c : calls) {
+    absl::Status s = c.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
 }
 
 }  // namespace
@@ -221,13 +242,8 @@ absl::Status Client::CheckDestinations(const Manifest& m, const std::vector<Dest
 absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::vector<Destination>& dst) {
   SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
   const auto t0 = std::chrono::steady_clock::now();
-  std::map<int, std::vector<const Destination*>> by_rank;
-  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
-  std::vector<std::future<absl::Status>> calls;
-  for (auto& [rank, list] : by_rank) {
-    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("manifest lacks an endpoint");
-    const std::string address = m.endpoints[rank];
-    calls.push_back(std::async(std::launch::async, [this, &m, address, rank = rank, list = list]() -> absl::Status {
+  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
+                                             const std::vector<const Destination*>& list) -> absl::Status {
       std::map<std::string, const Destination*> want;
       v1::FetchRequest req;
       req.set_request_id(m.request_id);
@@ -264,14 +280,7 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
         }
       }
       return absl::OkStatus();
-    }));
-  }
-  absl::Status first;
-  for (auto& c : calls) {
-    absl::Status s = c.get();
-    if (first.ok() && !s.ok()) first = s;
-  }
-  SC_RETURN_IF_ERROR(first);
+  }));
   FetchReport r;
   r.transport = "stream";
   for (const Destination& d : dst) {
@@ -297,12 +306,8 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
     SC_ASSIGN_OR_RETURN(impl_->nccl, NcclLib::Load(options_.nccl_library));
   }
   const auto t0 = std::chrono::steady_clock::now();
-  std::map<int, std::vector<const Destination*>> by_rank;
-  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
-  std::vector<std::future<absl::Status>> calls;
-  for (auto& [rank, list] : by_rank) {
-    const std::string address = m.endpoints.at(rank);
-    calls.push_back(std::async(std::launch::async, [this, &m, address, device, rank = rank, list = list]() -> absl::Status {
+  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
+                                             const std::vector<const Destination*>& list) -> absl::Status {
       v1::OpenSessionRequest open;
       open.set_request_id(m.request_id);
       open.set_client_nccl_version(impl_->nccl->version);
@@ -337,14 +342,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
       }
       if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
       return comm->Transfer(buffers, /*send=*/false, options_.deadline);
-    }));
-  }
-  absl::Status first;
-  for (auto& c : calls) {
-    absl::Status s = c.get();
-    if (first.ok() && !s.ok()) first = s;
-  }
-  SC_RETURN_IF_ERROR(first);
+  }));
   FetchReport r;
   r.transport = "nccl";
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

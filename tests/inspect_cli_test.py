@@ -8,18 +8,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
+from testenv import fixtures_dir, runfile  # noqa: E402
 
 
-def runfile(path):
-    base = os.environ.get("TEST_SRCDIR", "")
-    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
-        if os.path.exists(cand):
-            return os.path.realpath(cand)
-    raise FileNotFoundError(path)
 
-
-SHARDCAST = runfile("shardcast/client/cli/shardcast") if os.environ.get("TEST_SRCDIR") else "bazel-bin/client/cli/shardcast"
-FIXTURES = os.path.dirname(runfile("shared_fixtures/README.md"))
+SHARDCAST = runfile("shardcast/client/cli/shardcast", "SHARDCAST_BIN")
+FIXTURES = fixtures_dir()
 
 
 def run(*args, check=True):

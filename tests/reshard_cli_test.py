@@ -11,22 +11,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
+from testenv import fixtures_dir, runfile  # noqa: E402
 
-
-def runfile(path):
-    base = os.environ.get("TEST_SRCDIR", "")
-    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
-        if os.path.exists(cand):
-            return os.path.realpath(cand)
-    raise FileNotFoundError(path)
 
 
 # Under `bazel test` everything comes from the runfiles; elsewhere (a GPU host running the
 # bundle) the environment names the pieces.
-SHARDCAST = os.environ.get("SHARDCAST_BIN") or runfile("shardcast/client/cli/shardcast")
-FIXTURES = os.environ.get("SHARDCAST_FIXTURES") or os.path.dirname(runfile("shared_fixtures/README.md"))
-LAYOUT = os.environ.get("SHARDCAST_LAYOUT") or runfile("shardcast/tests/data/fixtures.layout")
-GENERATOR = os.environ.get("SHARDCAST_GENERATOR") or runfile("shardcast/tools/gen_synthetic_dcp.py")
+SHARDCAST = runfile("shardcast/client/cli/shardcast", "SHARDCAST_BIN")
+FIXTURES = fixtures_dir()
+LAYOUT = runfile("shardcast/tests/data/fixtures.layout", "SHARDCAST_LAYOUT")
+GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py", "SHARDCAST_GENERATOR")
 CKPTS = ["vit_flat", "vit_tp2", "bridge_iter"]
 DEVICE = os.environ.get("SHARDCAST_TEST_DEVICE", "cpu")
 

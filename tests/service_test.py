@@ -15,22 +15,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
+from testenv import fixtures_dir, runfile  # noqa: E402
 
 
-def runfile(path):
-    base = os.environ.get("TEST_SRCDIR", "")
-    for cand in (os.path.join(base, path), os.path.join(base, "shardcast", path)):
-        if os.path.exists(cand):
-            return os.path.realpath(cand)
-    raise FileNotFoundError(path)
 
-
-SHARDCAST = os.environ.get("SHARDCAST_BIN") or runfile("shardcast/client/cli/shardcast")
-SHARDCASTD = os.environ.get("SHARDCASTD_BIN") or runfile("shardcast/server/shardcastd")
-FIXTURES = os.environ.get("SHARDCAST_FIXTURES") or os.path.dirname(runfile("shared_fixtures/README.md"))
-LAYOUT = os.environ.get("SHARDCAST_LAYOUT") or runfile("shardcast/tests/data/fixtures.layout")
-GENERATOR = os.environ.get("SHARDCAST_GENERATOR") or runfile("shardcast/tools/gen_synthetic_dcp.py")
-CLIENT_SO = os.environ.get("SHARDCAST_CLIENT_SO") or runfile("shardcast/client/libshardcast_client.so")
+SHARDCAST = runfile("shardcast/client/cli/shardcast", "SHARDCAST_BIN")
+SHARDCASTD = runfile("shardcast/server/shardcastd", "SHARDCASTD_BIN")
+FIXTURES = fixtures_dir()
+LAYOUT = runfile("shardcast/tests/data/fixtures.layout", "SHARDCAST_LAYOUT")
+GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py", "SHARDCAST_GENERATOR")
+CLIENT_SO = runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO")
 DEADLINE = 4  # seconds, the servers' --deadline
 
 
