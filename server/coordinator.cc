@@ -71,13 +71,17 @@ void Coordinator::Poll() {
       return std::make_pair(s, st);
     }));
   }
+  // Wait for the answers without holding mu_: Manifest() and Status() must not queue behind a
+  // slow or dead rank's poll.
+  std::vector<std::pair<grpc::Status, v1::RankState>> answers;
+  for (auto& c : calls) answers.push_back(c.get());
   bool all_ready = true;
   std::string failure;
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t r = 0; r < calls.size(); ++r) {
-      auto [s, st] = calls[r].get();
+    for (size_t r = 0; r < answers.size(); ++r) {
+      auto& [s, st] = answers[r];
       if (s.ok()) {
         st.set_address(options_.rank_addresses[r]);
         ranks_[r] = st;
