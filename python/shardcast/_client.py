@@ -1,0 +1,257 @@
+"""ctypes binding over libshardcast_client.so (client/c_api.h)."""
+import ctypes
+import json
+import os
+
+# gRPC/absl status codes, as the C ABI returns them.
+_CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+          6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+          10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+          15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+
+# dtype name -> (numpy dtype name or None, item size)
+_DTYPES = {"float64": ("float64", 8), "float32": ("float32", 4), "float16": ("float16", 2),
+           "bfloat16": ("bfloat16", 2), "int8": ("int8", 1), "int16": ("int16", 2), "int32": ("int32", 4),
+           "int64": ("int64", 8), "uint8": ("uint8", 1), "uint16": ("uint16", 2), "uint32": ("uint32", 4),
+           "uint64": ("uint64", 8), "bool": ("bool", 1), "float8_e4m3fn": ("float8_e4m3fn", 1),
+           "float8_e5m2": ("float8_e5m2", 1), "complex64": ("complex64", 8), "complex128": ("complex128", 16)}
+
+
+class ShardcastError(RuntimeError):
+    """An error from shardcastd or the client library: `code` is the gRPC status name."""
+
+    def __init__(self, code, message):
+        self.code = _CODES.get(code, str(code))
+        self.message = message
+        super().__init__("%s: %s" % (self.code, message))
+
+
+def _find_library():
+    env = os.environ.get("SHARDCAST_CLIENT_SO")
+    if env:
+        return env
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", "libshardcast_client.so")
+    if os.path.exists(here):
+        return here
+    raise ImportError("libshardcast_client.so not found: install the package with tools/install_python.sh, "
+                      "or set SHARDCAST_CLIENT_SO to the library's path")
+
+
+_lib = None
+
+
+def _library():
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(_find_library())
+        c_char_pp = ctypes.POINTER(ctypes.c_char_p)
+        lib.shardcast_connect.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double,
+                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_close.argtypes = [ctypes.c_void_p]
+        lib.shardcast_free.argtypes = [ctypes.c_void_p]
+        lib.shardcast_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.shardcast_set_nccl_library.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.shardcast_status.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_manifest.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                           ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_receive.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, c_char_pp,
+                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint64), ctypes.c_int,
+                                          ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_nccl_version.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)]
+        _lib = lib
+    return _lib
+
+
+def _take_string(lib, ptr):
+    if not ptr.value:
+        return ""
+    s = ctypes.cast(ptr, ctypes.c_char_p).value.decode("utf-8", "replace")
+    lib.shardcast_free(ptr)
+    return s
+
+
+def _check(lib, rc, err):
+    if rc != 0:
+        raise ShardcastError(rc, _take_string(lib, err))
+
+
+def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype):
+    renames = []
+    if rename:
+        items = rename.items() if isinstance(rename, dict) else rename
+        for old, new in items:
+            renames.append("%s=%s" % (old, new))
+    return json.dumps({"tp_size": int(tp_size), "tp_rank": int(tp_rank), "layout": layout or "",
+                       "rules": list(rules or ()), "prefix": prefix or "", "renames": renames,
+                       "unstack": bool(unstack), "dtype": dtype or ""}).encode()
+
+
+def _numpy_dtype(name):
+    import numpy as np
+    np_name, _ = _DTYPES[name]
+    if np_name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+        try:
+            import ml_dtypes
+            return np.dtype(getattr(ml_dtypes, np_name))
+        except ImportError:
+            return None  # no NumPy type: raw bytes
+    return np.dtype(np_name)
+
+
+class Client:
+    """A connection to shardcastd (rank 0).
+
+    address: "host:port" (default: $SHARDCAST_ADDR); token_file: the job's token file (default:
+    $SHARDCAST_TOKEN_FILE); timeout: seconds for every call and NCCL wait; verify: check every
+    shard's CRC32C on arrival; nccl_library: the libnccl.so.2 for GPU receives (default:
+    $SHARDCAST_NCCL_LIBRARY, or PyTorch's own when torch is imported).
+    """
+
+    def __init__(self, address=None, token_file=None, timeout=60.0, verify=True, nccl_library=None):
+        self._lib = _library()
+        address = address or os.environ.get("SHARDCAST_ADDR")
+        if not address:
+            raise ShardcastError(3, "no address: pass address='host:port' or set SHARDCAST_ADDR")
+        token_file = token_file or os.environ.get("SHARDCAST_TOKEN_FILE")
+        token = b""
+        if token_file:
+            with open(token_file) as f:
+                token = f.read().strip().encode()
+        handle, err = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(self._lib, self._lib.shardcast_connect(address.encode(), token, float(timeout), ctypes.byref(handle),
+                                                      ctypes.byref(err)), err)
+        self._handle = handle
+        self.address = address
+        self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
+        if nccl_library:
+            self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
+
+    def close(self):
+        if getattr(self, "_handle", None):
+            self._lib.shardcast_close(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def status(self):
+        """The service status: the fields of `shardcast status --json`."""
+        out, err = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(self._lib, self._lib.shardcast_status(self._handle, ctypes.byref(out), ctypes.byref(err)), err)
+        return json.loads(_take_string(self._lib, out))
+
+    def _manifest_raw(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+        out, err = ctypes.c_void_p(), ctypes.c_void_p()
+        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        _check(self._lib, self._lib.shardcast_manifest(self._handle, req, ctypes.byref(out), ctypes.byref(err)), err)
+        return _take_string(self._lib, out)
+
+    def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+        """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule)."""
+        return json.loads(self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype))["shards"]
+
+    def _receive(self, manifest_text, items, device):
+        n = len(items)
+        names = (ctypes.c_char_p * n)(*[name.encode() for name, _, _ in items])
+        ptrs = (ctypes.c_void_p * n)(*[ptr for _, ptr, _ in items])
+        sizes = (ctypes.c_uint64 * n)(*[size for _, _, size in items])
+        report, err = ctypes.c_void_p(), ctypes.c_void_p()
+        rc = self._lib.shardcast_receive(self._handle, manifest_text.encode(), n, names, ptrs, sizes, device,
+                                         ctypes.byref(report), ctypes.byref(err))
+        _check(self._lib, rc, err)
+        return json.loads(_take_string(self._lib, report))
+
+    def load_into(self, tensors, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False,
+                  dtype=None, strict=True):
+        """Receives shards into existing buffers. `tensors` maps names to PyTorch tensors (CUDA ones
+        receive over NCCL, CPU ones over the stream) or NumPy arrays (any dtype of the right byte
+        size, e.g. ml_dtypes.bfloat16 or uint8). Shapes and byte sizes are checked before any byte
+        moves; with `strict`, names missing from either side are an error listing them all.
+        Returns the report: bytes, seconds, shards, crc_checked, transport(s)."""
+        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        shards = {s["name"]: s for s in json.loads(text)["shards"]}
+        missing = sorted(set(tensors) - set(shards))
+        unexpected = sorted(set(shards) - set(tensors))
+        problems = []
+        if missing:
+            problems.append("%d expected names are not in the checkpoint: %s" % (len(missing), ", ".join(missing[:20])))
+        if strict and unexpected:
+            problems.append("%d checkpoint names are not expected: %s" % (len(unexpected), ", ".join(unexpected[:20])))
+        host, device = [], {}
+        for name, t in tensors.items():
+            s = shards.get(name)
+            if s is None:
+                continue
+            shape = tuple(t.shape)
+            raw_bytes = type(t).__module__.startswith("numpy") and t.dtype.itemsize == 1 and t.ndim == 1 \
+                and s["dtype"] not in ("int8", "uint8", "bool", "float8_e4m3fn", "float8_e5m2")
+            if not raw_bytes and shape != tuple(s["shape"]):
+                problems.append("%s: shape %s, the shard is %s" % (name, list(shape), s["shape"]))
+                continue
+            ptr, nbytes, dev = _buffer(t)
+            if nbytes != s["nbytes"]:
+                problems.append("%s: %d bytes, the shard has %d (dtype %s)" % (name, nbytes, s["nbytes"], s["dtype"]))
+                continue
+            (host if dev < 0 else device.setdefault(dev, [])).append((name, ptr, nbytes))
+        if problems:
+            raise ShardcastError(3, "refusing to load (nothing was transferred):\n  " + "\n  ".join(problems))
+        reports = []
+        if host:
+            reports.append(self._receive(text, host, -1))
+        for dev, items in device.items():
+            reports.append(self._receive(text, items, dev))
+        return {"bytes": sum(r["bytes"] for r in reports), "shards": sum(r["shards"] for r in reports),
+                "crc_checked": sum(r["crc_checked"] for r in reports), "seconds": sum(r["seconds"] for r in reports),
+                "transports": [r["transport"] for r in reports], "skipped": unexpected}
+
+    def fetch(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+        """Receives one TP rank's shards into new NumPy arrays (host memory): {name: array}.
+        bfloat16/float8 come as ml_dtypes arrays when ml_dtypes is installed, else as raw uint8."""
+        import numpy as np
+        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        shards = json.loads(text)["shards"]
+        raw = {s["name"]: np.empty(s["nbytes"], dtype=np.uint8) for s in shards}
+        if shards:
+            self._receive(text, [(n, a.ctypes.data, a.nbytes) for n, a in raw.items()], -1)
+        out = {}
+        for s in shards:
+            dt = _numpy_dtype(s["dtype"])
+            a = raw[s["name"]]
+            out[s["name"]] = a.view(dt).reshape(s["shape"]) if dt is not None else a
+        return out
+
+
+def _buffer(t):
+    """(pointer, nbytes, device) of a PyTorch tensor or NumPy array; device -1 for host memory."""
+    mod = type(t).__module__
+    if mod.startswith("torch"):
+        if not t.is_contiguous():
+            raise ShardcastError(3, "tensors must be contiguous")
+        dev = t.device.index if t.is_cuda else -1
+        if t.is_cuda and dev is None:
+            dev = 0
+        return t.data_ptr(), t.numel() * t.element_size(), dev
+    import numpy as np
+    a = t
+    if not isinstance(a, np.ndarray) or not a.flags["C_CONTIGUOUS"] or not a.flags["WRITEABLE"]:
+        raise ShardcastError(3, "NumPy destinations must be writeable C-contiguous arrays")
+    return a.ctypes.data, a.nbytes, -1
+
+
+def load_module(module, address=None, tp_size=1, tp_rank=0, **kwargs):
+    """Fills an nn.Module's parameters in place (named_parameters()), for the common case. Extra
+    keyword arguments go to Client.load_into (layout, rules, prefix, rename, unstack, strict, ...);
+    `token_file`, `timeout` and `nccl_library` to the Client."""
+    client_kw = {k: kwargs.pop(k) for k in ("token_file", "timeout", "nccl_library", "verify") if k in kwargs}
+    tensors = {name: p.data for name, p in module.named_parameters()}
+    with Client(address, **client_kw) as c:
+        return c.load_into(tensors, tp_size, tp_rank, **kwargs)

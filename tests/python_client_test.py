@@ -1,0 +1,113 @@
+"""The `shardcast` Python package (ctypes over the C ABI) against a live `shardcastd --device cpu`
+on the shared fixtures, with NumPy: status, manifest, fetch, load_into (typed and raw byte
+buffers), strict mode, refusals before any byte moves, and errors carrying the service's code."""
+import hashlib
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import junit_unittest  # noqa: E402
+from testenv import fixtures_dir, runfile  # noqa: E402
+import service_test  # noqa: E402  (reuses its Service launcher)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(runfile("shardcast/python/shardcast/__init__.py", "SHARDCAST_PYTHON_PKG"))))
+os.environ.setdefault("SHARDCAST_CLIENT_SO", runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO"))
+import numpy as np  # noqa: E402
+import shardcast  # noqa: E402
+
+FIXTURES = fixtures_dir()
+
+
+def sha(a):
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+class PythonClient(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+            cls.expected = json.load(f)["tensors"]
+        cls.svc = service_test.Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat"), token="py-token")
+        cls.client = shardcast.Client(cls.svc.address, token_file=cls.svc.token_file, timeout=30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.svc.stop()
+
+    def test_status_and_manifest(self):
+        st = self.client.status()
+        self.assertEqual(st["state"], "ready")
+        self.assertEqual(st["world_size"], 2)
+        m = self.client.manifest(2, 1, prefix="model.vision_model.", rename={"model.vision_model.": "vision."})
+        self.assertTrue(all(s["name"].startswith("vision.") for s in m))
+        qkv = [s for s in m if s["name"] == "vision.decoder.layers.0.self_attention.linear_qkv.weight"][0]
+        self.assertEqual(qkv["shape"], [96, 64])
+        self.assertEqual(qkv["dtype"], "bfloat16")
+        self.assertEqual(qkv["nbytes"], 96 * 64 * 2)
+        self.assertIn("crc32c", qkv)
+
+    def test_fetch_every_rank_of_tp2(self):
+        for rank in range(2):
+            arrays = self.client.fetch(2, rank)
+            self.assertEqual(set(arrays), set(self.expected))
+            for key, a in arrays.items():
+                self.assertEqual(sha(a), self.expected[key]["shards"]["2"][rank], key)
+            f32 = arrays["model.vision_model.decoder.final_layernorm.weight"]
+            self.assertEqual(f32.dtype, np.float32)
+            self.assertEqual(f32.shape, (64,))
+
+    def test_load_into_typed_and_raw_buffers(self):
+        m = self.client.manifest(4, 3)
+        tensors = {}
+        for s in m:
+            if s["dtype"] == "float32":
+                tensors[s["name"]] = np.zeros(s["shape"], dtype=np.float32)
+            elif s["dtype"] == "int64":
+                tensors[s["name"]] = np.zeros(s["shape"], dtype=np.int64)
+            else:  # bf16 / fp16 etc.: raw bytes of the exact size
+                tensors[s["name"]] = np.zeros(s["nbytes"], dtype=np.uint8)
+        report = self.client.load_into(tensors, 4, 3)
+        self.assertEqual(report["shards"], len(m))
+        self.assertEqual(report["crc_checked"], len(m))
+        self.assertEqual(report["transports"], ["stream"])
+        for s in m:
+            self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["4"][3], s["name"])
+
+    def test_strict_mode_and_refusals(self):
+        m = {s["name"]: s for s in self.client.manifest(2, 0)}
+        name = "model.vision_model.decoder.final_layernorm.weight"
+        buf = np.full((64,), 7.0, dtype=np.float32)
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_into({name: buf, "not.a.tensor": np.zeros(3, np.float32)}, 2, 0)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("not.a.tensor", e.exception.message)
+        self.assertIn("not expected", e.exception.message)
+        self.assertTrue((buf == 7.0).all())  # nothing moved
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_into({name: np.zeros((32,), np.float32)}, 2, 0, strict=False)
+        self.assertIn("shape [32], the shard is [64]", e.exception.message)
+        report = self.client.load_into({name: buf}, 2, 0, strict=False)
+        self.assertEqual(report["shards"], 1)
+        self.assertEqual(len(report["skipped"]), len(m) - 1)
+        self.assertEqual(sha(buf), self.expected["model.vision_model.decoder.final_layernorm.weight"]["shards"]["2"][0])
+
+    def test_errors_carry_the_service_code(self):
+        wrong = os.path.join(self.svc.dir, "wrong-token")
+        with open(wrong, "w") as f:
+            f.write("nope")
+        c = shardcast.Client(self.svc.address, token_file=wrong, timeout=10)
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            c.status()
+        self.assertEqual(e.exception.code, "UNAUTHENTICATED")
+        c.close()
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.manifest(3, 0)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("does not divide by TP 3", e.exception.message)
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
