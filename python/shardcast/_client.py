@@ -123,6 +123,7 @@ class Client:
         self._handle = handle
         self.address = address
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
+        nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or _torch_nccl_library()
         if nccl_library:
             self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
 
@@ -228,6 +229,29 @@ class Client:
             a = raw[s["name"]]
             out[s["name"]] = a.view(dt).reshape(s["shape"]) if dt is not None else a
         return out
+
+
+def _torch_nccl_library():
+    """The libnccl.so.2 PyTorch loaded (the build a sidecar must match), when torch is imported."""
+    import sys
+    if "torch" not in sys.modules:
+        return None
+    try:
+        import nvidia.nccl
+        for base in list(getattr(nvidia.nccl, "__path__", [])):
+            cand = os.path.join(base, "lib", "libnccl.so.2")
+            if os.path.exists(cand):
+                return cand
+    except ImportError:
+        pass
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                if "libnccl.so" in line:
+                    return line.split()[-1]
+    except OSError:
+        pass
+    return None
 
 
 def _buffer(t):
