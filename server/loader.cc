@@ -252,6 +252,10 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
 
   auto req = std::make_shared<PreparedRequest>();
   req->id = id;
+  req->description = absl::StrCat(id, ": layout ", spec.layout.empty() ? options_.layout : spec.layout,
+                                  spec.rules.empty() ? "" : absl::StrCat(" +", spec.rules.size(), " rules"), ", TP ",
+                                  spec.tp_size, " rank ", spec.tp_rank, po.prefix.empty() ? "" : ", prefix " + po.prefix,
+                                  spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
   uint64_t need = 0;
   for (const ShardPlan& sp : plan.shards) {
@@ -346,7 +350,7 @@ RankSnapshot Loader::Snapshot() const {
   }
   s.clients_served = clients_served_.load();
   s.clients_active = clients_active_.load();
-  for (const auto& r : cache_) s.cached_requests.push_back(r->id);
+  for (const auto& r : cache_) s.cached_requests.push_back(r->description);
   return s;
 }
 

@@ -50,6 +50,7 @@ struct PreparedShard {
 
 struct PreparedRequest {
   std::string id;
+  std::string description;              // "layout megatron, TP 2 rank 1, prefix ..., 12 shards"
   std::vector<PreparedShard> shards;    // every shard of the request, in plan order
   std::vector<std::string> opaque;
   uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)

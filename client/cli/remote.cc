@@ -68,9 +68,8 @@ std::string FormatStatus(const Json& j) {
                                           r.Find("tensors_owned")->as_int(), r.Find("clients_served")->as_int(),
                                           r.Find("clients_active")->as_int(), r.Find("last_error")->as_string()));
   }
-  std::vector<std::string> cached;
-  for (const Json& c : j.Find("cached_layouts")->items()) cached.push_back(c.as_string());
-  absl::StrAppend(&out, "\ncached requests: ", cached.empty() ? "none" : absl::StrJoin(cached, ", "), "\n");
+  absl::StrAppend(&out, "\ncached requests (rank 0):", j.Find("cached_layouts")->items().empty() ? " none" : "", "\n");
+  for (const Json& c : j.Find("cached_layouts")->items()) absl::StrAppend(&out, "  ", c.as_string(), "\n");
   return out;
 }
 
