@@ -375,7 +375,7 @@ const absl::flat_hash_set<std::string>& MetadataAllowedGlobals() {
 
 absl::StatusOr<CheckpointMetadata> ParseMetadata(absl::string_view pickle_bytes, const std::string& source) {
   UnpickleOptions opts;
-  opts.allowed_globals = MetadataAllowedGlobals();
+  opts.allowed_globals = &MetadataAllowedGlobals();
   opts.source = source;
   SC_ASSIGN_OR_RETURN(std::unique_ptr<PickleDocument> doc, Unpickle(pickle_bytes, opts));
   return Decoder(source).Decode(doc->root());

@@ -158,7 +158,7 @@ class Unpickler {
   }
   absl::Status PushGlobal(absl::string_view module, absl::string_view name) {
     std::string full = absl::StrCat(module, ".", name);
-    if (!opts_.allowed_globals.contains(full)) {
+    if (opts_.allowed_globals == nullptr || !opts_.allowed_globals->contains(full)) {
       return absl::InvalidArgumentError(
           absl::StrCat(opts_.source, ": pickle references global '", full,
                        "', which is not on the allow-list (refusing to load it; offset ", op_pos_, ")"));

@@ -7,7 +7,7 @@
 // NEWOBJ_EX, PERSID, EXT*, out-of-band buffers, protocol-0 text opcodes) are refused by name.
 //
 //   UnpickleOptions opts;
-//   opts.allowed_globals = {"torch.Size", ...};
+//   opts.allowed_globals = &kMyGlobals;  // e.g. {"torch.Size", ...}
 //   SC_ASSIGN_OR_RETURN(auto doc, Unpickle(bytes, opts));
 //   const PickleValue* root = doc->root();
 #ifndef SHARDCAST_CHECKPOINT_PICKLE_H_
@@ -73,8 +73,8 @@ class PickleDocument {
 };
 
 struct UnpickleOptions {
-  // "module.name" of every global the document may reference.
-  absl::flat_hash_set<std::string> allowed_globals;
+  // "module.name" of every global the document may reference (not owned; nullptr: none).
+  const absl::flat_hash_set<std::string>* allowed_globals = nullptr;
   // Whether BINPERSID is accepted (torch.save's data.pkl uses it, `.metadata` does not).
   bool allow_persistent_id = false;
   // Caps against hostile input.

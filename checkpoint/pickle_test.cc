@@ -1,5 +1,7 @@
 #include "checkpoint/pickle.h"
 
+#include <deque>
+
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
 
@@ -10,8 +12,12 @@ using namespace std::string_literals;
 using Kind = PickleValue::Kind;
 
 UnpickleOptions Opts(std::initializer_list<const char*> globals = {}) {
+  // The options point at the set: keep each distinct set alive for the test binary's lifetime.
+  static std::deque<absl::flat_hash_set<std::string>> sets;
+  sets.emplace_back();
+  for (const char* g : globals) sets.back().insert(g);
   UnpickleOptions o;
-  for (const char* g : globals) o.allowed_globals.insert(g);
+  o.allowed_globals = &sets.back();
   return o;
 }
 

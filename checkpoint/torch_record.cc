@@ -251,7 +251,7 @@ absl::StatusOr<TensorRecord> ParseTensorRecord(const RecordSource& base, const s
   SC_ASSIGN_OR_RETURN(std::string pkl_bytes, ReadRange(r, pkl_offset, pkl->size, src, "data.pkl"));
 
   UnpickleOptions opts;
-  opts.allowed_globals = TensorRecordAllowedGlobals();
+  opts.allowed_globals = &TensorRecordAllowedGlobals();
   opts.allow_persistent_id = true;
   opts.source = absl::StrCat(src, " data.pkl");
   SC_ASSIGN_OR_RETURN(std::unique_ptr<PickleDocument> doc, Unpickle(pkl_bytes, opts));

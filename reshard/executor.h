@@ -5,6 +5,7 @@
 #define SHARDCAST_RESHARD_EXECUTOR_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,14 @@ absl::StatusOr<std::vector<CopyDesc>> BuildCopyDescs(const ShardJob& job);
 
 // Whether the executors can cast `from` to `to` (equal, or both in {float32, bfloat16, float16}).
 bool CanCast(DType from, DType to);
+
+// The dtype a shard of `stored` is produced in when `requested` is asked for: `requested` for
+// floating-point tensors it can be cast to, `stored` otherwise (integers are never cast).
+DType OutputDType(DType stored, std::optional<DType> requested);
+
+// A requested cast: "" -> nullopt; "bf16"/"bfloat16", "fp16", "fp32" (and PyTorch names);
+// InvalidArgument for anything else.
+absl::StatusOr<std::optional<DType>> ParseCastDType(const std::string& name);
 
 class ShardExecutor {
  public:

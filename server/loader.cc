@@ -13,15 +13,6 @@
 
 namespace shardcast {
 
-absl::StatusOr<std::optional<DType>> ParseRequestDType(const std::string& dtype) {
-  if (dtype.empty()) return std::optional<DType>();
-  absl::StatusOr<DType> d = DTypeFromName(dtype);
-  if (!d.ok() || (*d != DType::kBFloat16 && *d != DType::kFloat16 && *d != DType::kFloat32)) {
-    return absl::InvalidArgumentError(absl::StrCat("dtype '", dtype, "': use bf16, fp16 or fp32"));
-  }
-  return std::optional<DType>(*d);
-}
-
 Loader::Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader)
     : options_(std::move(options)), memory_(std::move(memory)), reader_(std::move(reader)) {}
 
@@ -104,7 +95,6 @@ absl::Status Loader::Load() {
     };
     std::vector<Piece> pieces;
     for (const TensorEntry* t : mine) {
-      const uint64_t item = ItemSize(t->dtype);
       if (t->nbytes() <= cap || t->shape.empty()) {
         pieces.push_back({t, FullBox(t->shape), 0, t->nbytes()});
         continue;
@@ -118,7 +108,6 @@ absl::Status Loader::Load() {
         b.sizes[0] = std::min<int64_t>(rows_per, t->shape[0] - r0);
         pieces.push_back({t, b, static_cast<uint64_t>(r0) * row, static_cast<uint64_t>(b.sizes[0]) * row});
       }
-      (void)item;
     }
     size_t i = 0;
     int which = 0;
@@ -224,7 +213,7 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
   if (spec.tp_size < 1 || spec.tp_rank < 0 || spec.tp_rank >= spec.tp_size) {
     return absl::InvalidArgumentError(absl::StrCat("tp_rank ", spec.tp_rank, " is not in 0..", spec.tp_size - 1));
   }
-  SC_ASSIGN_OR_RETURN(std::optional<DType> dtype, ParseRequestDType(spec.dtype));
+  SC_ASSIGN_OR_RETURN(std::optional<DType> dtype, ParseCastDType(spec.dtype));
   std::vector<std::string> rules = spec.layout.empty() ? options_.rules : std::vector<std::string>{};
   rules.insert(rules.end(), spec.rules.begin(), spec.rules.end());
   SC_ASSIGN_OR_RETURN(Layout layout, Layout::Load(spec.layout.empty() ? options_.layout : spec.layout, rules));
@@ -257,11 +246,15 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
                                   spec.tp_size, " rank ", spec.tp_rank, po.prefix.empty() ? "" : ", prefix " + po.prefix,
                                   spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
+  // A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
+  auto is_whole_tensor = [&](const ShardPlan& sp) {
+    return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && OutputDType(sp.tensor->dtype, dtype) == sp.tensor->dtype;
+  };
   uint64_t need = 0;
   for (const ShardPlan& sp : plan.shards) {
-    const DType od = (dtype && CanCast(sp.tensor->dtype, *dtype)) ? *dtype : sp.tensor->dtype;
-    const bool alias = sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && od == sp.tensor->dtype;
-    if (owner_of[sp.tensor] == options_.rank && !alias) need += sp.num_elements() * ItemSize(od);
+    if (owner_of[sp.tensor] == options_.rank && !is_whole_tensor(sp)) {
+      need += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype));
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -275,15 +268,14 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     ps.name = sp.name;
     ps.key = sp.key();
     ps.rule = sp.rule_matched ? sp.rule.ToString() : "replicate (default)";
-    ps.dtype = (dtype && CanCast(sp.tensor->dtype, *dtype)) ? *dtype : sp.tensor->dtype;
+    ps.dtype = OutputDType(sp.tensor->dtype, dtype);
     ps.shape = sp.shape;
     ps.nbytes = sp.num_elements() * ItemSize(ps.dtype);
     ps.owner = owner_of[sp.tensor];
     if (ps.owner == options_.rank) {
       void* tensor = tensors_.at(sp.tensor);
-      const bool alias = sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && ps.dtype == sp.tensor->dtype;
-      if (alias) {
-        ps.data = tensor;  // the shard is the whole tensor: no copy
+      if (is_whole_tensor(sp)) {
+        ps.data = tensor;
       } else {
         SC_ASSIGN_OR_RETURN(void* out, memory_->Allocate(ps.nbytes));
         req->allocations.push_back(out);

@@ -123,8 +123,6 @@ class Loader {
   std::atomic<uint32_t> clients_active_{0};
 };
 
-// "bf16" etc. to a dtype; nullopt for "".
-absl::StatusOr<std::optional<DType>> ParseRequestDType(const std::string& dtype);
 
 }  // namespace shardcast
 

@@ -22,11 +22,6 @@
 
 namespace shardcast::cli {
 
-DType OutputDType(const TensorEntry& t, std::optional<DType> requested) {
-  if (requested && CanCast(t.dtype, *requested)) return *requested;
-  return t.dtype;
-}
-
 absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, ShardExecutor& executor,
                                std::optional<DType> dtype, uint64_t batch_bytes,
                                const std::function<absl::Status(const ShardPlan&, DType, absl::string_view)>& sink) {
@@ -34,6 +29,7 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
   while (i < plan.shards.size()) {
     // One batch: shards whose sources and outputs fit the budget (at least one shard).
     struct Work {
+      size_t index;     // in plan.shards
       ShardPlan local;  // ops renumbered: op k reads source k
       std::vector<SourceBuffer> sources;
       std::vector<std::unique_ptr<char[]>> source_bytes;
@@ -46,12 +42,13 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
     uint64_t bytes = 0;
     for (; i < plan.shards.size(); ++i) {
       const ShardPlan& sp = plan.shards[i];
-      const DType od = OutputDType(*sp.tensor, dtype);
+      const DType od = OutputDType(sp.tensor->dtype, dtype);
       uint64_t need = sp.num_elements() * ItemSize(od);
       for (const CopyOp& op : sp.ops) need += *NumElements(op.src.sizes) * ItemSize(sp.tensor->dtype);
       if (!batch.empty() && bytes + need > batch_bytes) break;
       bytes += need;
       Work w;
+      w.index = i;
       w.local = sp;
       w.out_dtype = od;
       w.out_bytes = sp.num_elements() * ItemSize(od);
@@ -75,8 +72,7 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
     SC_RETURN_IF_ERROR(executor.Run(jobs));
     for (Work& w : batch) {
       // Sinks see the caller's plan (original chunk numbers).
-      const ShardPlan& original = plan.shards[&w - &batch[0] + (i - batch.size())];
-      SC_RETURN_IF_ERROR(sink(original, w.out_dtype, absl::string_view(w.out.get(), w.out_bytes)));
+      SC_RETURN_IF_ERROR(sink(plan.shards[w.index], w.out_dtype, absl::string_view(w.out.get(), w.out_bytes)));
     }
   }
   return absl::OkStatus();
@@ -157,12 +153,10 @@ int RunReshard(const std::vector<std::string>& args) {
     return usage(absl::InvalidArgumentError(absl::StrCat("--rank must be in 0..", *tp - 1, " for --tp ", *tp)));
   }
   std::optional<DType> dtype;
-  if (p.Has("dtype")) {
-    auto d = DTypeFromName(p.Get("dtype"));
-    if (!d.ok() || (*d != DType::kBFloat16 && *d != DType::kFloat16 && *d != DType::kFloat32)) {
-      return usage(absl::InvalidArgumentError("--dtype must be bf16, fp16 or fp32"));
-    }
+  if (absl::StatusOr<std::optional<DType>> d = ParseCastDType(p.Get("dtype")); d.ok()) {
     dtype = *d;
+  } else {
+    return usage(absl::InvalidArgumentError("--dtype must be bf16, fp16 or fp32"));
   }
   const std::string device = p.Get("device");
   if (device != "cpu" && device != "cuda") return usage(absl::InvalidArgumentError("--device must be cpu or cuda"));
@@ -210,7 +204,7 @@ int RunReshard(const std::vector<std::string>& args) {
       absl::Status st = CheckOutsideCheckpoint(p.Get("out"), (*reader)->resolved().dir);
       if (!st.ok()) return Fail("reshard", st);
       std::vector<SafetensorsWriter::Entry> entries;
-      for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, OutputDType(*sp.tensor, dtype), sp.shape});
+      for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, OutputDType(sp.tensor->dtype, dtype), sp.shape});
       auto w = SafetensorsWriter::Create(p.Get("out"), entries,
                                          {{"tp_size", std::to_string(*tp)}, {"tp_rank", std::to_string(*rank)},
                                           {"checkpoint", (*reader)->resolved().dir}, {"written_by", "shardcast reshard"}});
@@ -223,7 +217,7 @@ int RunReshard(const std::vector<std::string>& args) {
     out.Set("device", (*executor)->device());
     Json tensors = Json::Array();
     uint64_t total = 0;
-    for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(OutputDType(*sp.tensor, dtype));
+    for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype));
     ProgressBar bar("resharding", total, !json && ProgressBar::StderrIsTerminal());
     absl::Status st = MaterializeShards(**reader, plan, **executor, dtype, *batch,
                                         [&](const ShardPlan& sp, DType od, absl::string_view bytes) -> absl::Status {

@@ -23,9 +23,6 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
                                std::optional<DType> dtype, uint64_t batch_bytes,
                                const std::function<absl::Status(const ShardPlan&, DType, absl::string_view)>& sink);
 
-// The dtype a shard is produced in.
-DType OutputDType(const TensorEntry& t, std::optional<DType> requested);
-
 int RunReshard(const std::vector<std::string>& args);
 int RunLayouts(const std::vector<std::string>& args);
 

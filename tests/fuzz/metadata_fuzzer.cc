@@ -43,8 +43,9 @@ using shardcast::PickleValue;
 const shardcast::UnpickleOptions& PermissiveOptions() {
   static const shardcast::UnpickleOptions* opts = [] {
     auto* o = new shardcast::UnpickleOptions;
-    o->allowed_globals = shardcast::MetadataAllowedGlobals();
-    for (const std::string& g : shardcast::TensorRecordAllowedGlobals()) o->allowed_globals.insert(g);
+    auto* globals = new absl::flat_hash_set<std::string>(shardcast::MetadataAllowedGlobals());
+    for (const std::string& g : shardcast::TensorRecordAllowedGlobals()) globals->insert(g);
+    o->allowed_globals = globals;
     o->allow_persistent_id = true;
     o->source = "fuzz";
     return o;
