@@ -71,12 +71,14 @@ void shardcast_close(shardcast_client* client) { delete client; }
 void shardcast_free(void* p) { std::free(p); }
 
 void shardcast_set_verify(shardcast_client* client, int verify) {
-  const_cast<shardcast::ClientOptions&>(client->client->options()).verify_crc32c = verify != 0;
+  client->client->mutable_options().verify_crc32c = verify != 0;
 }
 
 void shardcast_set_nccl_library(shardcast_client* client, const char* path) {
-  const_cast<shardcast::ClientOptions&>(client->client->options()).nccl_library = path ? path : "";
+  client->client->mutable_options().nccl_library = path ? path : "";
 }
+
+void shardcast_set_ipc(shardcast_client* client, int allow) { client->client->mutable_options().allow_ipc = allow != 0; }
 
 int shardcast_status(shardcast_client* client, char** status_json, char** error) {
   absl::StatusOr<shardcast::Json> st = client->client->Status();

@@ -36,6 +36,9 @@ void shardcast_free(void* p);
 void shardcast_set_verify(shardcast_client* client, int verify);
 /* The libnccl.so.2 used for device receives (default: $SHARDCAST_NCCL_LIBRARY or libnccl.so.2). */
 void shardcast_set_nccl_library(shardcast_client* client, const char* path);
+/* Whether a loader rank on the client's own GPU may hand shards over by CUDA IPC (default 1; with
+ * 0 such a receive fails, since NCCL cannot connect two ranks on one GPU). */
+void shardcast_set_ipc(shardcast_client* client, int allow);
 
 int shardcast_status(shardcast_client* client, char** status_json, char** error);
 
@@ -44,7 +47,7 @@ int shardcast_manifest(shardcast_client* client, const char* request_json, char*
 
 /* Receives n shards (by name, from a manifest returned by shardcast_manifest) into buffers of
  * sizes[i] bytes: host memory over the gRPC stream when device < 0, GPU memory of `device` over
- * NCCL otherwise. Sizes are checked before any byte moves. report_json (may be NULL): bytes,
+ * NCCL otherwise (CUDA IPC from a loader rank on that same GPU). Sizes are checked before any byte moves. report_json (may be NULL): bytes,
  * seconds, shards, crc_checked, transport. */
 int shardcast_receive(shardcast_client* client, const char* manifest_json, size_t n, const char* const* names,
                       void* const* buffers, const uint64_t* sizes, int device, char** report_json, char** error);

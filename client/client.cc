@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -15,6 +16,7 @@
 #include "common/crc32c.h"
 #include "common/status_macros.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
+#include "transport/cuda_ipc.h"
 #include "transport/nccl_comm.h"
 
 namespace shardcast {
@@ -107,6 +109,7 @@ struct Client::Impl {
   std::map<std::string, std::unique_ptr<v1::LoaderRank::Stub>> rank_stubs;  // by address
   std::map<std::string, std::unique_ptr<NcclPeerComm>> comms;                 // by address
   std::shared_ptr<const NcclLib> nccl;
+  absl::Status nccl_error;  // why NCCL could not be loaded (then only CUDA IPC works)
   std::string session_id;
 
   v1::LoaderRank::Stub* RankStub(const std::string& address) {
@@ -302,22 +305,68 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
 
 absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
   SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
-  if (!impl_->nccl) {
-    SC_ASSIGN_OR_RETURN(impl_->nccl, NcclLib::Load(options_.nccl_library));
+  SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+  // NCCL is needed only for loader ranks on other GPUs: a failure to load it is reported then.
+  if (!impl_->nccl && impl_->nccl_error.ok()) {
+    absl::StatusOr<std::shared_ptr<const NcclLib>> lib = NcclLib::Load(options_.nccl_library);
+    if (lib.ok()) {
+      impl_->nccl = *lib;
+    } else {
+      impl_->nccl_error = lib.status();
+    }
   }
+  std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
   SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
                                              const std::vector<const Destination*>& list) -> absl::Status {
       v1::OpenSessionRequest open;
       open.set_request_id(m.request_id);
-      open.set_client_nccl_version(impl_->nccl->version);
+      open.set_client_nccl_version(impl_->nccl ? impl_->nccl->version : 0);
       open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
+      open.set_client_device_uuid(uuid);
+      open.set_allow_ipc(options_.allow_ipc);
       for (const Destination* d : list) open.add_names(d->name);
       grpc::ClientContext ctx;
       Prepare(&ctx, options_);
       v1::OpenSessionReply reply;
-      SC_RETURN_IF_ERROR(FromGrpc(impl_->RankStub(address)->OpenNcclSession(&ctx, open, &reply),
-                                  absl::StrCat("NCCL session with loader rank ", rank, " (", address, ")")));
+      const std::string peer = absl::StrCat("loader rank ", rank, " (", address, ")");
+      absl::Status opened = FromGrpc(impl_->RankStub(address)->OpenDeviceSession(&ctx, open, &reply),
+                                     absl::StrCat("GPU session with ", peer));
+      if (!opened.ok() && !impl_->nccl) {
+        return absl::Status(opened.code(), absl::StrCat(opened.message(), "\n(this client could not load NCCL: ",
+                                                        impl_->nccl_error.message(), ")"));
+      }
+      SC_RETURN_IF_ERROR(opened);
+      if (!reply.ipc_lease().empty()) {
+        // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
+        used_ipc = true;
+        std::vector<IpcPiece> pieces;
+        for (const v1::IpcShard& s : reply.ipc_shards()) {
+          const Destination* d = nullptr;
+          for (const Destination* c : list) {
+            if (c->name == s.name()) d = c;
+          }
+          if (d == nullptr || s.nbytes() != d->nbytes) {
+            return absl::DataLossError(absl::StrCat(peer, " exported an unrequested or mis-sized shard '", s.name(), "'"));
+          }
+          pieces.push_back(IpcPiece{s.region(), s.offset(), d->data, d->nbytes});
+        }
+        absl::Status copied = pieces.size() == list.size()
+                                  ? IpcCopy(device, {reply.ipc_handles().begin(), reply.ipc_handles().end()}, pieces,
+                                            options_.deadline)
+                                  : absl::DataLossError(absl::StrCat(peer, " exported ", pieces.size(), " of ",
+                                                                     list.size(), " shards"));
+        grpc::ClientContext release_ctx;
+        Prepare(&release_ctx, options_);
+        v1::ReleaseIpcRequest release;
+        release.set_lease(reply.ipc_lease());
+        v1::ReleaseIpcReply released;
+        absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
+                                  absl::StrCat("releasing the CUDA IPC lease of ", peer));
+        SC_RETURN_IF_ERROR(copied);
+        return r;
+      }
+      used_nccl = true;
       NcclPeerComm* comm = nullptr;
       {
         std::lock_guard<std::mutex> lock(impl_->mu);
@@ -344,7 +393,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
       return comm->Transfer(buffers, /*send=*/false, options_.deadline);
   }));
   FetchReport r;
-  r.transport = "nccl";
+  r.transport = used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl";
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string host;
   for (const Destination& d : dst) {

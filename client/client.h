@@ -1,7 +1,8 @@
 // The shardcast client library (C++): connect to shardcastd, ask for a manifest, and receive a TP
 // rank's shards straight into caller-owned buffers: host memory over the gRPC byte stream, or GPU
-// memory over NCCL. Shapes, dtypes and sizes are checked before any byte moves; every shard's
-// CRC32C is checked on arrival (unless disabled); every call has a deadline.
+// memory over NCCL (CUDA IPC from a loader rank on the client's own GPU). Shapes, dtypes and sizes
+// are checked before any byte moves; every shard's CRC32C is checked on arrival (unless disabled);
+// every call has a deadline.
 //
 //   SC_ASSIGN_OR_RETURN(auto client, Client::Connect({"node1:7070", token, 60s}));
 //   SC_ASSIGN_OR_RETURN(Manifest m, client->GetManifest(spec));
@@ -29,6 +30,7 @@ struct ClientOptions {
   std::chrono::milliseconds deadline{60000};   // every RPC and every NCCL wait
   bool verify_crc32c = true;
   std::string nccl_library;                    // for ReceiveDevice; "" = SHARDCAST_NCCL_LIBRARY or libnccl.so.2
+  bool allow_ipc = true;                       // CUDA IPC from a loader rank on this client's GPU
 };
 
 struct ShardEntry {
@@ -58,7 +60,7 @@ struct Destination {
 };
 
 struct FetchReport {
-  std::string transport;   // "stream" or "nccl"
+  std::string transport;   // "stream", "nccl", "cuda_ipc" or "nccl+cuda_ipc"
   uint64_t bytes = 0;
   int shards = 0;
   int crc_checked = 0;
@@ -77,10 +79,13 @@ class Client {
 
   // Host buffers, over the gRPC stream from each owning loader rank (in parallel).
   absl::StatusOr<FetchReport> ReceiveHost(const Manifest& manifest, const std::vector<Destination>& dst);
-  // Device buffers on `device`, over NCCL (one session per owning rank, reused across calls).
+  // Device buffers on `device`: over NCCL from loader ranks on other GPUs (one session per owning
+  // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU.
   absl::StatusOr<FetchReport> ReceiveDevice(const Manifest& manifest, const std::vector<Destination>& dst, int device);
 
   const ClientOptions& options() const { return options_; }
+  // Settings that may change between calls (verify_crc32c, nccl_library, allow_ipc, deadline).
+  ClientOptions& mutable_options() { return options_; }
 
  private:
   struct Impl;

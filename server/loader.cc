@@ -16,11 +16,28 @@ namespace shardcast {
 Loader::Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader)
     : options_(std::move(options)), memory_(std::move(memory)), reader_(std::move(reader)) {}
 
+namespace {
+
+// Offsets of `sizes` packed into one allocation, each aligned to 256 bytes (what cudaMalloc
+// gives and every vectorized copy wants); returns the total.
+constexpr uint64_t kSlabAlign = 256;
+uint64_t PackSlab(const std::vector<uint64_t>& sizes, std::vector<uint64_t>* offsets) {
+  uint64_t total = 0;
+  offsets->clear();
+  for (uint64_t n : sizes) {
+    offsets->push_back(total);
+    total += (n + kSlabAlign - 1) / kSlabAlign * kSlabAlign;
+  }
+  return total;
+}
+
+}  // namespace
+
 Loader::~Loader() {
   for (auto& r : cache_) {
     for (void* p : r->allocations) memory_->Free(p);
   }
-  for (auto& [t, p] : tensors_) memory_->Free(p);
+  if (tensor_slab_ != nullptr) memory_->Free(tensor_slab_);
 }
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory) {
@@ -67,11 +84,16 @@ absl::Status Loader::Load() {
                                                           " bytes of tensors; more than --memory-budget ",
                                                           options_.memory_budget)));
   }
-  for (const TensorEntry* t : mine) {
-    absl::StatusOr<void*> p = memory_->Allocate(t->nbytes());
+  // One allocation for every owned tensor: one CUDA IPC handle covers them all.
+  std::vector<uint64_t> sizes, offsets;
+  for (const TensorEntry* t : mine) sizes.push_back(t->nbytes());
+  const uint64_t slab_bytes = PackSlab(sizes, &offsets);
+  {
+    absl::StatusOr<void*> p = memory_->Allocate(slab_bytes);
     if (!p.ok()) return fail(p.status());
-    tensors_[t] = *p;
+    tensor_slab_ = *p;
   }
+  for (size_t i = 0; i < mine.size(); ++i) tensors_[mine[i]] = static_cast<char*>(tensor_slab_) + offsets[i];
   if (!memory_->is_device()) {
     // Host memory: read straight into the final buffers, all tensors in one parallel batch.
     std::vector<BoxRead> reads;
@@ -250,16 +272,25 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
   auto is_whole_tensor = [&](const ShardPlan& sp) {
     return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && OutputDType(sp.tensor->dtype, dtype) == sp.tensor->dtype;
   };
-  uint64_t need = 0;
+  // The shards this rank cuts go into one allocation (one CUDA IPC handle per request).
+  std::vector<uint64_t> cut_sizes, cut_offsets;
   for (const ShardPlan& sp : plan.shards) {
     if (owner_of[sp.tensor] == options_.rank && !is_whole_tensor(sp)) {
-      need += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype));
+      cut_sizes.push_back(sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype)));
     }
   }
+  const uint64_t need = PackSlab(cut_sizes, &cut_offsets);
   {
     std::lock_guard<std::mutex> lock(mu_);
     SC_RETURN_IF_ERROR(MakeRoom(need));
   }
+  void* slab = nullptr;
+  if (!cut_sizes.empty()) {
+    SC_ASSIGN_OR_RETURN(slab, memory_->Allocate(need));
+    req->allocations.push_back(slab);
+    req->owned_bytes = need;
+  }
+  size_t next_cut = 0;
   std::vector<ShardJob> jobs;
   std::vector<std::vector<SourceBuffer>> sources(plan.shards.size());
   for (size_t i = 0; i < plan.shards.size(); ++i) {
@@ -276,11 +307,11 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
       void* tensor = tensors_.at(sp.tensor);
       if (is_whole_tensor(sp)) {
         ps.data = tensor;
+        ps.allocation = tensor_slab_;
       } else {
-        SC_ASSIGN_OR_RETURN(void* out, memory_->Allocate(ps.nbytes));
-        req->allocations.push_back(out);
-        req->owned_bytes += ps.nbytes;
+        void* out = static_cast<char*>(slab) + cut_offsets[next_cut++];
         ps.data = out;
+        ps.allocation = slab;
         sources[i].assign(sp.tensor->chunks.size(), SourceBuffer{tensor, FullBox(sp.tensor->shape)});
         jobs.push_back(ShardJob{&plan.shards[i], &sources[i], out, ps.dtype});
       }

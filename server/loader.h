@@ -46,6 +46,7 @@ struct PreparedShard {
   uint32_t crc32c = 0;
   int owner = 0;
   const void* data = nullptr;           // in the memory space; only on the owner
+  const void* allocation = nullptr;     // the allocation `data` lies in (for CUDA IPC export)
 };
 
 struct PreparedRequest {
@@ -54,7 +55,7 @@ struct PreparedRequest {
   std::vector<PreparedShard> shards;    // every shard of the request, in plan order
   std::vector<std::string> opaque;
   uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
-  std::vector<void*> allocations;       // freed on eviction
+  std::vector<void*> allocations;       // freed on eviction (one slab of cut shards, or none)
 };
 
 struct RankSnapshot {
@@ -109,7 +110,8 @@ class Loader {
   std::unique_ptr<ShardExecutor> executor_;
   std::vector<const TensorEntry*> selected_;
   std::vector<int> owners_;                                  // per selected tensor
-  std::map<const TensorEntry*, void*> tensors_;              // owned, loaded
+  std::map<const TensorEntry*, void*> tensors_;              // owned, loaded (in tensor_slab_)
+  void* tensor_slab_ = nullptr;                              // one allocation for all owned tensors
   uint64_t tensor_bytes_ = 0;
 
   mutable std::mutex mu_;

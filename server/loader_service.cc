@@ -68,21 +68,29 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
   return grpc::Status::OK;
 }
 
-grpc::Status LoaderService::OpenNcclSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
-                                            v1::OpenSessionReply* reply) {
+grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
+                                              v1::OpenSessionReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
-  if (!nccl_) {
+  if (!sessions_.open) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                        "this shardcastd runs with --device cpu: no NCCL data plane; use the stream transport");
+                        "this shardcastd runs with --device cpu: no GPU data plane; receive into host memory (stream)");
   }
   std::shared_ptr<const PreparedRequest> prepared = loader_->Find(req->request_id());
   if (prepared == nullptr) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("request ", req->request_id(), " is not prepared"));
   }
-  absl::StatusOr<v1::OpenSessionReply> r = nccl_(prepared, *req);
+  absl::StatusOr<v1::OpenSessionReply> r = sessions_.open(prepared, *req);
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = *std::move(r);
   return grpc::Status::OK;
+}
+
+grpc::Status LoaderService::ReleaseIpc(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req, v1::ReleaseIpcReply*) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  if (!sessions_.release_ipc) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no CUDA IPC");
+  }
+  return ToGrpcStatus(sessions_.release_ipc(req->lease()));
 }
 
 }  // namespace shardcast

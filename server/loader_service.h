@@ -1,5 +1,5 @@
 // The gRPC adapter of one loader rank (service LoaderRank): Prepare and GetRankState for rank 0,
-// Fetch (byte stream) and OpenNcclSession (NCCL data plane) for clients. Each method checks the
+// Fetch (byte stream), OpenDeviceSession and ReleaseIpc (GPU data plane) for clients. Each method checks the
 // token, converts, calls the Loader core and converts back; nothing else.
 #ifndef SHARDCAST_SERVER_LOADER_SERVICE_H_
 #define SHARDCAST_SERVER_LOADER_SERVICE_H_
@@ -13,28 +13,33 @@
 
 namespace shardcast {
 
-// Sends prepared shards over NCCL for one client session (see transport/nccl_session.h).
-// Set by the server when NCCL is available; nullptr: OpenNcclSession is UNIMPLEMENTED.
-using NcclSessionStarter = std::function<absl::StatusOr<v1::OpenSessionReply>(
-    std::shared_ptr<const PreparedRequest> request, const v1::OpenSessionRequest& open)>;
+// The GPU data plane (transport/device_sender.h), set by the server with --device cuda; unset
+// (CPU service): OpenDeviceSession and ReleaseIpc are UNIMPLEMENTED.
+struct DeviceSessions {
+  std::function<absl::StatusOr<v1::OpenSessionReply>(std::shared_ptr<const PreparedRequest> request,
+                                                     const v1::OpenSessionRequest& open)>
+      open;
+  std::function<absl::Status(const std::string& lease)> release_ipc;
+};
 
 class LoaderService final : public v1::LoaderRank::Service {
  public:
-  LoaderService(Loader* loader, std::string token, std::string host, NcclSessionStarter nccl)
-      : loader_(loader), token_(std::move(token)), host_(std::move(host)), nccl_(std::move(nccl)) {}
+  LoaderService(Loader* loader, std::string token, std::string host, DeviceSessions sessions)
+      : loader_(loader), token_(std::move(token)), host_(std::move(host)), sessions_(std::move(sessions)) {}
 
   grpc::Status Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) override;
   grpc::Status GetRankState(grpc::ServerContext* ctx, const v1::StatusRequest* req, v1::RankState* reply) override;
   grpc::Status Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                      grpc::ServerWriter<v1::FetchChunk>* writer) override;
-  grpc::Status OpenNcclSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
-                               v1::OpenSessionReply* reply) override;
+  grpc::Status OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
+                                 v1::OpenSessionReply* reply) override;
+  grpc::Status ReleaseIpc(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req, v1::ReleaseIpcReply* reply) override;
 
  private:
   Loader* loader_;
   std::string token_;
   std::string host_;
-  NcclSessionStarter nccl_;
+  DeviceSessions sessions_;
 };
 
 }  // namespace shardcast

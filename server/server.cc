@@ -18,7 +18,7 @@
 #include "server/grpc_util.h"
 #include "server/loader_service.h"
 #include "server/shardcast_service.h"
-#include "transport/nccl_sender.h"
+#include "transport/device_sender.h"
 
 namespace shardcast {
 
@@ -27,7 +27,7 @@ struct Server::Impl {
   Bootstrap* bootstrap = nullptr;
   std::string host;
   std::unique_ptr<Loader> loader;
-  std::unique_ptr<NcclSender> nccl;
+  std::unique_ptr<DeviceSender> device_sender;
   std::unique_ptr<LoaderService> loader_service;
   std::unique_ptr<grpc::Server> rank_server;
   std::string rank_address;
@@ -104,18 +104,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   }
   SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
 
-  NcclSessionStarter starter;
+  DeviceSessions sessions;
   if (options.device == "cuda") {
-    absl::StatusOr<std::unique_ptr<NcclSender>> sender =
-        NcclSender::Create(options.nccl_library, bootstrap->local_rank(), options.deadline, impl->loader.get());
+    absl::StatusOr<std::unique_ptr<DeviceSender>> sender =
+        DeviceSender::Create(options.nccl_library, bootstrap->local_rank(), options.deadline, impl->loader.get());
     if (!sender.ok()) return sender.status();
-    impl->nccl = std::move(*sender);
-    NcclSender* s = impl->nccl.get();
-    starter = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
+    impl->device_sender = std::move(*sender);
+    DeviceSender* s = impl->device_sender.get();
+    sessions.open = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
       return s->Open(std::move(req), open);
     };
+    sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
   }
-  impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, starter);
+  impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
   SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false));
   SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
 
@@ -125,7 +126,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     co.token = options.token;
     co.deadline = options.deadline;
     co.checkpoint = impl->loader->reader().resolved().dir;
-    co.nccl_version = impl->nccl ? impl->nccl->version() : 0;
+    co.nccl_version = impl->device_sender ? impl->device_sender->version() : 0;
     Impl* raw = impl.get();
     co.on_state = [raw](const std::string& state) {
       if (raw->client_server && raw->client_server->GetHealthCheckService()) {

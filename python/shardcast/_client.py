@@ -51,6 +51,7 @@ def _library():
         lib.shardcast_free.argtypes = [ctypes.c_void_p]
         lib.shardcast_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.shardcast_set_nccl_library.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.shardcast_set_ipc.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.shardcast_status.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_manifest.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
                                            ctypes.POINTER(ctypes.c_void_p)]
@@ -104,10 +105,11 @@ class Client:
     address: "host:port" (default: $SHARDCAST_ADDR); token_file: the job's token file (default:
     $SHARDCAST_TOKEN_FILE); timeout: seconds for every call and NCCL wait; verify: check every
     shard's CRC32C on arrival; nccl_library: the libnccl.so.2 for GPU receives (default:
-    $SHARDCAST_NCCL_LIBRARY, or PyTorch's own when torch is imported).
+    $SHARDCAST_NCCL_LIBRARY, or PyTorch's own when torch is imported); ipc: let a loader rank on
+    this process's own GPU hand shards over by CUDA IPC (NCCL cannot connect two ranks on one GPU).
     """
 
-    def __init__(self, address=None, token_file=None, timeout=60.0, verify=True, nccl_library=None):
+    def __init__(self, address=None, token_file=None, timeout=60.0, verify=True, nccl_library=None, ipc=True):
         self._lib = _library()
         address = address or os.environ.get("SHARDCAST_ADDR")
         if not address:
@@ -123,6 +125,7 @@ class Client:
         self._handle = handle
         self.address = address
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
+        self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
         nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or _torch_nccl_library()
         if nccl_library:
             self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
@@ -274,8 +277,8 @@ def _buffer(t):
 def load_module(module, address=None, tp_size=1, tp_rank=0, **kwargs):
     """Fills an nn.Module's parameters in place (named_parameters()), for the common case. Extra
     keyword arguments go to Client.load_into (layout, rules, prefix, rename, unstack, strict, ...);
-    `token_file`, `timeout` and `nccl_library` to the Client."""
-    client_kw = {k: kwargs.pop(k) for k in ("token_file", "timeout", "nccl_library", "verify") if k in kwargs}
+    `token_file`, `timeout`, `nccl_library`, `verify` and `ipc` to the Client."""
+    client_kw = {k: kwargs.pop(k) for k in ("token_file", "timeout", "nccl_library", "verify", "ipc") if k in kwargs}
     tensors = {name: p.data for name, p in module.named_parameters()}
     with Client(address, **client_kw) as c:
         return c.load_into(tensors, tp_size, tp_rank, **kwargs)

@@ -1,0 +1,96 @@
+#include "transport/cuda_ipc.h"
+
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+
+namespace shardcast {
+namespace {
+
+absl::Status Cuda(cudaError_t err, const std::string& what) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  cudaGetLastError();
+  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DeviceUuid(int device) {
+  cudaDeviceProp prop;
+  SC_RETURN_IF_ERROR(Cuda(cudaGetDeviceProperties(&prop, device), absl::StrCat("cudaGetDeviceProperties(", device, ")")));
+  return std::string(prop.uuid.bytes, sizeof(prop.uuid.bytes));
+}
+
+std::string FormatUuid(const std::string& uuid) {
+  if (uuid.size() != 16) return absl::StrCat("<", uuid.size(), "-byte uuid>");
+  std::string hex;
+  for (unsigned char c : uuid) absl::StrAppendFormat(&hex, "%02x", c);
+  return absl::StrCat("GPU-", hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-", hex.substr(16, 4), "-",
+                      hex.substr(20));
+}
+
+absl::StatusOr<std::string> ExportIpcHandle(int device, const void* base) {
+  SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  cudaIpcMemHandle_t h;
+  SC_RETURN_IF_ERROR(Cuda(cudaIpcGetMemHandle(&h, const_cast<void*>(base)), "cudaIpcGetMemHandle"));
+  return std::string(reinterpret_cast<const char*>(&h), sizeof(h));
+}
+
+absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
+                     std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  std::vector<void*> mapped(handles.size(), nullptr);
+  cudaStream_t stream = nullptr;
+  auto cleanup = [&] {
+    if (stream) cudaStreamDestroy(stream);
+    for (void* p : mapped) {
+      if (p) cudaIpcCloseMemHandle(p);
+    }
+  };
+  absl::Status s;
+  for (size_t i = 0; i < handles.size() && s.ok(); ++i) {
+    if (handles[i].size() != sizeof(cudaIpcMemHandle_t)) {
+      s = absl::DataLossError(absl::StrCat("CUDA IPC handle ", i, " has ", handles[i].size(), " bytes"));
+      break;
+    }
+    cudaIpcMemHandle_t h;
+    std::memcpy(&h, handles[i].data(), sizeof(h));
+    s = Cuda(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
+             "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)");
+  }
+  if (s.ok()) s = Cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  for (const IpcPiece& p : pieces) {
+    if (!s.ok()) break;
+    if (p.region >= mapped.size()) {
+      s = absl::DataLossError(absl::StrCat("a shard names CUDA IPC region ", p.region, " of ", mapped.size()));
+      break;
+    }
+    s = Cuda(cudaMemcpyAsync(p.dst, static_cast<const char*>(mapped[p.region]) + p.offset, p.nbytes,
+                             cudaMemcpyDeviceToDevice, stream),
+             "cudaMemcpyAsync (CUDA IPC)");
+  }
+  // Poll with a deadline rather than block: a wedged device must not mean a hang.
+  while (s.ok()) {
+    const cudaError_t q = cudaStreamQuery(stream);
+    if (q == cudaSuccess) break;
+    if (q != cudaErrorNotReady) {
+      s = Cuda(q, "CUDA IPC copy");
+      break;
+    }
+    if (std::chrono::steady_clock::now() > until) {
+      s = absl::DeadlineExceededError(absl::StrCat("CUDA IPC copy did not finish within ", deadline.count(), " ms"));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  cleanup();
+  return s;
+}
+
+}  // namespace shardcast

@@ -1,0 +1,63 @@
+// DeviceSender: a loader rank's side of the GPU data plane. A client on another GPU gets an NCCL
+// session: a two-rank communicator formed once (reused by later transfers of that session), the
+// prepared shards sent straight from GPU memory on a worker thread, with deadlines. A client on
+// this rank's own GPU (NCCL refuses that) gets CUDA IPC handles instead, and a lease that pins the
+// shards until it releases them or the deadline passes.
+#ifndef SHARDCAST_TRANSPORT_DEVICE_SENDER_H_
+#define SHARDCAST_TRANSPORT_DEVICE_SENDER_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/shardcast/v1/shardcast.pb.h"
+#include "server/loader.h"
+#include "transport/nccl_lib.h"
+
+namespace shardcast {
+
+class DeviceSender {
+ public:
+  static absl::StatusOr<std::unique_ptr<DeviceSender>> Create(const std::string& nccl_library, int device,
+                                                              std::chrono::milliseconds deadline, Loader* loader);
+  ~DeviceSender();
+
+  // Same GPU (and the client allows it): exports CUDA IPC handles under a lease. Otherwise checks
+  // NCCL versions (FailedPrecondition on a mismatch), returns a unique id for a new session and
+  // starts forming its communicator, and queues the transfer of the requested shards.
+  absl::StatusOr<v1::OpenSessionReply> Open(std::shared_ptr<const PreparedRequest> request,
+                                            const v1::OpenSessionRequest& open);
+  // Ends a CUDA IPC lease (the client has copied). NotFound for an unknown or expired lease.
+  absl::Status ReleaseIpc(const std::string& lease);
+
+  int version() const { return lib_->version; }
+  int active_sessions();  // NCCL sessions alive (for tests and status)
+
+ private:
+  struct Session;
+  struct Lease {
+    std::shared_ptr<const PreparedRequest> request;
+    std::chrono::steady_clock::time_point expires;
+  };
+  DeviceSender() = default;
+  absl::StatusOr<v1::OpenSessionReply> OpenIpc(std::shared_ptr<const PreparedRequest> request,
+                                               const std::vector<const PreparedShard*>& shards);
+  void ExpireLeases();  // requires mu_
+
+  std::shared_ptr<const NcclLib> lib_;
+  int device_ = 0;
+  std::string uuid_;
+  std::chrono::milliseconds deadline_{60000};
+  Loader* loader_ = nullptr;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Session>> sessions_;
+  std::map<std::string, Lease> leases_;
+  uint64_t next_lease_ = 0;
+};
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_TRANSPORT_DEVICE_SENDER_H_
