@@ -1,22 +1,43 @@
 #!/usr/bin/env bash
 # Builds shardcast's binaries (optimized, internal libraries linked statically) and gathers, in
-# bundle/ (git-ignored), what a GPU host without Debian's packages needs to run them: the
-# binaries, the shared libraries `ldd` finds under /lib or /usr/lib that are not part of a
-# standard Ubuntu 22.04/24.04 base (Abseil, RE2, ...), libcudart, the test scripts and the
-# fixtures. Run the bundle with deploy/gpu/run_gpu_checks.sh on the GPU host.
+# bundle/ (git-ignored), what a GPU host without Debian's packages needs to run them:
+#   bin/      shardcast, shardcastd, the GPU test and the benchmarks
+#   lib/      the shared libraries `ldd` finds that a standard Ubuntu 22.04/24.04 base lacks
+#             (Abseil, gRPC, Protobuf, RE2, c-ares, libcudart)
+#   python/   the `shardcast` Python package with libshardcast_client.so (PYTHONPATH=bundle/python,
+#             or pip install bundle/python)
+#   fixtures/, test_data/   for the GPU checks
+# Binaries and the client library carry an RPATH to lib/ relative to themselves, so the folder can
+# move anywhere without LD_LIBRARY_PATH. `--tar` also writes shardcast-bundle.tar.gz.
+# Run the checks with deploy/gpu/run_gpu_checks.sh on the GPU host.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=${1:-bundle}
-rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/fixtures"
-targets=(//client/cli:shardcast //server:shardcastd //bench:read_bench //kernels:kernel_bench //kernels:cuda_executor_gpu_test)
-bazel build -c opt --dynamic_mode=off --color=no --curses=no "${targets[@]}" >&2
+out=bundle
+tar=0
+for a in "$@"; do
+  case "$a" in
+    --tar) tar=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) out=$a ;;
+  esac
+done
+rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/fixtures" "$out/python"
+targets=(//client/cli:shardcast //server:shardcastd //bench:read_bench //kernels:kernel_bench //kernels:cuda_executor_gpu_test
+         //client:libshardcast_client.so)
+# DT_RPATH (not RUNPATH) so that the libraries' own dependencies are found there too.
+bazel build -c opt --dynamic_mode=off --color=no --curses=no \
+  '--linkopt=-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib:$ORIGIN/../../../lib' "${targets[@]}" >&2
 for t in shardcast:client/cli shardcastd:server read_bench:bench kernel_bench:kernels cuda_executor_gpu_test:kernels; do
   name=${t%%:*}; dir=${t#*:}
   cp "bazel-bin/$dir/$name" "$out/bin/"
 done
-chmod u+w "$out"/bin/*
+cp -r python/shardcast python/setup.py "$out/python/"
+rm -rf "$out/python/shardcast/__pycache__" "$out/python/shardcast/_lib"
+mkdir -p "$out/python/shardcast/_lib"
+cp bazel-bin/client/libshardcast_client.so "$out/python/shardcast/_lib/"
+chmod -R u+w "$out"
 # Libraries a bare Ubuntu GPU host lacks (glibc, libstdc++, OpenSSL, zstd, zlib are there).
-for b in "$out"/bin/*; do
+for b in "$out"/bin/* "$out/python/shardcast/_lib/libshardcast_client.so"; do
   ldd "$b" | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
@@ -26,4 +47,8 @@ done
 cp -r ../shared/fixtures/dcp-torch2.11 "$out/fixtures/"
 cp -r tests/data "$out/test_data"
 du -sh "$out" >&2
+if [ "$tar" = 1 ]; then
+  tar -czf shardcast-bundle.tar.gz "$out"
+  ls -l shardcast-bundle.tar.gz >&2
+fi
 echo "bundle ready: $out" >&2
