@@ -19,6 +19,9 @@ void OnSignal(int) { g_stop = true; }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Rank addresses are host names: resolve them with the system resolver (gRPC's c-ares one can
+  // stall for seconds on names only /etc/hosts knows). A value the user set is kept.
+  setenv("GRPC_DNS_RESOLVER", "native", /*overwrite=*/0);
   using shardcast::ArgParser;
   ArgParser p("shardcastd",
               "mpirun -np N shardcastd --checkpoint PATH [--prefix P] [--layout NAME|FILE] [--rule P=R ...]\n"
