@@ -12,14 +12,13 @@
 #include <map>
 #include <random>
 #include <set>
-#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/crc32c.h"
 #include "common/status_macros.h"
-#include "common/thread_pool.h"
+#include "kernels/device_crc32c.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "transport/cuda_ipc.h"
 #include "transport/nccl_comm.h"
@@ -115,7 +114,6 @@ struct Client::Impl {
   std::map<std::string, std::unique_ptr<NcclPeerComm>> comms;                 // by address
   std::shared_ptr<const NcclLib> nccl;
   absl::Status nccl_error;  // why NCCL could not be loaded (then only CUDA IPC works)
-  std::unique_ptr<ThreadPool> verify_pool;
   std::string session_id;
 
   v1::LoaderRank::Stub* RankStub(const std::string& address) {
@@ -405,31 +403,18 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   FetchReport r;
   r.transport = used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl";
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // CRC32C of what arrived: shards are copied back in pieces and checked on several threads.
+  // CRC32C of what arrived, computed on this GPU (nothing is copied back).
   if (options_.verify_crc32c) {
-    if (!impl_->verify_pool) {
-      impl_->verify_pool = std::make_unique<ThreadPool>(
-          std::max(1, std::min<int>(8, static_cast<int>(std::thread::hardware_concurrency()))));
+    std::vector<DeviceSpan> spans;
+    for (const Destination& d : dst) spans.push_back(DeviceSpan{d.data, d.nbytes});
+    SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, DeviceCrc32c(device, spans, options_.deadline));
+    for (size_t i = 0; i < dst.size(); ++i) {
+      if (crcs[i] != m.Find(dst[i].name)->crc32c) {
+        return absl::DataLossError(absl::StrCat("'", dst[i].name, "': CRC32C mismatch after the ", r.transport,
+                                                " transfer (received ", crcs[i], ", manifest ", m.Find(dst[i].name)->crc32c,
+                                                ")"));
+      }
     }
-    SC_RETURN_IF_ERROR(ParallelFor(impl_->verify_pool.get(), dst.size(), [&](size_t i) -> absl::Status {
-      const Destination& d = dst[i];
-      constexpr uint64_t kPiece = 8ull << 20;
-      std::string host(std::min(kPiece, d.nbytes), '\0');
-      if (cudaSetDevice(device) != cudaSuccess) return absl::InternalError("cudaSetDevice for the CRC32C check failed");
-      uint32_t crc = 0;
-      for (uint64_t off = 0; off < d.nbytes; off += kPiece) {
-        const uint64_t n = std::min(kPiece, d.nbytes - off);
-        if (cudaMemcpy(host.data(), static_cast<const char*>(d.data) + off, n, cudaMemcpyDeviceToHost) != cudaSuccess) {
-          cudaGetLastError();
-          return absl::InternalError("cudaMemcpy for the CRC32C check failed");
-        }
-        crc = Crc32c(host.data(), n, crc);
-      }
-      if (crc != m.Find(d.name)->crc32c) {
-        return absl::DataLossError(absl::StrCat("'", d.name, "': CRC32C mismatch after the ", r.transport, " transfer"));
-      }
-      return absl::OkStatus();
-    }));
     r.crc_checked = static_cast<int>(dst.size());
   }
   for (const Destination& d : dst) {

@@ -26,6 +26,21 @@ step "CUDA executor vs CPU reference (random shapes, dtypes, casts; poisoned out
 "$BIN/cuda_executor_gpu_test" --gtest_output=xml:"$OUT/cuda_executor_gpu_test.xml" 2>&1 | tee "$OUT/cuda_executor_gpu_test.log" | tail -8
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+step "CRC32C on the GPU vs the host CRC32C"
+"$BIN/device_crc32c_gpu_test" --gtest_output=xml:"$OUT/device_crc32c_gpu_test.xml" 2>&1 | tee "$OUT/device_crc32c_gpu_test.log" | tail -6
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "PyTorch receives into CUDA parameters (NCCL, CUDA IPC, stream) vs dcp.load + slicing"
+if python3 -c "import torch" 2>/dev/null; then
+  python3 tests/gpu/torch_receive_test.py --bundle "$BUNDLE" --out "$OUT/torch_receive" 2>&1 | tee "$OUT/torch_receive.log" | tail -12
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "the toy Megatron warm-start job (2 GPUs)"
+  examples/megatron_warmstart/run_toy.sh --bundle "$BUNDLE" --out "$OUT/toy" 2>&1 | tee "$OUT/toy.log" | tail -14
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "torch not importable here: skipped" | tee "$OUT/torch_receive.log"
+fi
+
 step "kernel vs cudaMemcpy (RADIO-H bf16 row-parallel slices)"
 "$BIN/kernel_bench" --iters 100 | tee "$OUT/kernel_bench.txt"
 "$BIN/kernel_bench" --iters 100 --json > "$OUT/kernel_bench.json" || status=1
