@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/cuda_executor.h"
+#include "kernels/device_crc32c.h"
 
 namespace shardcast {
 namespace {
@@ -51,6 +52,11 @@ class CudaMemorySpace : public MemorySpace {
     return Synchronize();
   }
   absl::Status Synchronize() override { return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& spans) override {
+    std::vector<DeviceSpan> d;
+    for (const auto& [p, n] : spans) d.push_back(DeviceSpan{p, n});
+    return DeviceCrc32c(device_, d, std::chrono::minutes(5));
+  }
   absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCudaExecutor(device_); }
 
  private:

@@ -6,7 +6,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/crc32c.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/ownership.h"
@@ -323,28 +322,20 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     for (void* p : req->allocations) memory_->Free(p);
     return s;
   }
-  // CRC32C of every owned shard, read back in 64 MiB pieces when it lives on a GPU.
-  std::string host;
+  // CRC32C of every owned shard, where it lives (on a GPU: computed there).
+  std::vector<PreparedShard*> owned;
+  std::vector<std::pair<const void*, uint64_t>> spans;
   for (PreparedShard& ps : req->shards) {
     if (ps.owner != options_.rank) continue;
-    uint32_t crc = 0;
-    if (!memory_->is_device()) {
-      crc = Crc32c(ps.data, ps.nbytes);
-    } else {
-      for (uint64_t off = 0; off < ps.nbytes; off += 64ull << 20) {
-        const uint64_t n = std::min<uint64_t>(64ull << 20, ps.nbytes - off);
-        host.resize(n);
-        s = memory_->CopyOut(host.data(), static_cast<const char*>(ps.data) + off, n);
-        if (!s.ok()) break;
-        crc = Crc32c(host.data(), n, crc);
-      }
-    }
-    if (!s.ok()) {
-      for (void* p : req->allocations) memory_->Free(p);
-      return s;
-    }
-    ps.crc32c = crc;
+    owned.push_back(&ps);
+    spans.emplace_back(ps.data, ps.nbytes);
   }
+  absl::StatusOr<std::vector<uint32_t>> crcs = memory_->Checksums(spans);
+  if (!crcs.ok()) {
+    for (void* p : req->allocations) memory_->Free(p);
+    return crcs.status();
+  }
+  for (size_t i = 0; i < owned.size(); ++i) owned[i]->crc32c = (*crcs)[i];
   return req;
 }
 

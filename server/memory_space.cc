@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/crc32c.h"
 
 namespace shardcast {
 namespace {
@@ -31,6 +32,11 @@ class HostMemorySpace : public MemorySpace {
     return absl::OkStatus();
   }
   absl::Status Synchronize() override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& spans) override {
+    std::vector<uint32_t> out;
+    for (const auto& [p, n] : spans) out.push_back(Crc32c(p, n));
+    return out;
+  }
   absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCpuExecutor(4); }
 };
 

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "reshard/executor.h"
@@ -32,6 +34,9 @@ class MemorySpace {
   // Copies bytes out to the host, synchronously.
   virtual absl::Status CopyOut(void* host_dst, const void* src, size_t n) = 0;
   virtual absl::Status Synchronize() = 0;
+
+  // CRC32C (common/crc32c) of each span of this space's memory, computed where it lives.
+  virtual absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& spans) = 0;
 
   // An executor whose sources and destinations live in this space.
   virtual absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() = 0;
