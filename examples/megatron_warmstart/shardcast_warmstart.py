@@ -16,7 +16,7 @@ Semantics (as --load-vision-from):
     land somewhere, else nothing is loaded and the error lists the names;
   * afterwards the optimizer's fp32 main params are rebuilt from the loaded weights
     (Megatron's `optimizer.reload_model_params()`).
-NOT YET RUN on GPUs in this repository's CI; see examples/megatron_warmstart/README.md.
+Run on GPUs by run_toy.sh (a toy encoder with Megatron names, 2 GPUs; see README.md there).
 """
 import os
 import time
