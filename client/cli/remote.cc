@@ -143,8 +143,8 @@ int RunFetch(const std::vector<std::string>& args) {
               "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
               "       (--out FILE.safetensors | --digest) [--json]",
               "Receives one TP rank's shards from a running shardcastd, as a training rank would: over the gRPC\n"
-              "byte stream (--device cpu) or NCCL into GPU memory (--device cuda). Every shard's CRC32C is\n"
-              "checked. Output as in 'shardcast reshard'.");
+              "byte stream (--device cpu) or into GPU memory (--device cuda: NCCL, or CUDA IPC from a loader rank\n"
+              "on the same GPU). Every shard's CRC32C is checked. Output as in 'shardcast reshard'.");
   AddConnectionFlags(&p);
   p.AddFlag("tp", "N", "tensor-parallel size");
   p.AddFlag("rank", "R", "tensor-parallel rank");
@@ -154,7 +154,7 @@ int RunFetch(const std::vector<std::string>& args) {
   p.AddFlag("rename", "OLD=NEW", "rename name prefixes", "", true);
   p.AddSwitch("unstack", "per-layer names for stacked tensors");
   p.AddFlag("dtype", "bf16|fp16|fp32", "cast floating-point shards");
-  p.AddFlag("device", "cpu|cuda", "receive into host memory (stream) or GPU 0 (NCCL)", "cpu");
+  p.AddFlag("device", "cpu|cuda", "receive into host memory (stream) or GPU 0 (NCCL / CUDA IPC)", "cpu");
   p.AddFlag("out", "FILE.safetensors", "write the shards here");
   p.AddSwitch("digest", "print each shard's sha256");
   p.AddSwitch("json", "print JSON for scripts");
