@@ -94,6 +94,18 @@ class PythonClient(unittest.TestCase):
         self.assertEqual(len(report["skipped"]), len(m) - 1)
         self.assertEqual(sha(buf), self.expected["model.vision_model.decoder.final_layernorm.weight"]["shards"]["2"][0])
 
+    def test_client_options_verify_and_ipc(self):
+        # verify=False skips the CRC32C check (the report says so); ipc=False only matters on a GPU.
+        with shardcast.Client(self.svc.address, token_file=self.svc.token_file, timeout=30, verify=False,
+                              ipc=False) as c:
+            m = c.manifest(1, 0)
+            tensors = {s["name"]: np.zeros(s["nbytes"], dtype=np.uint8) for s in m}
+            report = c.load_into(tensors, 1, 0)
+        self.assertEqual(report["crc_checked"], 0)
+        self.assertEqual(report["shards"], len(m))
+        for s in m:
+            self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["1"][0], s["name"])
+
     def test_errors_carry_the_service_code(self):
         wrong = os.path.join(self.svc.dir, "wrong-token")
         with open(wrong, "w") as f:
