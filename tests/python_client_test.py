@@ -89,6 +89,10 @@ class PythonClient(unittest.TestCase):
         with self.assertRaises(shardcast.ShardcastError) as e:
             self.client.load_into({name: np.zeros((32,), np.float32)}, 2, 0, strict=False)
         self.assertIn("shape [32], the shard is [64]", e.exception.message)
+        bf16 = "model.vision_model.decoder.layers.0.mlp.linear_fc1.layer_norm_weight"  # bfloat16 [64]
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_into({bf16: np.zeros((64,), np.float16)}, 2, 0, strict=False)  # same size, other dtype
+        self.assertIn("dtype float16, the shard is bfloat16", e.exception.message)
         report = self.client.load_into({name: buf}, 2, 0, strict=False)
         self.assertEqual(report["shards"], 1)
         self.assertEqual(len(report["skipped"]), len(m) - 1)

@@ -177,9 +177,10 @@ class Client:
     def load_into(self, tensors, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False,
                   dtype=None, strict=True):
         """Receives shards into existing buffers. `tensors` maps names to PyTorch tensors (CUDA ones
-        receive over NCCL, CPU ones over the stream) or NumPy arrays (any dtype of the right byte
-        size, e.g. ml_dtypes.bfloat16 or uint8). Shapes and byte sizes are checked before any byte
-        moves; with `strict`, names missing from either side are an error listing them all.
+        receive over NCCL, or CUDA IPC from a loader rank on their own GPU; CPU ones over the
+        stream) or NumPy arrays (the shard's dtype, e.g. ml_dtypes.bfloat16, or a flat uint8 array
+        of its byte size). Shapes, dtypes and byte sizes are checked before any byte moves; with
+        `strict`, names missing from either side are an error listing them all.
         Returns the report: bytes, seconds, shards, crc_checked, transport(s)."""
         text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
         shards = {s["name"]: s for s in json.loads(text)["shards"]}
@@ -200,6 +201,11 @@ class Client:
                 and s["dtype"] not in ("int8", "uint8", "bool", "float8_e4m3fn", "float8_e5m2")
             if not raw_bytes and shape != tuple(s["shape"]):
                 problems.append("%s: shape %s, the shard is %s" % (name, list(shape), s["shape"]))
+                continue
+            dtype = _dtype_name(t)
+            if not raw_bytes and dtype != s["dtype"]:
+                problems.append("%s: dtype %s, the shard is %s (ask for dtype='fp32' etc. to cast)" % (
+                    name, dtype, s["dtype"]))
                 continue
             ptr, nbytes, dev = _buffer(t)
             if nbytes != s["nbytes"]:
@@ -255,6 +261,13 @@ def _torch_nccl_library():
     except OSError:
         pass
     return None
+
+
+def _dtype_name(t):
+    """PyTorch's name of a tensor's or array's dtype ("bfloat16", "float32", ...)."""
+    if type(t).__module__.startswith("torch"):
+        return str(t.dtype).replace("torch.", "")
+    return t.dtype.name
 
 
 def _buffer(t):
