@@ -56,9 +56,16 @@ extern "C" {
 
 int shardcast_connect(const char* address, const char* token, double timeout_seconds, shardcast_client** out,
                       char** error) {
+  return shardcast_connect_tls(address, token, timeout_seconds, nullptr, nullptr, out, error);
+}
+
+int shardcast_connect_tls(const char* address, const char* token, double timeout_seconds, const char* tls_ca_file,
+                          const char* tls_server_name, shardcast_client** out, char** error) {
   shardcast::ClientOptions o;
   o.address = address ? address : "";
   o.token = token ? token : "";
+  o.tls_ca_file = tls_ca_file ? tls_ca_file : "";
+  o.tls_server_name = tls_server_name ? tls_server_name : "";
   if (timeout_seconds > 0) o.deadline = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   absl::StatusOr<std::unique_ptr<shardcast::Client>> c = shardcast::Client::Connect(o);
   if (!c.ok()) return Fail(c.status(), error);

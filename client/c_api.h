@@ -29,6 +29,11 @@ typedef struct shardcast_client shardcast_client;
 /* token: the token itself (NULL or "" for none). timeout_seconds: deadline of every call. */
 int shardcast_connect(const char* address, const char* token, double timeout_seconds, shardcast_client** out,
                       char** error);
+/* As shardcast_connect, over TLS: tls_ca_file is the service's CA or self-signed certificate
+ * (NULL: $SHARDCAST_TLS_CA, else plaintext); tls_server_name the name its certificate carries
+ * (NULL: the host dialled, or $SHARDCAST_TLS_SERVER_NAME). */
+int shardcast_connect_tls(const char* address, const char* token, double timeout_seconds, const char* tls_ca_file,
+                          const char* tls_server_name, shardcast_client** out, char** error);
 void shardcast_close(shardcast_client* client);
 void shardcast_free(void* p);
 

@@ -21,6 +21,7 @@
 #include "kernels/device_crc32c.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "transport/cuda_ipc.h"
+#include "transport/grpc_tls.h"
 #include "transport/nccl_comm.h"
 
 namespace shardcast {
@@ -36,12 +37,6 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
 void Prepare(grpc::ClientContext* ctx, const ClientOptions& o) {
   ctx->set_deadline(std::chrono::system_clock::now() + o.deadline);
   if (!o.token.empty()) ctx->AddMetadata("authorization", "Bearer " + o.token);
-}
-
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
 // Runs `fn(rank, address, destinations)` for every loader rank owning some destination, in
@@ -115,11 +110,12 @@ struct Client::Impl {
   std::shared_ptr<const NcclLib> nccl;
   absl::Status nccl_error;  // why NCCL could not be loaded (then only CUDA IPC works)
   std::string session_id;
+  TlsConfig tls;
 
   v1::LoaderRank::Stub* RankStub(const std::string& address) {
     std::lock_guard<std::mutex> lock(mu);
     auto& s = rank_stubs[address];
-    if (!s) s = v1::LoaderRank::NewStub(MakeChannel(address));
+    if (!s) s = v1::LoaderRank::NewStub(NewChannel(address, tls));
     return s.get();
   }
 };
@@ -135,11 +131,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   // knows (containers, VMs without DNS); the system resolver answers at once. A value the user
   // set is kept.
   setenv("GRPC_DNS_RESOLVER", "native", /*overwrite=*/0);
+  if (options.tls_ca_file.empty() && std::getenv("SHARDCAST_TLS_CA")) options.tls_ca_file = std::getenv("SHARDCAST_TLS_CA");
+  if (options.tls_server_name.empty() && std::getenv("SHARDCAST_TLS_SERVER_NAME")) {
+    options.tls_server_name = std::getenv("SHARDCAST_TLS_SERVER_NAME");
+  }
+  SC_ASSIGN_OR_RETURN(TlsConfig tls, LoadTlsConfig("", "", options.tls_ca_file, options.tls_server_name));
   std::unique_ptr<Client> c(new Client(std::move(options)));
-  auto channel = MakeChannel(c->options_.address);
+  c->impl_->tls = tls;
+  auto channel = NewChannel(c->options_.address, tls);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + c->options_.deadline)) {
     return absl::UnavailableError(absl::StrCat("cannot reach shardcastd at ", c->options_.address, " within ",
-                                               c->options_.deadline.count(), " ms"));
+                                               c->options_.deadline.count(), " ms: ", ConnectHint(tls)));
   }
   c->impl_->stub = v1::Shardcast::NewStub(channel);
   std::random_device rd;

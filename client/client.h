@@ -31,6 +31,8 @@ struct ClientOptions {
   bool verify_crc32c = true;
   std::string nccl_library;                    // for ReceiveDevice; "" = SHARDCAST_NCCL_LIBRARY or libnccl.so.2
   bool allow_ipc = true;                       // CUDA IPC from a loader rank on this client's GPU
+  std::string tls_ca_file;                     // TLS: trust this CA / self-signed cert ("" = $SHARDCAST_TLS_CA or plaintext)
+  std::string tls_server_name;                 // TLS: name to check in the certificate ("" = the host dialled)
 };
 
 struct ShardEntry {

@@ -12,10 +12,8 @@
 namespace shardcast {
 
 Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(std::move(options)), local_(local) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
   for (const std::string& addr : options_.rank_addresses) {
-    stubs_.push_back(v1::LoaderRank::NewStub(grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
+    stubs_.push_back(v1::LoaderRank::NewStub(NewChannel(addr, options_.tls)));
   }
   ranks_.resize(stubs_.size());
   last_ok_.assign(stubs_.size(), std::chrono::steady_clock::now());

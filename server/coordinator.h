@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "server/loader.h"
+#include "transport/grpc_tls.h"
 
 namespace shardcast {
 
@@ -28,6 +29,7 @@ struct CoordinatorOptions {
   std::chrono::milliseconds poll_interval{250};
   std::string checkpoint;
   int nccl_version = 0;
+  TlsConfig tls;                            // for the connections to the ranks
   // Called whenever the state changes ("loading", "ready", "failed").
   std::function<void(const std::string&)> on_state;
 };

@@ -10,6 +10,7 @@
 #include "server/bootstrap.h"
 #include "server/grpc_util.h"
 #include "server/server.h"
+#include "transport/grpc_tls.h"
 
 namespace {
 
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   ArgParser p("shardcastd",
               "mpirun -np N shardcastd --checkpoint PATH [--prefix P] [--layout NAME|FILE] [--rule P=R ...]\n"
               "       [--listen HOST:PORT] [--token-file F] [--device cuda|cpu] [--memory-budget BYTES]\n"
-              "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH]",
+              "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH] [--tls-cert F --tls-key F [--tls-ca F]]",
               "The shardcast sidecar: loader ranks read the selected part of a DCP checkpoint once, keep it in\n"
               "GPU (or host) memory, and serve any TP rank's shards: gRPC for control, NCCL (or a gRPC byte\n"
               "stream) for data. Rank 0 prints its address and writes --ready-file when every rank is ready.\n"
@@ -45,6 +46,10 @@ int main(int argc, char** argv) {
   p.AddFlag("ready-file", "F", "rank 0 writes {address, pid, world_size} here when ready");
   p.AddFlag("nccl-lib", "PATH", "libnccl.so.2 to use (the training processes' own); or SHARDCAST_NCCL_LIBRARY");
   p.AddFlag("read-threads", "N", "parallel reads per rank", "8");
+  p.AddFlag("tls-cert", "F", "serve TLS with this PEM certificate (it must name every rank's host)");
+  p.AddFlag("tls-key", "F", "the certificate's PEM private key");
+  p.AddFlag("tls-ca", "F", "CA the ranks trust for each other (default: the certificate itself)");
+  p.AddFlag("tls-server-name", "NAME", "name to check in the certificate instead of each host's");
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
@@ -86,6 +91,9 @@ int main(int argc, char** argv) {
     if (!t.ok()) return usage(std::string(t.status().message()));
     o.token = *t;
   }
+  auto tls = shardcast::LoadTlsConfig(p.Get("tls-cert"), p.Get("tls-key"), p.Get("tls-ca"), p.Get("tls-server-name"));
+  if (!tls.ok()) return usage(std::string(tls.status().message()));
+  o.tls = *tls;
 
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(&argc, &argv);
   std::signal(SIGTERM, OnSignal);

@@ -66,13 +66,13 @@ std::string HostName() {
 
 // Binds `address` (host:port, port 0 = ephemeral) and returns the server and the bound address.
 absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, std::vector<grpc::Service*> services,
-                                                   std::string* bound, bool health) {
+                                                   std::string* bound, bool health, const TlsConfig& tls) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not HOST:PORT"));
   if (health) grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(absl::StrCat("0.0.0.0:", address.substr(colon + 1)), grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort(absl::StrCat("0.0.0.0:", address.substr(colon + 1)), ServerCredentials(tls), &port);
   b.SetMaxReceiveMessageSize(64 << 20);
   b.SetMaxSendMessageSize(64 << 20);
   for (grpc::Service* s : services) b.RegisterService(s);
@@ -117,7 +117,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
   }
   impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
-  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false));
+  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
+                                                   options.tls));
   SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
 
   if (bootstrap->rank() == 0) {
@@ -125,6 +126,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     co.rank_addresses = impl->rank_addresses;
     co.token = options.token;
     co.deadline = options.deadline;
+    co.tls = options.tls;
     co.checkpoint = impl->loader->reader().resolved().dir;
     co.nccl_version = impl->device_sender ? impl->device_sender->version() : 0;
     Impl* raw = impl.get();
@@ -138,7 +140,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
     impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
     const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
-    SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true));
+    SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true, options.tls));
     impl->client_server->GetHealthCheckService()->SetServingStatus(false);
     std::cout << "shardcastd: serving on " << impl->client_address << " (" << bootstrap->world_size()
               << " loader ranks, device " << options.device << ")" << std::endl;
@@ -161,7 +163,7 @@ int Server::Run(const std::atomic<bool>& stop) {
   auto rank0_last_ok = std::chrono::steady_clock::now();
   std::unique_ptr<v1::LoaderRank::Stub> rank0;
   if (i.bootstrap->rank() != 0) {
-    rank0 = v1::LoaderRank::NewStub(grpc::CreateChannel(i.rank_addresses[0], grpc::InsecureChannelCredentials()));
+    rank0 = v1::LoaderRank::NewStub(NewChannel(i.rank_addresses[0], i.options.tls));
   }
   while (!stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "server/bootstrap.h"
 #include "server/loader.h"
+#include "transport/grpc_tls.h"
 
 namespace shardcast {
 
@@ -23,6 +24,7 @@ struct ServerOptions {
   std::chrono::milliseconds deadline{60000};
   std::string ready_file;                  // written by rank 0 when ready
   std::string nccl_library;                // libnccl to load for the NCCL data plane
+  TlsConfig tls;                           // serving and rank-to-rank TLS (off by default)
 };
 
 class Server {

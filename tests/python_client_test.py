@@ -110,6 +110,24 @@ class PythonClient(unittest.TestCase):
         for s in m:
             self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["1"][0], s["name"])
 
+    def test_tls(self):
+        import tempfile
+        tmp = tempfile.mkdtemp()
+        cert, key = service_test.make_certificate(tmp, "svc")
+        svc = service_test.Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat"), extra=("--tls-cert", cert, "--tls-key", key))
+        try:
+            with shardcast.Client(svc.address, timeout=10, tls_ca=cert) as c:
+                self.assertEqual(c.status()["state"], "ready")
+                arrays = c.fetch(2, 1)
+            for key_name, a in arrays.items():
+                self.assertEqual(sha(a), self.expected[key_name]["shards"]["2"][1], key_name)
+            with self.assertRaises(shardcast.ShardcastError) as e:
+                shardcast.Client(svc.address, timeout=3)
+            self.assertEqual(e.exception.code, "UNAVAILABLE")
+            self.assertIn("pass --tls-ca", e.exception.message)
+        finally:
+            svc.stop()
+
     def test_errors_carry_the_service_code(self):
         wrong = os.path.join(self.svc.dir, "wrong-token")
         with open(wrong, "w") as f:

@@ -290,5 +290,60 @@ class FaultService(unittest.TestCase):
             svc.stop()
 
 
+def make_certificate(directory, name):
+    """A self-signed certificate naming this host (rank addresses use the host name) and localhost."""
+    import socket
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=shardcast-test",
+                    "-addext", "subjectAltName=DNS:localhost,DNS:%s,IP:127.0.0.1" % socket.gethostname(),
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class TlsService(unittest.TestCase):
+    """shardcastd --tls-cert/--tls-key: rank 0 reaches the other rank over TLS (it becomes ready),
+    clients that trust the certificate get correct shards, others are refused with a hint."""
+
+    @classmethod
+    def setUpClass(cls):
+        with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+            cls.expected = json.load(f)["tensors"]
+        cls.tmp = tempfile.mkdtemp()
+        cls.cert, key = make_certificate(cls.tmp, "service")
+        cls.other, _ = make_certificate(cls.tmp, "other")
+        cls.svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), token="tls-token",
+                          extra=("--tls-cert", cls.cert, "--tls-key", key))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+
+    def run_cli(self, *args, env=None):
+        return subprocess.run([SHARDCAST, args[0], "--server", self.svc.address, "--token-file", self.svc.token_file,
+                               "--timeout", "5", *args[1:]], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, **(env or {})))
+
+    def test_trusting_client_gets_exact_shards(self):
+        p = self.run_cli("fetch", "--tp", "2", "--rank", "1", "--digest", "--json", "--tls-ca", self.cert)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = {t["key"]: t["sha256"] for t in json.loads(p.stdout)["tensors"]}
+        self.assertEqual(got, {k: v["shards"]["2"][1] for k, v in self.expected.items()})
+        p = self.run_cli("status", "--json", env={"SHARDCAST_TLS_CA": self.cert})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["state"], "ready")
+
+    def test_plaintext_and_untrusting_clients_are_refused(self):
+        p = self.run_cli("status")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("pass --tls-ca", p.stderr)
+        p = self.run_cli("status", "--tls-ca", self.other)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--tls-ca must be the CA", p.stderr)
+        p = self.run_cli("status", "--tls-ca", os.path.join(self.tmp, "missing.pem"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--tls-ca", p.stderr)
+        self.assertIn("cannot be read", p.stderr)
+
+
 if __name__ == "__main__":
     junit_unittest.main()

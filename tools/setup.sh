@@ -11,7 +11,7 @@ DEB_PACKAGES=(
   libabsl-dev libre2-dev                          # Abseil 20220623, RE2
   libopenmpi-dev openmpi-bin                      # Open MPI 4.1
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
-  libzstd-dev libssl-dev                          # zstd transform, sha256
+  libzstd-dev libssl-dev openssl                  # zstd transform, sha256; test certificates (TLS)
   python3 python3-pip                             # CI summary script, Python tests
 )
 

@@ -23,6 +23,8 @@ void AddConnectionFlags(ArgParser* p) {
   p->AddFlag("server", "HOST:PORT", "shardcastd rank 0 (default: $SHARDCAST_ADDR)");
   p->AddFlag("token-file", "F", "the job's token (default: $SHARDCAST_TOKEN_FILE)");
   p->AddFlag("timeout", "SECONDS", "deadline of each call", "60");
+  p->AddFlag("tls-ca", "F", "TLS: the service's CA or self-signed certificate (default: $SHARDCAST_TLS_CA)");
+  p->AddFlag("tls-server-name", "NAME", "TLS: the name its certificate carries, if not the host dialled");
 }
 
 absl::StatusOr<ClientOptions> ConnectionOptions(const ArgParser& p) {
@@ -39,6 +41,8 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const ArgParser& p) {
   absl::StatusOr<int64_t> timeout = p.GetInt("timeout");
   if (!timeout.ok() || *timeout <= 0) return absl::InvalidArgumentError("--timeout expects a positive number of seconds");
   o.deadline = std::chrono::seconds(*timeout);
+  o.tls_ca_file = p.Get("tls-ca");
+  o.tls_server_name = p.Get("tls-server-name");
   return o;
 }
 

@@ -47,6 +47,9 @@ def _library():
         c_char_pp = ctypes.POINTER(ctypes.c_char_p)
         lib.shardcast_connect.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_connect_tls.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_char_p,
+                                              ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                              ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_close.argtypes = [ctypes.c_void_p]
         lib.shardcast_free.argtypes = [ctypes.c_void_p]
         lib.shardcast_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -106,10 +109,13 @@ class Client:
     $SHARDCAST_TOKEN_FILE); timeout: seconds for every call and NCCL wait; verify: check every
     shard's CRC32C on arrival; nccl_library: the libnccl.so.2 for GPU receives (default:
     $SHARDCAST_NCCL_LIBRARY, or PyTorch's own when torch is imported); ipc: let a loader rank on
-    this process's own GPU hand shards over by CUDA IPC (NCCL cannot connect two ranks on one GPU).
+    this process's own GPU hand shards over by CUDA IPC (NCCL cannot connect two ranks on one GPU);
+    tls_ca: the service's CA or self-signed certificate when it serves TLS (default:
+    $SHARDCAST_TLS_CA); tls_server_name: the name its certificate carries, if not the host dialled.
     """
 
-    def __init__(self, address=None, token_file=None, timeout=60.0, verify=True, nccl_library=None, ipc=True):
+    def __init__(self, address=None, token_file=None, timeout=60.0, verify=True, nccl_library=None, ipc=True,
+                 tls_ca=None, tls_server_name=None):
         self._lib = _library()
         address = address or os.environ.get("SHARDCAST_ADDR")
         if not address:
@@ -120,8 +126,9 @@ class Client:
             with open(token_file) as f:
                 token = f.read().strip().encode()
         handle, err = ctypes.c_void_p(), ctypes.c_void_p()
-        _check(self._lib, self._lib.shardcast_connect(address.encode(), token, float(timeout), ctypes.byref(handle),
-                                                      ctypes.byref(err)), err)
+        _check(self._lib, self._lib.shardcast_connect_tls(
+            address.encode(), token, float(timeout), tls_ca.encode() if tls_ca else None,
+            tls_server_name.encode() if tls_server_name else None, ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
         self.address = address
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
@@ -290,8 +297,9 @@ def _buffer(t):
 def load_module(module, address=None, tp_size=1, tp_rank=0, **kwargs):
     """Fills an nn.Module's parameters in place (named_parameters()), for the common case. Extra
     keyword arguments go to Client.load_into (layout, rules, prefix, rename, unstack, strict, ...);
-    `token_file`, `timeout`, `nccl_library`, `verify` and `ipc` to the Client."""
-    client_kw = {k: kwargs.pop(k) for k in ("token_file", "timeout", "nccl_library", "verify", "ipc") if k in kwargs}
+    `token_file`, `timeout`, `nccl_library`, `verify`, `ipc`, `tls_ca` and `tls_server_name` to the Client."""
+    client_kw = {k: kwargs.pop(k) for k in ("token_file", "timeout", "nccl_library", "verify", "ipc", "tls_ca",
+                                            "tls_server_name") if k in kwargs}
     tensors = {name: p.data for name, p in module.named_parameters()}
     with Client(address, **client_kw) as c:
         return c.load_into(tensors, tp_size, tp_rank, **kwargs)
