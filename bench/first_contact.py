@@ -3,7 +3,9 @@
 importing the package, connecting, the manifest (preparing the request on the sidecar when it is
 new), and the receive (forming the NCCL communicator, or mapping CUDA IPC handles). Each case runs
 in a new Python process, as a training rank would; PyTorch's own way (dcp.load + slice + copy) is
-timed in a new process too. Needs PyTorch and 2 GPUs; run from a bundle:
+timed in a new process too. The last case starts Client.warm_up() on a thread and "builds the
+model" for 1 s before loading: only what follows the build is counted, as a training rank would
+wait for it. Needs PyTorch and 2 GPUs; run from a bundle:
 
     python3 bench/first_contact.py --bundle bundle --out results/
 """
@@ -32,6 +34,11 @@ t_import = time.perf_counter()
 tp, rank, prefix = 2, 0, "model.vision_model."
 c = shardcast.Client(sys.argv[1], timeout=60)
 t_connect = time.perf_counter()
+overlap = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+if overlap:  # warm_up on a thread while the "model" is built (a sleep stands in for it)
+    c.warm_up(tp, rank, sys.argv[2], prefix=prefix, rename={prefix: ""}, background=True)
+    time.sleep(overlap)
+    t_connect = time.perf_counter()
 m = c.manifest(tp, rank, prefix=prefix, rename={prefix: ""})
 t_manifest = time.perf_counter()
 tensors = {s["name"]: torch.empty(s["shape"], dtype=getattr(torch, s["dtype"]), device=sys.argv[2]) for s in m}
@@ -96,6 +103,7 @@ def main():
         run(CLIENT, sidecar.address, "cuda:1", "NCCL, new request", mw)
         run(CLIENT, sidecar.address, "cuda:1", "NCCL, prepared request", mw)
         run(CLIENT, sidecar.address, "cuda:0", "CUDA IPC, prepared request", mw)
+        run(CLIENT, sidecar.address, "cuda:1", "NCCL, warm_up() on a thread during a 1 s model build", mw, "1.0")
     finally:
         sidecar.stop()
     run(PYTORCH, ckpt, "cuda:1", mw)

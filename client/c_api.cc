@@ -133,6 +133,14 @@ int shardcast_receive(shardcast_client* client, const char* manifest_json, size_
   return 0;
 }
 
+int shardcast_warm_up(shardcast_client* client, const char* manifest_json, int device, char** error) {
+  absl::StatusOr<shardcast::Manifest> m = ManifestFromJson(manifest_json);
+  if (!m.ok()) return Fail(m.status(), error);
+  absl::Status s = client->client->WarmUp(*m, device);
+  if (!s.ok()) return Fail(s, error);
+  return 0;
+}
+
 int shardcast_nccl_version(shardcast_client* client, int* version, char** error) {
   absl::StatusOr<std::shared_ptr<const shardcast::NcclLib>> lib = shardcast::NcclLib::Load(client->client->options().nccl_library);
   if (!lib.ok()) {

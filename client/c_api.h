@@ -57,6 +57,12 @@ int shardcast_manifest(shardcast_client* client, const char* request_json, char*
 int shardcast_receive(shardcast_client* client, const char* manifest_json, size_t n, const char* const* names,
                       void* const* buffers, const uint64_t* sizes, int device, char** report_json, char** error);
 
+/* Forms ahead of time what a later shardcast_receive of this manifest into GPU `device` needs (the
+ * NCCL communicator with every owning loader rank on another GPU), so that the receive only moves
+ * bytes. Safe to call from another thread while the caller builds its model, but not at the same
+ * time as a receive on the same client. */
+int shardcast_warm_up(shardcast_client* client, const char* manifest_json, int device, char** error);
+
 /* ncclGetVersion() of the library this client would load (0 and an error if it cannot). */
 int shardcast_nccl_version(shardcast_client* client, int* version, char** error);
 

@@ -313,9 +313,7 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
   return r;
 }
 
-absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
-  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
-  SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+absl::Status Client::LoadNccl() {
   // NCCL is needed only for loader ranks on other GPUs: a failure to load it is reported then.
   if (!impl_->nccl && impl_->nccl_error.ok()) {
     absl::StatusOr<std::shared_ptr<const NcclLib>> lib = NcclLib::Load(options_.nccl_library);
@@ -325,28 +323,87 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
       impl_->nccl_error = lib.status();
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::OpenSessionReply> Client::OpenDeviceSession(const Manifest& m, int rank, const std::string& address,
+                                                               const std::vector<std::string>& names,
+                                                               const std::string& uuid, bool warm_up) {
+  v1::OpenSessionRequest open;
+  open.set_request_id(m.request_id);
+  open.set_client_nccl_version(impl_->nccl ? impl_->nccl->version : 0);
+  open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
+  open.set_client_device_uuid(uuid);
+  open.set_allow_ipc(options_.allow_ipc);
+  open.set_warm_up(warm_up);
+  for (const std::string& n : names) open.add_names(n);
+  grpc::ClientContext ctx;
+  Prepare(&ctx, options_);
+  v1::OpenSessionReply reply;
+  absl::Status opened = FromGrpc(impl_->RankStub(address)->OpenDeviceSession(&ctx, open, &reply),
+                                 absl::StrCat("GPU session with loader rank ", rank, " (", address, ")"));
+  if (!opened.ok() && !impl_->nccl) {
+    return absl::Status(opened.code(), absl::StrCat(opened.message(), "\n(this client could not load NCCL: ",
+                                                    impl_->nccl_error.message(), ")"));
+  }
+  SC_RETURN_IF_ERROR(opened);
+  return reply;
+}
+
+absl::StatusOr<NcclPeerComm*> Client::SessionComm(const std::string& address, const v1::OpenSessionReply& reply,
+                                                  int device) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->comms.find(address);
+    if (it != impl_->comms.end() && reply.reused() && !it->second->broken()) return it->second.get();
+  }
+  if (reply.nccl_unique_id().empty()) {
+    return absl::FailedPreconditionError("the server reused a session this client no longer has");
+  }
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<NcclPeerComm> c,
+                      NcclPeerComm::Create(impl_->nccl, reply.nccl_unique_id(), 1, device, options_.deadline));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  NcclPeerComm* comm = c.get();
+  impl_->comms[address] = std::move(c);
+  return comm;
+}
+
+absl::Status Client::WarmUp(const Manifest& m, int device) {
+  SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+  SC_RETURN_IF_ERROR(LoadNccl());
+  std::set<int> owners;
+  for (const ShardEntry& e : m.shards) owners.insert(e.owner_rank);
+  std::vector<std::future<absl::Status>> calls;
+  for (int rank : owners) {
+    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("the manifest lacks an endpoint");
+    calls.push_back(std::async(std::launch::async, [this, &m, &uuid, rank, device]() -> absl::Status {
+      const std::string& address = m.endpoints[rank];
+      SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, {}, uuid, /*warm_up=*/true));
+      if (reply.nccl_unique_id().empty() && !reply.reused()) return absl::OkStatus();  // same GPU: CUDA IPC, nothing to form
+      return SessionComm(address, reply, device).status();
+    }));
+  }
+  absl::Status first;
+  for (auto& c : calls) {
+    absl::Status s = c.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
+  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
+  SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+  SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
   SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
                                              const std::vector<const Destination*>& list) -> absl::Status {
-      v1::OpenSessionRequest open;
-      open.set_request_id(m.request_id);
-      open.set_client_nccl_version(impl_->nccl ? impl_->nccl->version : 0);
-      open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
-      open.set_client_device_uuid(uuid);
-      open.set_allow_ipc(options_.allow_ipc);
-      for (const Destination* d : list) open.add_names(d->name);
-      grpc::ClientContext ctx;
-      Prepare(&ctx, options_);
-      v1::OpenSessionReply reply;
+      std::vector<std::string> names;
+      for (const Destination* d : list) names.push_back(d->name);
+      SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply,
+                          OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
       const std::string peer = absl::StrCat("loader rank ", rank, " (", address, ")");
-      absl::Status opened = FromGrpc(impl_->RankStub(address)->OpenDeviceSession(&ctx, open, &reply),
-                                     absl::StrCat("GPU session with ", peer));
-      if (!opened.ok() && !impl_->nccl) {
-        return absl::Status(opened.code(), absl::StrCat(opened.message(), "\n(this client could not load NCCL: ",
-                                                        impl_->nccl_error.message(), ")"));
-      }
-      SC_RETURN_IF_ERROR(opened);
       if (!reply.ipc_lease().empty()) {
         // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
         used_ipc = true;
@@ -377,22 +434,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
         return r;
       }
       used_nccl = true;
-      NcclPeerComm* comm = nullptr;
-      {
-        std::lock_guard<std::mutex> lock(impl_->mu);
-        auto it = impl_->comms.find(address);
-        if (it != impl_->comms.end() && reply.reused() && !it->second->broken()) comm = it->second.get();
-      }
-      if (comm == nullptr) {
-        if (reply.nccl_unique_id().empty()) {
-          return absl::FailedPreconditionError("the server reused a session this client no longer has");
-        }
-        SC_ASSIGN_OR_RETURN(std::unique_ptr<NcclPeerComm> c,
-                            NcclPeerComm::Create(impl_->nccl, reply.nccl_unique_id(), 1, device, options_.deadline));
-        std::lock_guard<std::mutex> lock(impl_->mu);
-        comm = c.get();
-        impl_->comms[address] = std::move(c);
-      }
+      SC_ASSIGN_OR_RETURN(NcclPeerComm* comm, SessionComm(address, reply, device));
       std::vector<NcclBuffer> buffers;
       for (const std::string& n : reply.names()) {
         for (const Destination* d : list) {

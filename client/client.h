@@ -24,6 +24,11 @@
 
 namespace shardcast {
 
+namespace v1 {
+class OpenSessionReply;
+}  // namespace v1
+class NcclPeerComm;
+
 struct ClientOptions {
   std::string address;                         // rank 0, host:port
   std::string token;                           // "" if the service needs none
@@ -85,6 +90,12 @@ class Client {
   // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU.
   absl::StatusOr<FetchReport> ReceiveDevice(const Manifest& manifest, const std::vector<Destination>& dst, int device);
 
+  // Forms, ahead of time, what a later ReceiveDevice of this manifest on `device` needs: the NCCL
+  // communicator with every owning loader rank on another GPU (about 0.5 s each, once per client).
+  // The manifest itself has already made the sidecar prepare the shards. Call it early, e.g. on
+  // a thread while the model is built; ReceiveDevice then only moves bytes.
+  absl::Status WarmUp(const Manifest& manifest, int device);
+
   const ClientOptions& options() const { return options_; }
   // Settings that may change between calls (verify_crc32c, nccl_library, allow_ipc, deadline).
   ClientOptions& mutable_options() { return options_; }
@@ -93,6 +104,11 @@ class Client {
   struct Impl;
   explicit Client(ClientOptions options);
   absl::Status CheckDestinations(const Manifest& m, const std::vector<Destination>& dst) const;
+  absl::Status LoadNccl();
+  absl::StatusOr<v1::OpenSessionReply> OpenDeviceSession(const Manifest& m, int rank, const std::string& address,
+                                                         const std::vector<std::string>& names, const std::string& uuid,
+                                                         bool warm_up);
+  absl::StatusOr<NcclPeerComm*> SessionComm(const std::string& address, const v1::OpenSessionReply& reply, int device);
   ClientOptions options_;
   std::unique_ptr<Impl> impl_;
 };

@@ -110,6 +110,16 @@ class PythonClient(unittest.TestCase):
         for s in m:
             self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["1"][0], s["name"])
 
+    def test_warm_up_errors_surface_and_leave_the_client_usable(self):
+        # This service keeps its shards in host memory (--device cpu): a GPU warm-up must fail with
+        # a ShardcastError (no GPU here, or the service has no GPU data plane), also from a thread.
+        t = self.client.warm_up(2, 0, device="cuda:0", background=True)
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            t.wait()
+        self.assertIn(e.exception.code, ("INTERNAL", "UNIMPLEMENTED", "UNAVAILABLE"))
+        arrays = self.client.fetch(2, 0)
+        self.assertEqual(len(arrays), len(self.expected))
+
     def test_tls(self):
         import tempfile
         tmp = tempfile.mkdtemp()

@@ -136,6 +136,9 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
     }
     shards.push_back(found);
   }
+  if (open.client_device_uuid() == uuid_ && open.warm_up() && open.allow_ipc()) {
+    return v1::OpenSessionReply();  // CUDA IPC needs no set-up
+  }
   if (open.client_device_uuid() == uuid_) {
     if (open.allow_ipc()) return OpenIpc(std::move(request), shards);
     return absl::FailedPreconditionError(absl::StrCat(
@@ -215,6 +218,7 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
     }
   }
   idle.clear();
+  if (open.warm_up()) return reply;  // the session's thread forms the communicator; nothing to send yet
   // Keep the prepared request alive until its bytes have left.
   Loader* loader = loader_;
   loader->ClientStarted();

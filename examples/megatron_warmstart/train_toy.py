@@ -28,7 +28,7 @@ import torch.distributed as dist
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import toy_vit  # noqa: E402
-from shardcast_warmstart import MODULE_PREFIX, warm_start_vision_encoder  # noqa: E402
+from shardcast_warmstart import MODULE_PREFIX, prepare_vision_warm_start, warm_start_vision_encoder  # noqa: E402
 
 import shardcast  # noqa: E402
 
@@ -81,6 +81,9 @@ def main():
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     tp, tp_rank = world, rank  # every rank of this toy job is an encoder rank
     cfg = toy_vit.CONFIGS[args.config]
+    # First thing: let the sidecar prepare this rank's shards and form the NCCL sessions while the
+    # model is built (GPU only; the CPU smoke run receives over the stream).
+    early = prepare_vision_warm_start(tp, tp_rank, local) if args.device == "cuda" else None
     torch.manual_seed(100 + rank)
     model = VLM(cfg, tp, dist.group.WORLD, device)
     with torch.no_grad():
@@ -115,7 +118,8 @@ def main():
     dist.barrier()
     t0 = time.perf_counter()
     report = warm_start_vision_encoder(model, optimizer, iteration=0, is_encoder_rank=True, tp_size=tp,
-                                       tp_rank=tp_rank, log=lambda m: print("[rank %d] %s" % (rank, m), flush=True))
+                                       tp_rank=tp_rank, log=lambda m: print("[rank %d] %s" % (rank, m), flush=True),
+                                       client=early)
     sync()
     results["warm_start_seconds"] = time.perf_counter() - t0
     results["report"] = report

@@ -2,6 +2,7 @@
 import ctypes
 import json
 import os
+import threading
 
 # gRPC/absl status codes, as the C ABI returns them.
 _CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -61,6 +62,7 @@ def _library():
         lib.shardcast_receive.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, c_char_pp,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint64), ctypes.c_int,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_warm_up.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_nccl_version.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)]
         _lib = lib
     return _lib
@@ -131,6 +133,7 @@ class Client:
             tls_server_name.encode() if tls_server_name else None, ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
         self.address = address
+        self._warm_ups = []
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
         self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
         nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or _torch_nccl_library()
@@ -138,6 +141,8 @@ class Client:
             self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
 
     def close(self):
+        if getattr(self, "_warm_ups", None):
+            self._finish_warm_ups()
         if getattr(self, "_handle", None):
             self._lib.shardcast_close(self._handle)
             self._handle = None
@@ -170,7 +175,34 @@ class Client:
         """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule)."""
         return json.loads(self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype))["shards"]
 
+    def warm_up(self, tp_size, tp_rank, device=0, layout=None, rules=(), prefix=None, rename=None, unstack=False,
+                dtype=None, background=False):
+        """Prepares a later load_into of this request into GPU `device` (an index, "cuda:N" or a
+        torch.device): the sidecar cuts the shards, and the NCCL communicators with loader ranks on
+        other GPUs are formed (about 0.5 s, once per client). With background=True it runs on a
+        thread (the GIL is released) while you build the model, and returns that thread; load_into
+        waits for it. Errors surface again in load_into."""
+        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        index = _device_index(device)
+
+        def run():
+            err = ctypes.c_void_p()
+            _check(self._lib, self._lib.shardcast_warm_up(self._handle, text.encode(), index, ctypes.byref(err)), err)
+
+        if not background:
+            run()
+            return None
+        t = _Background(run)
+        self._warm_ups.append(t)
+        return t
+
+    def _finish_warm_ups(self):
+        for t in self._warm_ups:
+            t.join()
+        self._warm_ups = []
+
     def _receive(self, manifest_text, items, device):
+        self._finish_warm_ups()
         n = len(items)
         names = (ctypes.c_char_p * n)(*[name.encode() for name, _, _ in items])
         ptrs = (ctypes.c_void_p * n)(*[ptr for _, ptr, _ in items])
@@ -275,6 +307,35 @@ def _dtype_name(t):
     if type(t).__module__.startswith("torch"):
         return str(t.dtype).replace("torch.", "")
     return t.dtype.name
+
+
+class _Background(threading.Thread):
+    """A warm-up on a thread; wait() re-raises its error."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self._fn, self.error = fn, None
+        self.start()
+
+    def run(self):
+        try:
+            self._fn()
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+
+    def wait(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _device_index(device):
+    if isinstance(device, int):
+        return device
+    if type(device).__module__.startswith("torch"):  # torch.device
+        return device.index or 0
+    text = str(device)
+    return int(text.split(":", 1)[1]) if ":" in text else 0
 
 
 def _buffer(t):
