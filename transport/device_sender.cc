@@ -59,11 +59,6 @@ DeviceSender::~DeviceSender() {
   leases_.clear();
 }
 
-int DeviceSender::active_sessions() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(sessions_.size());
-}
-
 void DeviceSender::ExpireLeases() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = leases_.begin(); it != leases_.end();) {

@@ -34,7 +34,6 @@ class DeviceSender {
   absl::Status ReleaseIpc(const std::string& lease);
 
   int version() const { return lib_->version; }
-  int active_sessions();  // NCCL sessions alive (for tests and status)
 
  private:
   struct Session;
