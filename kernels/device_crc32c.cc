@@ -62,8 +62,13 @@ absl::StatusOr<std::vector<uint32_t>> DeviceCrc32c(int device, const std::vector
         std::this_thread::sleep_for(std::chrono::microseconds(20));
       }
     }
-    if (stream != nullptr && s.ok()) cudaStreamDestroy(stream);
-    if (s.ok()) cudaFree(scratch);  // after a timeout the kernel may still read them: leak rather than race
+    if (!absl::IsDeadlineExceeded(s)) {  // after a timeout the kernel may still use them: leak rather than race
+      if (stream != nullptr) {
+        cudaStreamSynchronize(stream);
+        cudaStreamDestroy(stream);
+      }
+      cudaFree(scratch);
+    }
     SC_RETURN_IF_ERROR(s);
   }
   // Join each span's pieces: full pieces share one operator; the last may be shorter.

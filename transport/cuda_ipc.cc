@@ -89,6 +89,8 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+  if (absl::IsDeadlineExceeded(s)) return s;  // copies may still run: leave the mappings rather than race them
+  if (!s.ok() && stream != nullptr) cudaStreamSynchronize(stream);  // let enqueued copies end before unmapping
   cleanup();
   return s;
 }
