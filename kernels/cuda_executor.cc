@@ -7,22 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/cuda_status.h"
 #include "kernels/strided_copy.h"
 
 namespace shardcast {
 namespace {
 
-// Converts a CUDA error to a Status once, here, keeping CUDA's message; clears the sticky error.
-absl::Status CudaStatus(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return absl::OkStatus();
-  cudaGetLastError();
-  const std::string msg = absl::StrCat(what, ": ", cudaGetErrorString(err));
-  if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
-  if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver) return absl::UnavailableError(msg);
-  return absl::InternalError(msg);
-}
-
-#define SC_CUDA_RETURN_IF_ERROR(call) SC_RETURN_IF_ERROR(CudaStatus((call), #call))
 
 class CudaExecutor : public ShardExecutor {
  public:
@@ -137,21 +127,22 @@ int CudaDeviceCount() {
   return n;
 }
 
+absl::Status RequireCudaDevice(int device) {
+  const int n = CudaDeviceCount();
+  if (device >= 0 && device < n) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("no CUDA device ", device, " (", n, " visible); use --device cpu on machines without a GPU"));
+}
+
 absl::StatusOr<std::unique_ptr<ShardExecutor>> NewCudaExecutor(int device) {
-  if (CudaDeviceCount() <= device) {
-    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, " (", CudaDeviceCount(),
-                                               " visible); use --device cpu on machines without a GPU"));
-  }
+  SC_RETURN_IF_ERROR(RequireCudaDevice(device));
   auto ex = std::make_unique<CudaExecutor>(device);
   SC_RETURN_IF_ERROR(ex->Init());
   return std::unique_ptr<ShardExecutor>(std::move(ex));
 }
 
 absl::StatusOr<std::unique_ptr<ShardExecutor>> NewCudaStagingExecutor(int device) {
-  if (CudaDeviceCount() <= device) {
-    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, " (", CudaDeviceCount(),
-                                               " visible); use --device cpu on machines without a GPU"));
-  }
+  SC_RETURN_IF_ERROR(RequireCudaDevice(device));
   auto ex = std::make_unique<CudaExecutor>(device);
   SC_RETURN_IF_ERROR(ex->Init());
   return std::unique_ptr<ShardExecutor>(std::make_unique<CudaStagingExecutor>(std::move(ex)));

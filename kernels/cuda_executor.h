@@ -13,6 +13,8 @@ namespace shardcast {
 
 // Number of CUDA devices visible (0 when there is no driver or no GPU).
 int CudaDeviceCount();
+// Unavailable, saying to use --device cpu, when `device` is not a visible CUDA device.
+absl::Status RequireCudaDevice(int device);
 
 // Sources and destinations are device pointers on `device`. Run() returns after the copies
 // finished (stream synchronized); launch and execution errors come back as Internal.

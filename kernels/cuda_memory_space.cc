@@ -5,18 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/cuda_executor.h"
+#include "kernels/cuda_status.h"
 #include "kernels/device_crc32c.h"
 
 namespace shardcast {
 namespace {
-
-absl::Status Cuda(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return absl::OkStatus();
-  cudaGetLastError();
-  const std::string msg = absl::StrCat(what, ": ", cudaGetErrorString(err));
-  if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
-  return absl::InternalError(msg);
-}
 
 class CudaMemorySpace : public MemorySpace {
  public:
@@ -25,33 +18,33 @@ class CudaMemorySpace : public MemorySpace {
     if (stream_) cudaStreamDestroy(stream_);
   }
   absl::Status Init() {
-    SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device_), "cudaSetDevice"));
-    return Cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+    return CudaStatus(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   std::string name() const override { return absl::StrCat("cuda:", device_); }
   bool is_device() const override { return true; }
   absl::StatusOr<void*> Allocate(size_t n) override {
     cudaSetDevice(device_);
     void* p = nullptr;
-    SC_RETURN_IF_ERROR(Cuda(cudaMalloc(&p, n ? n : 1), "cudaMalloc"));
+    SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, n ? n : 1), "cudaMalloc"));
     return p;
   }
   void Free(void* p) override { cudaFree(p); }
   absl::StatusOr<void*> AllocateStaging(size_t n) override {
     cudaSetDevice(device_);
     void* p = nullptr;
-    SC_RETURN_IF_ERROR(Cuda(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "cudaHostAlloc"));
+    SC_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "cudaHostAlloc"));
     return p;
   }
   void FreeStaging(void* p) override { cudaFreeHost(p); }
   absl::Status CopyIn(void* dst, const void* src, size_t n) override {
-    return Cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync H2D");
+    return CudaStatus(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync H2D");
   }
   absl::Status CopyOut(void* dst, const void* src, size_t n) override {
-    SC_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync D2H"));
+    SC_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync D2H"));
     return Synchronize();
   }
-  absl::Status Synchronize() override { return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  absl::Status Synchronize() override { return CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
   absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& spans) override {
     std::vector<DeviceSpan> d;
     for (const auto& [p, n] : spans) d.push_back(DeviceSpan{p, n});
@@ -67,11 +60,7 @@ class CudaMemorySpace : public MemorySpace {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MemorySpace>> NewCudaMemorySpace(int device) {
-  const int n = CudaDeviceCount();
-  if (device >= n) {
-    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, " (", n,
-                                               " visible); use --device cpu on nodes without GPUs"));
-  }
+  SC_RETURN_IF_ERROR(RequireCudaDevice(device));
   auto m = std::make_unique<CudaMemorySpace>(device);
   SC_RETURN_IF_ERROR(m->Init());
   return std::unique_ptr<MemorySpace>(std::move(m));

@@ -3,33 +3,23 @@
 #include <cuda_runtime.h>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda_executor.h"
+#include "kernels/cuda_status.h"
 
 namespace shardcast {
 
 absl::StatusOr<void*> DeviceAlloc(size_t n, int device) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || device >= count) {
-    cudaGetLastError();
-    return absl::UnavailableError(absl::StrCat("no CUDA device ", device, "; use --device cpu"));
-  }
-  cudaSetDevice(device);
+  SC_RETURN_IF_ERROR(RequireCudaDevice(device));
+  SC_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   void* p = nullptr;
-  if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
-    cudaGetLastError();
-    return absl::ResourceExhaustedError(absl::StrCat("cudaMalloc of ", n, " bytes failed"));
-  }
+  SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, n ? n : 1), absl::StrCat("cudaMalloc of ", n, " bytes")));
   return p;
 }
 
 void DeviceFree(void* p) { cudaFree(p); }
 
 absl::Status CopyDeviceToHost(void* host, const void* device_ptr, size_t n) {
-  cudaError_t e = cudaMemcpy(host, device_ptr, n, cudaMemcpyDeviceToHost);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    return absl::InternalError(absl::StrCat("cudaMemcpy D2H: ", cudaGetErrorString(e)));
-  }
-  return absl::OkStatus();
+  return CudaStatus(cudaMemcpy(host, device_ptr, n, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 
 }  // namespace shardcast

@@ -8,17 +8,12 @@
 #include "common/crc32c.h"
 #include "common/status_macros.h"
 #include "kernels/crc32c_kernel.h"
+#include "kernels/cuda_status.h"
 
 namespace shardcast {
 namespace {
 
 constexpr uint64_t kPieceBytes = 8192;
-
-absl::Status Cuda(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return absl::OkStatus();
-  cudaGetLastError();
-  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
-}
 
 }  // namespace
 
@@ -35,27 +30,27 @@ absl::StatusOr<std::vector<uint32_t>> DeviceCrc32c(int device, const std::vector
   }
   std::vector<uint32_t> crcs(pieces.size());
   if (!pieces.empty()) {
-    SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+    SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
     const size_t table_bytes = 8 * 256 * sizeof(uint32_t);
     const size_t piece_bytes = pieces.size() * sizeof(CrcPiece);
     const size_t out_bytes = pieces.size() * sizeof(uint32_t);
     char* scratch = nullptr;
-    SC_RETURN_IF_ERROR(Cuda(cudaMalloc(&scratch, table_bytes + piece_bytes + out_bytes), "cudaMalloc"));
+    SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&scratch, table_bytes + piece_bytes + out_bytes), "cudaMalloc"));
     cudaStream_t stream = nullptr;
-    absl::Status s = Cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    absl::Status s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
     auto* tables = reinterpret_cast<uint32_t*>(scratch);
     auto* dev_pieces = reinterpret_cast<CrcPiece*>(scratch + table_bytes);
     auto* out = reinterpret_cast<uint32_t*>(scratch + table_bytes + piece_bytes);
-    if (s.ok()) s = Cuda(cudaMemcpyAsync(tables, Crc32cTables(), table_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
-    if (s.ok()) s = Cuda(cudaMemcpyAsync(dev_pieces, pieces.data(), piece_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
+    if (s.ok()) s = CudaStatus(cudaMemcpyAsync(tables, Crc32cTables(), table_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
+    if (s.ok()) s = CudaStatus(cudaMemcpyAsync(dev_pieces, pieces.data(), piece_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
     if (s.ok()) s = LaunchCrc32cPieces(dev_pieces, static_cast<int>(pieces.size()), tables, out, stream);
-    if (s.ok()) s = Cuda(cudaMemcpyAsync(crcs.data(), out, out_bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpy");
+    if (s.ok()) s = CudaStatus(cudaMemcpyAsync(crcs.data(), out, out_bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpy");
     // Poll with a deadline rather than block.
     while (s.ok()) {
       const cudaError_t q = cudaStreamQuery(stream);
       if (q == cudaSuccess) break;
       if (q != cudaErrorNotReady) {
-        s = Cuda(q, "CRC32C kernel");
+        s = CudaStatus(q, "CRC32C kernel");
       } else if (std::chrono::steady_clock::now() > until) {
         s = absl::DeadlineExceededError(absl::StrCat("the CRC32C check did not finish within ", deadline.count(), " ms"));
       } else {

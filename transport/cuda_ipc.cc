@@ -8,21 +8,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "kernels/cuda_status.h"
 
 namespace shardcast {
-namespace {
-
-absl::Status Cuda(cudaError_t err, const std::string& what) {
-  if (err == cudaSuccess) return absl::OkStatus();
-  cudaGetLastError();
-  return absl::InternalError(absl::StrCat(what, ": ", cudaGetErrorString(err)));
-}
-
-}  // namespace
-
 absl::StatusOr<std::string> DeviceUuid(int device) {
   cudaDeviceProp prop;
-  SC_RETURN_IF_ERROR(Cuda(cudaGetDeviceProperties(&prop, device), absl::StrCat("cudaGetDeviceProperties(", device, ")")));
+  SC_RETURN_IF_ERROR(CudaStatus(cudaGetDeviceProperties(&prop, device), absl::StrCat("cudaGetDeviceProperties(", device, ")")));
   return std::string(prop.uuid.bytes, sizeof(prop.uuid.bytes));
 }
 
@@ -35,16 +26,16 @@ std::string FormatUuid(const std::string& uuid) {
 }
 
 absl::StatusOr<std::string> ExportIpcHandle(int device, const void* base) {
-  SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
   cudaIpcMemHandle_t h;
-  SC_RETURN_IF_ERROR(Cuda(cudaIpcGetMemHandle(&h, const_cast<void*>(base)), "cudaIpcGetMemHandle"));
+  SC_RETURN_IF_ERROR(CudaStatus(cudaIpcGetMemHandle(&h, const_cast<void*>(base)), "cudaIpcGetMemHandle"));
   return std::string(reinterpret_cast<const char*>(&h), sizeof(h));
 }
 
 absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
                      std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
-  SC_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
   std::vector<void*> mapped(handles.size(), nullptr);
   cudaStream_t stream = nullptr;
   auto cleanup = [&] {
@@ -61,17 +52,17 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     }
     cudaIpcMemHandle_t h;
     std::memcpy(&h, handles[i].data(), sizeof(h));
-    s = Cuda(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
+    s = CudaStatus(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
              "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)");
   }
-  if (s.ok()) s = Cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  if (s.ok()) s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   for (const IpcPiece& p : pieces) {
     if (!s.ok()) break;
     if (p.region >= mapped.size()) {
       s = absl::DataLossError(absl::StrCat("a shard names CUDA IPC region ", p.region, " of ", mapped.size()));
       break;
     }
-    s = Cuda(cudaMemcpyAsync(p.dst, static_cast<const char*>(mapped[p.region]) + p.offset, p.nbytes,
+    s = CudaStatus(cudaMemcpyAsync(p.dst, static_cast<const char*>(mapped[p.region]) + p.offset, p.nbytes,
                              cudaMemcpyDeviceToDevice, stream),
              "cudaMemcpyAsync (CUDA IPC)");
   }
@@ -80,7 +71,7 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     const cudaError_t q = cudaStreamQuery(stream);
     if (q == cudaSuccess) break;
     if (q != cudaErrorNotReady) {
-      s = Cuda(q, "CUDA IPC copy");
+      s = CudaStatus(q, "CUDA IPC copy");
       break;
     }
     if (std::chrono::steady_clock::now() > until) {
