@@ -12,6 +12,8 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 
@@ -40,12 +42,13 @@ void Prepare(grpc::ClientContext* ctx, const ClientOptions& o) {
 }
 
 // Runs `fn(rank, address, destinations)` for every loader rank owning some destination, in
-// parallel, and returns the first error.
+// parallel, and returns the first error. `entries[i]` is dst[i]'s manifest entry.
 absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst,
+                          const std::vector<const ShardEntry*>& entries,
                           const std::function<absl::Status(int, const std::string&,
                                                            const std::vector<const Destination*>&)>& fn) {
   std::map<int, std::vector<const Destination*>> by_rank;
-  for (const Destination& d : dst) by_rank[m.Find(d.name)->owner_rank].push_back(&d);
+  for (size_t i = 0; i < dst.size(); ++i) by_rank[entries[i]->owner_rank].push_back(&dst[i]);
   std::vector<std::future<absl::Status>> calls;
   for (const auto& [rank, list] : by_rank) {
     if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("the manifest lacks an endpoint");
@@ -224,11 +227,17 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec) {
   return m;
 }
 
-absl::Status Client::CheckDestinations(const Manifest& m, const std::vector<Destination>& dst) const {
+absl::StatusOr<std::vector<const ShardEntry*>> Client::MatchDestinations(const Manifest& m,
+                                                                          const std::vector<Destination>& dst) const {
+  std::unordered_map<std::string_view, const ShardEntry*> by_name;
+  for (const ShardEntry& e : m.shards) by_name.emplace(e.name, &e);
+  std::vector<const ShardEntry*> entries;
   std::vector<std::string> problems;
   std::set<std::string> seen;
   for (const Destination& d : dst) {
-    const ShardEntry* e = m.Find(d.name);
+    auto it = by_name.find(d.name);
+    const ShardEntry* e = it == by_name.end() ? nullptr : it->second;
+    entries.push_back(e);
     if (e == nullptr) {
       problems.push_back(absl::StrCat("'", d.name, "' is not in the manifest"));
       continue;
@@ -246,16 +255,16 @@ absl::Status Client::CheckDestinations(const Manifest& m, const std::vector<Dest
                                       ShapeToString(e->shape)));
     }
   }
-  if (problems.empty()) return absl::OkStatus();
+  if (problems.empty()) return entries;
   std::string msg = "refusing to receive (nothing was transferred):";
   for (const std::string& p : problems) absl::StrAppend(&msg, "\n  ", p);
   return absl::InvalidArgumentError(msg);
 }
 
 absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::vector<Destination>& dst) {
-  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
+  SC_ASSIGN_OR_RETURN(const std::vector<const ShardEntry*> entries, MatchDestinations(m, dst));
   const auto t0 = std::chrono::steady_clock::now();
-  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
+  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                              const std::vector<const Destination*>& list) -> absl::Status {
       std::map<std::string, const Destination*> want;
       v1::FetchRequest req;
@@ -296,8 +305,9 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
   }));
   FetchReport r;
   r.transport = "stream";
-  for (const Destination& d : dst) {
-    const ShardEntry* e = m.Find(d.name);
+  for (size_t i = 0; i < dst.size(); ++i) {
+    const Destination& d = dst[i];
+    const ShardEntry* e = entries[i];
     if (options_.verify_crc32c) {
       const uint32_t crc = Crc32c(d.data, d.nbytes);
       if (crc != e->crc32c) {
@@ -392,15 +402,19 @@ absl::Status Client::WarmUp(const Manifest& m, int device) {
 }
 
 absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
-  SC_RETURN_IF_ERROR(CheckDestinations(m, dst));
+  SC_ASSIGN_OR_RETURN(const std::vector<const ShardEntry*> entries, MatchDestinations(m, dst));
   SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
   SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
-  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, [&](int rank, const std::string& address,
-                                             const std::vector<const Destination*>& list) -> absl::Status {
+  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
+                                                      const std::vector<const Destination*>& list) -> absl::Status {
       std::vector<std::string> names;
-      for (const Destination* d : list) names.push_back(d->name);
+      std::unordered_map<std::string_view, const Destination*> by_name;
+      for (const Destination* d : list) {
+        names.push_back(d->name);
+        by_name.emplace(d->name, d);
+      }
       SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply,
                           OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
       const std::string peer = absl::StrCat("loader rank ", rank, " (", address, ")");
@@ -409,10 +423,8 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
         used_ipc = true;
         std::vector<IpcPiece> pieces;
         for (const v1::IpcShard& s : reply.ipc_shards()) {
-          const Destination* d = nullptr;
-          for (const Destination* c : list) {
-            if (c->name == s.name()) d = c;
-          }
+          auto it = by_name.find(s.name());
+          const Destination* d = it == by_name.end() ? nullptr : it->second;
           if (d == nullptr || s.nbytes() != d->nbytes) {
             return absl::DataLossError(absl::StrCat(peer, " exported an unrequested or mis-sized shard '", s.name(), "'"));
           }
@@ -437,9 +449,8 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
       SC_ASSIGN_OR_RETURN(NcclPeerComm* comm, SessionComm(address, reply, device));
       std::vector<NcclBuffer> buffers;
       for (const std::string& n : reply.names()) {
-        for (const Destination* d : list) {
-          if (d->name == n) buffers.push_back(NcclBuffer{d->data, d->nbytes});
-        }
+        auto it = by_name.find(n);
+        if (it != by_name.end()) buffers.push_back(NcclBuffer{it->second->data, it->second->nbytes});
       }
       if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
       return comm->Transfer(buffers, /*send=*/false, options_.deadline);
@@ -453,10 +464,9 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
     for (const Destination& d : dst) spans.push_back(DeviceSpan{d.data, d.nbytes});
     SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, DeviceCrc32c(device, spans, options_.deadline));
     for (size_t i = 0; i < dst.size(); ++i) {
-      if (crcs[i] != m.Find(dst[i].name)->crc32c) {
+      if (crcs[i] != entries[i]->crc32c) {
         return absl::DataLossError(absl::StrCat("'", dst[i].name, "': CRC32C mismatch after the ", r.transport,
-                                                " transfer (received ", crcs[i], ", manifest ", m.Find(dst[i].name)->crc32c,
-                                                ")"));
+                                                " transfer (received ", crcs[i], ", manifest ", entries[i]->crc32c, ")"));
       }
     }
     r.crc_checked = static_cast<int>(dst.size());

@@ -103,7 +103,10 @@ class Client {
  private:
   struct Impl;
   explicit Client(ClientOptions options);
-  absl::Status CheckDestinations(const Manifest& m, const std::vector<Destination>& dst) const;
+  // Every destination's manifest entry (in dst order), or InvalidArgument listing every unknown,
+  // repeated or mis-sized destination (nothing moves then).
+  absl::StatusOr<std::vector<const ShardEntry*>> MatchDestinations(const Manifest& m,
+                                                                   const std::vector<Destination>& dst) const;
   absl::Status LoadNccl();
   absl::StatusOr<v1::OpenSessionReply> OpenDeviceSession(const Manifest& m, int rank, const std::string& address,
                                                          const std::vector<std::string>& names, const std::string& uuid,

@@ -5,7 +5,9 @@
 #include <deque>
 #include <functional>
 #include <iostream>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -115,21 +117,18 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
                                                          const v1::OpenSessionRequest& open) {
   // The shards to send, in the client's order (default: plan order).
   std::vector<const PreparedShard*> shards;
-  std::vector<std::string> names(open.names().begin(), open.names().end());
-  if (names.empty()) {
-    for (const PreparedShard& s : request->shards) {
-      if (s.owner == loader_->options().rank) names.push_back(s.name);
-    }
+  std::unordered_map<std::string_view, const PreparedShard*> owned;
+  for (const PreparedShard& s : request->shards) {
+    if (s.owner != loader_->options().rank) continue;
+    owned.emplace(s.name, &s);
+    if (open.names().empty()) shards.push_back(&s);
   }
-  for (const std::string& n : names) {
-    const PreparedShard* found = nullptr;
-    for (const PreparedShard& s : request->shards) {
-      if (s.name == n) found = &s;
-    }
-    if (found == nullptr || found->owner != loader_->options().rank) {
+  for (const std::string& n : open.names()) {
+    auto it = owned.find(n);
+    if (it == owned.end()) {
       return absl::InvalidArgumentError(absl::StrCat("shard '", n, "' is not held by rank ", loader_->options().rank));
     }
-    shards.push_back(found);
+    shards.push_back(it->second);
   }
   if (open.client_device_uuid() == uuid_ && open.warm_up() && open.allow_ipc()) {
     return v1::OpenSessionReply();  // CUDA IPC needs no set-up
