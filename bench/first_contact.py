@@ -79,7 +79,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
     sys.path.insert(0, os.path.join(args.bundle, "python"))
-    import shardcast._client
+    import shardcast
     import toy_vit
     from torch_receive_test import Sidecar
     ckpt = os.path.join(args.work, "toy_" + args.config)
@@ -98,7 +98,7 @@ def main():
 
     mw = os.path.join(REPO, "examples", "megatron_warmstart")
     run(PYTORCH, ckpt, "cuda:1", mw)  # also warms the page cache for everyone
-    sidecar = Sidecar(args.bundle, ckpt, args.out, args.work, "first_contact", shardcast._client._torch_nccl_library())
+    sidecar = Sidecar(args.bundle, ckpt, args.out, args.work, "first_contact", shardcast.torch_nccl_library())
     try:
         run(CLIENT, sidecar.address, "cuda:1", "NCCL, new request", mw)
         run(CLIENT, sidecar.address, "cuda:1", "NCCL, prepared request", mw)

@@ -31,18 +31,12 @@ def sh(cmd, env=None, check=True, timeout=600):
 
 def torch_nccl_path():
     import torch  # noqa: F401
-    try:
-        import nvidia.nccl
-        for base in list(getattr(nvidia.nccl, "__path__", [])):
-            cand = os.path.join(base, "lib", "libnccl.so.2")
-            if os.path.exists(cand):
-                return cand
-    except ImportError:
-        pass
-    for line in open("/proc/self/maps"):
-        if "libnccl" in line:
-            return line.split()[-1]
-    raise RuntimeError("cannot find PyTorch's libnccl")
+    sys.path.insert(0, os.path.join(REPO, "python"))  # the package's finder; its library is not needed for this
+    import shardcast
+    path = shardcast.torch_nccl_library()
+    if path is None:
+        raise RuntimeError("cannot find PyTorch's libnccl")
+    return path
 
 
 def drop_caches():

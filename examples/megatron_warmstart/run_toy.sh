@@ -46,7 +46,7 @@ PY
 
 echo "== 2. sidecar: $GPUS loader ranks"
 # The libnccl.so.2 the training processes load: the sidecar must use the same build.
-NCCL_LIB=$(python3 -c "import torch, shardcast._client as c; print(c._torch_nccl_library() or '')")
+NCCL_LIB=$(python3 -c "import torch, shardcast; print(shardcast.torch_nccl_library() or '')")
 [ -n "$NCCL_LIB" ] || [ "$DEVICE" = cpu ] || { echo "cannot find PyTorch's libnccl.so.2" >&2; exit 1; }
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$WORK/token" && chmod 600 "$WORK/token"
 mpirun --allow-run-as-root -np "$GPUS" --mca orte_abort_on_non_zero_status 0 -x NCCL_NVLS_ENABLE \

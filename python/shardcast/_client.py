@@ -136,7 +136,7 @@ class Client:
         self._warm_ups = []
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
         self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
-        nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or _torch_nccl_library()
+        nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or torch_nccl_library()
         if nccl_library:
             self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
 
@@ -279,8 +279,9 @@ class Client:
         return out
 
 
-def _torch_nccl_library():
-    """The libnccl.so.2 PyTorch loaded (the build a sidecar must match), when torch is imported."""
+def torch_nccl_library():
+    """The libnccl.so.2 PyTorch uses (the build `shardcastd --nccl-lib` must be given), or None when
+    torch is not imported or its NCCL cannot be found."""
     import sys
     if "torch" not in sys.modules:
         return None

@@ -210,9 +210,8 @@ def main():
     sys.path.insert(0, os.path.join(args.bundle, "python"))
     import torch
     import shardcast
-    import shardcast._client
     import toy_vit
-    nccl_lib = shardcast._client._torch_nccl_library()
+    nccl_lib = shardcast.torch_nccl_library()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     log("torch %s, %d GPUs (%s); NCCL %s" % (torch.__version__, torch.cuda.device_count(), gpu, nccl_lib))
     results = {"torch": torch.__version__, "gpu": gpu, "gpus": torch.cuda.device_count()}
