@@ -6,7 +6,8 @@ runnable warm-start example and the GPU checks. Needs PyTorch.
   * `save_megatron_checkpoint(path, ...)` writes it with PyTorch's own `dcp.save` in Megatron's
     directory layout (iter_0000100/ and latest_checkpointed_iteration.txt);
   * `megatron_slice(name, t, tp, rank)` is PyTorch slicing by Megatron's TP rules, written
-    independently of shardcast (the reference the received shards are compared with);
+    independently of shardcast (the reference the received shards are compared with), and
+    `same_bits(a, b)` the byte-for-byte comparison;
   * `ToyViT(cfg, tp, group)` is the TP-sharded encoder (column/row parallel linears, fused QKV,
     layer norms fused into the linears as Transformer Engine names them); it computes in fp32 so
     that a TP 2 forward can be compared closely with a TP 1 forward;
@@ -40,6 +41,12 @@ def megatron_slice(name, t, tp, rank):
     if name.endswith(ROW):
         return t.chunk(tp, 1)[rank]
     return t  # layer norms, biases of row-parallel linears, position embeddings: replicated
+
+
+def same_bits(a, b):
+    """Same shape, dtype and bytes (NaN payloads and signed zeros included), wherever each lives."""
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(
+        a.reshape(-1).view(torch.uint8), b.to(a.device).reshape(-1).view(torch.uint8))
 
 
 def encoder_shapes(cfg):

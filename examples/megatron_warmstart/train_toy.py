@@ -54,11 +54,6 @@ def snapshot(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def same_bits(a, b):
-    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.contiguous().view(torch.uint8),
-                                                                    b.contiguous().view(torch.uint8))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="the Megatron save folder the sidecar serves (for the reference)")
@@ -102,7 +97,8 @@ def main():
     before = snapshot(model)
     r = warm_start_vision_encoder(model, optimizer, iteration=100, is_encoder_rank=True, tp_size=tp, tp_rank=tp_rank,
                                   log=lambda m: None)
-    check("resumed run: no warm start", r is None and all(same_bits(before[n], p) for n, p in model.named_parameters()))
+    unchanged = all(toy_vit.same_bits(before[n], p) for n, p in model.named_parameters())
+    check("resumed run: no warm start", r is None and unchanged)
 
     # 2. Strict names: a wrong checkpoint prefix leaves encoder parameters unfilled.
     try:
@@ -110,7 +106,7 @@ def main():
                                   checkpoint_prefix="model.vision_model.decoder.layers.", log=lambda m: None)
         check("strict names refused", False, "no error")
     except shardcast.ShardcastError as e:
-        untouched = all(same_bits(before[n], p) for n, p in model.named_parameters())
+        untouched = all(toy_vit.same_bits(before[n], p) for n, p in model.named_parameters())
         check("strict names refused", e.code == "INVALID_ARGUMENT" and "not in the checkpoint" in str(e) and untouched,
               "(%s; weights untouched: %s)" % (str(e).splitlines()[1].strip()[:70], untouched))
 
@@ -130,7 +126,7 @@ def main():
     sync()
     results["pytorch_way_seconds"] = time.perf_counter() - t0
     enc = dict(model.encoder.named_parameters())
-    mismatched = [n for n, p in enc.items() if not same_bits(p.data, ref[n])]
+    mismatched = [n for n, p in enc.items() if not toy_vit.same_bits(p.data, ref[n])]
     check("weights bit-exact vs dcp.load", not mismatched and set(enc) == set(ref),
           "(%d tensors, %.1f MB, via %s; %d mismatched %s)" % (len(enc), report["bytes"] / 1e6,
                                                                "+".join(report["transports"]), len(mismatched),
@@ -139,7 +135,8 @@ def main():
     mains = [m for p, m in zip(optimizer.params, optimizer.main) if id(p) in enc_ids]
     check("fp32 main params rebuilt", len(mains) == len(enc) and all(
         torch.equal(m, p.float()) for p, m in zip([p for p in optimizer.params if id(p) in enc_ids], mains)))
-    llm_kept = all(same_bits(before[n], p) for n, p in model.named_parameters() if n.startswith("language_model."))
+    llm_kept = all(toy_vit.same_bits(before[n], p) for n, p in model.named_parameters()
+                   if n.startswith("language_model."))
     check("LLM part untouched", llm_kept)
 
     # 4. TP forward == TP 1 forward of the full weights.
@@ -164,7 +161,7 @@ def main():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    moved = any(not same_bits(start[n], p) for n, p in model.named_parameters() if n.startswith(MODULE_PREFIX))
+    moved = any(not toy_vit.same_bits(start[n], p) for n, p in model.named_parameters() if n.startswith(MODULE_PREFIX))
     check("training steps", all(map(lambda v: v == v and abs(v) < 1e9, losses)) and losses[-1] < losses[0] and moved,
           "(loss %.4f -> %.4f)" % (losses[0], losses[-1]))
     results["losses"] = losses

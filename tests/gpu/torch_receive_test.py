@@ -56,12 +56,6 @@ def module_from(shapes, device, dtype_override=None):
     return root
 
 
-def same_bits(a, b):
-    import torch
-    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.reshape(-1).view(torch.uint8).cpu(),
-                                                                    b.reshape(-1).view(torch.uint8).cpu())
-
-
 class Sidecar:
     def __init__(self, bundle, ckpt, out, work, name, nccl_lib, device="cuda"):
         self.ready = os.path.join(work, "ready_%s.json" % name)
@@ -122,7 +116,7 @@ def check_checkpoint(name, ckpt, args, nccl_lib, results):
                         torch.cuda.synchronize()
                     secs = time.perf_counter() - t0
                     params = dict(module.named_parameters())
-                    bad = [n for n, t in ref.items() if not same_bits(params[n].data, t)]
+                    bad = [n for n, t in ref.items() if not toy_vit.same_bits(params[n].data, t)]
                     case = {"tp": tp, "rank": rank, "device": device, "transports": report["transports"],
                             "bytes": report["bytes"], "seconds": secs, "crc_checked": report["crc_checked"],
                             "mismatched": bad[:10], "passed": not bad and report["transports"] == [want_transport]}
@@ -139,7 +133,8 @@ def check_checkpoint(name, ckpt, args, nccl_lib, results):
         shardcast.load_module(module, sidecar.address, tp_size=2, tp_rank=1, prefix=PREFIX, rename={PREFIX: ""},
                               dtype="fp32", timeout=60)
         params = dict(module.named_parameters())
-        bad = [n for n, t in ref.items() if not same_bits(params[n].data, t.float() if t.is_floating_point() else t)]
+        want = {n: t.float() if t.is_floating_point() else t for n, t in ref.items()}
+        bad = [n for n, t in want.items() if not toy_vit.same_bits(params[n].data, t)]
         res["cases"].append({"tp": 2, "rank": 1, "device": dev, "dtype": "fp32", "mismatched": bad[:10],
                              "passed": not bad})
         ok = ok and not bad
