@@ -44,7 +44,8 @@ inline constexpr size_t kMaxRuleBytes = kMaxPatternBytes + 64;  // one "PATTERN=
 inline constexpr size_t kMaxRenameBytes = 1024;             // one "OLD=NEW"
 inline constexpr size_t kMaxPrefixBytes = 1024;             // prefix
 inline constexpr size_t kMaxDTypeBytes = 16;                // dtype
-inline constexpr int64_t kPatternMaxMemBytes = 1 << 20;     // RE2::Options::max_mem of one pattern
+inline constexpr int64_t kPatternMaxMemBytes = 256 << 10;   // RE2::Options::max_mem of one pattern
+inline constexpr int64_t kMaxLayoutProgramSize = 64 * 1024; // RE2 instructions of all patterns of a layout
 
 // InvalidArgument naming the first field over its limit (with the value or size and the limit),
 // or a tp_size / tp_rank out of range. Checks sizes and numbers only: the layout's rules are

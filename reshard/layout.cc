@@ -154,7 +154,18 @@ absl::Status Layout::Add(const std::string& pattern, const Rule& rule, bool fron
   opts.set_max_mem(kPatternMaxMemBytes);
   e.re = std::make_unique<RE2>(pattern, opts);
   if (!e.re->ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("bad pattern '", pattern, "': ", e.re->error()));
+    return absl::InvalidArgumentError(absl::StrCat("bad pattern '", pattern, "': ", e.re->error(),
+                                                   e.re->error_code() == RE2::ErrorPatternTooLarge
+                                                       ? absl::StrCat(" (over RE2's max_mem of ", kPatternMaxMemBytes,
+                                                                      " bytes per pattern)")
+                                                       : ""));
+  }
+  // Compile time grows with the program: bound the whole layout's, so one request's patterns
+  // cost milliseconds, not seconds.
+  program_size_ += e.re->ProgramSize();
+  if (program_size_ > kMaxLayoutProgramSize) {
+    return absl::InvalidArgumentError(absl::StrCat("pattern '", pattern.substr(0, 64), "': the layout's patterns compile to more than ",
+                                                   kMaxLayoutProgramSize, " RE2 instructions (README: Request limits)"));
   }
   e.rule = rule;
   if (front) {

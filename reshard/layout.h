@@ -110,6 +110,7 @@ class Layout {
   };
   absl::Status Add(const std::string& pattern, const Rule& rule, bool front);
   std::vector<Entry> entries_;
+  int64_t program_size_ = 0;  // RE2 instructions of all patterns (<= kMaxLayoutProgramSize)
 };
 
 }  // namespace shardcast

@@ -89,6 +89,17 @@ TEST(Layout, HeavyPatternsFailFastUnderTheMemoryLimit) {
   EXPECT_LT(secs, 1.0);
 }
 
+TEST(Layout, TotalProgramSizeIsBounded) {
+  // Each pattern compiles under max_mem; together they are over the layout's budget.
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "x" + std::to_string(i) + R"(\pL{4} split:0)" + "\n";
+  auto l = Layout::Parse(text, "req");
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("RE2 instructions"), std::string::npos) << l.status();
+  // The megatron preset and a few ordinary rules are far below it.
+  EXPECT_TRUE(Layout::Load("megatron", std::vector<std::string>(kMaxRules, R"(.*\.linear_fc1\.weight=sections:0:2)")).ok());
+}
+
 TEST(Layout, ReadFileRefusesWhatIsNotARegularFile) {
   auto zero = Layout::ReadFile("/dev/zero");
   ASSERT_FALSE(zero.ok());
