@@ -349,6 +349,32 @@ absl::StatusOr<Layout> Layout::Load(const std::string& name_or_file, const std::
   return Build(text, name_or_file, rules);
 }
 
+absl::StatusOr<RequestLayoutSource> ResolveRequestLayout(const ShardRequestSpec& spec) {
+  RequestLayoutSource out;
+  if (!spec.layout_text.empty()) {
+    if (!spec.layout.empty()) {
+      return absl::InvalidArgumentError("layout and layout_text: give a preset name or a layout's text, not both");
+    }
+    out.text = spec.layout_text;
+    out.source = "layout_text";
+    return out;
+  }
+  if (spec.layout.empty()) {
+    out.server_default = true;
+    return out;
+  }
+  if (!Layout::IsPreset(spec.layout)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layout: '", spec.layout.substr(0, kMaxLayoutNameBytes), "' is not a preset (",
+        absl::StrJoin(Layout::PresetNames(), ", "),
+        "); the service opens no file a request names: send the layout's text instead (layout_text; the shardcast "
+        "CLI and the client libraries read a local layout file and send its text)"));
+  }
+  SC_ASSIGN_OR_RETURN(out.text, Layout::PresetText(spec.layout));
+  out.source = spec.layout;
+  return out;
+}
+
 const Rule* Layout::Match(absl::string_view key) const {
   for (const Entry& e : entries_) {
     if (RE2::FullMatch(re2::StringPiece(key.data(), key.size()), *e.re)) return &e.rule;

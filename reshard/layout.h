@@ -63,6 +63,19 @@ struct Rule {
 // parsed as int64 and range-checked before they are stored (no silent narrowing).
 absl::StatusOr<Rule> ParseRule(absl::string_view text);
 
+struct ShardRequestSpec;
+
+// Where a request's layout comes from, before anything is compiled: the text it carries
+// (layout_text), a preset it names (its text), or the server's default (`server_default`: the
+// caller supplies its own --layout text and --rule rules). InvalidArgument for a name that is
+// not a preset, saying to send the text: nothing here can reach a file.
+struct RequestLayoutSource {
+  std::string text;
+  std::string source;        // for error messages: "layout_text" or the preset's name
+  bool server_default = false;
+};
+absl::StatusOr<RequestLayoutSource> ResolveRequestLayout(const ShardRequestSpec& spec);
+
 class Layout {
  public:
   Layout();

@@ -133,6 +133,34 @@ TEST(Layout, PresetTextRoundTrips) {
   EXPECT_EQ(Layout::PresetText("/etc/passwd").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Issue 9: the request's `layout` was a path the server opened. A request resolves to a preset's
+// text, the text it carries, or the server's default; a path is refused without being opened.
+TEST(ResolveRequestLayout, NeverAFile) {
+  ShardRequestSpec spec;
+  auto d = ResolveRequestLayout(spec);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->server_default);
+  spec.layout = "megatron";
+  auto p = ResolveRequestLayout(spec);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->text, *Layout::PresetText("megatron"));
+  for (const char* path : {"/etc/passwd", "/proc/self/environ", "/dev/zero", "fixtures.layout"}) {
+    spec.layout = path;
+    auto r = ResolveRequestLayout(spec);
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("is not a preset"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("send the layout's text"), std::string::npos) << r.status();
+    EXPECT_EQ(r.status().message().find("root:"), std::string::npos) << r.status();
+  }
+  spec.layout.clear();
+  spec.layout_text = "x split:0\n";
+  auto t = ResolveRequestLayout(spec);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->text, "x split:0\n");
+  EXPECT_EQ(t->source, "layout_text");
+}
+
 TEST(Layout, FirstFullMatchWinsAndRulesTakePrecedence) {
   auto l = Layout::Parse(R"(
 # comment

@@ -246,30 +246,19 @@ absl::StatusOr<Loader::CompiledRequest> Loader::Compile(const ShardRequestSpec& 
   CompiledRequest c;
   SC_ASSIGN_OR_RETURN(c.dtype, ParseCastDType(spec.dtype));
   // The layout: the request's text, a preset it names, or the server's default. Never a file.
-  std::string text_storage;
-  absl::string_view text = default_layout_text_, source = options_.layout;
+  SC_ASSIGN_OR_RETURN(RequestLayoutSource from, ResolveRequestLayout(spec));
   std::vector<std::string> rules;
-  if (!spec.layout_text.empty()) {
-    text = spec.layout_text;
-    source = "layout_text";
-    c.layout_description = absl::StrCat("text ", Sha256Hex(spec.layout_text).substr(0, 12));
-  } else if (!spec.layout.empty()) {
-    if (!Layout::IsPreset(spec.layout)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layout: '", spec.layout, "' is not a preset (", absl::StrJoin(Layout::PresetNames(), ", "),
-          "); the service opens no file a request names: send the layout's text instead (layout_text; the shardcast "
-          "CLI and the client libraries read a local layout file and send its text)"));
-    }
-    SC_ASSIGN_OR_RETURN(text_storage, Layout::PresetText(spec.layout));
-    text = text_storage;
-    source = spec.layout;
-    c.layout_description = spec.layout;
-  } else {
+  if (from.server_default) {
+    from.text = default_layout_text_;
+    from.source = options_.layout;
     rules = options_.rules;
     c.layout_description = options_.layout;
+  } else {
+    c.layout_description = spec.layout_text.empty() ? spec.layout
+                                                     : absl::StrCat("text ", Sha256Hex(spec.layout_text).substr(0, 12));
   }
   rules.insert(rules.end(), spec.rules.begin(), spec.rules.end());
-  SC_ASSIGN_OR_RETURN(std::shared_ptr<const Layout> layout, layouts_.Get(text, source, rules));
+  SC_ASSIGN_OR_RETURN(std::shared_ptr<const Layout> layout, layouts_.Get(from.text, from.source, rules));
   PlanOptions po;
   po.unstack = spec.unstack;
   po.prefix = options_.prefix;
