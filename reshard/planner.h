@@ -78,7 +78,7 @@ struct PlanOptions {
 
 // How many bytes larger than its tensor a shard may be (a vocab rule pads with zeros: Megatron's
 // 128 * TP rows are a few MiB); a rule asking for more is refused rather than allocated.
-inline constexpr uint64_t kMaxPaddingBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kMaxPaddingBytes = uint64_t{64} << 20;
 
 // Parses "OLD=NEW".
 absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text);
