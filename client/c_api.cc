@@ -3,6 +3,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
 
 #include "client/client.h"
 #include "transport/nccl_lib.h"
@@ -32,21 +35,42 @@ absl::StatusOr<shardcast::Manifest> ManifestFromJson(const char* text) {
   const shardcast::Json* id = j->Find("request_id");
   const shardcast::Json* shards = j->Find("shards");
   const shardcast::Json* endpoints = j->Find("endpoints");
-  if (!id || !shards || !endpoints) return absl::InvalidArgumentError("not a manifest (request_id, shards, endpoints)");
+  if (!id || !shards || !endpoints || !id->is_string() || !shards->is_array() || !endpoints->is_array()) {
+    return absl::InvalidArgumentError("not a manifest (request_id, shards, endpoints)");
+  }
   m.request_id = id->as_string();
+  auto field = [](const shardcast::Json& s, const char* k, bool number) -> const shardcast::Json* {
+    const shardcast::Json* v = s.Find(k);
+    if (v == nullptr || (number ? !v->is_number() : !v->is_string())) return nullptr;
+    return v;
+  };
   for (const shardcast::Json& s : shards->items()) {
+    const shardcast::Json *name = field(s, "name", false), *key = field(s, "key", false),
+                          *dtype = field(s, "dtype", false), *rule = field(s, "rule", false),
+                          *nbytes = field(s, "nbytes", true), *crc = field(s, "crc32c", true),
+                          *owner = field(s, "owner_rank", true), *shape = s.Find("shape");
+    if (!name || !key || !dtype || !rule || !nbytes || !crc || !owner || !shape || !shape->is_array()) {
+      return absl::InvalidArgumentError("not a manifest: a shard lacks name, key, dtype, rule, shape, nbytes, crc32c "
+                                        "or owner_rank");
+    }
     shardcast::ShardEntry e;
-    e.name = s.Find("name")->as_string();
-    e.key = s.Find("key")->as_string();
-    e.dtype = s.Find("dtype")->as_string();
-    e.rule = s.Find("rule")->as_string();
-    for (const shardcast::Json& d : s.Find("shape")->items()) e.shape.push_back(d.as_int());
-    e.nbytes = static_cast<uint64_t>(s.Find("nbytes")->as_int());
-    e.crc32c = static_cast<uint32_t>(s.Find("crc32c")->as_int());
-    e.owner_rank = static_cast<int>(s.Find("owner_rank")->as_int());
+    e.name = name->as_string();
+    e.key = key->as_string();
+    e.dtype = dtype->as_string();
+    e.rule = rule->as_string();
+    for (const shardcast::Json& d : shape->items()) e.shape.push_back(d.as_int());
+    if (nbytes->as_int() < 0 || owner->as_int() < 0 || owner->as_int() > std::numeric_limits<int>::max()) {
+      return absl::InvalidArgumentError(absl::StrCat("not a manifest: shard '", e.name, "' has a negative size or a bad owner"));
+    }
+    e.nbytes = static_cast<uint64_t>(nbytes->as_int());
+    e.crc32c = static_cast<uint32_t>(crc->as_int());
+    e.owner_rank = static_cast<int>(owner->as_int());
     m.shards.push_back(std::move(e));
   }
-  for (const shardcast::Json& e : endpoints->items()) m.endpoints.push_back(e.as_string());
+  for (const shardcast::Json& e : endpoints->items()) m.endpoints.push_back(e.is_string() ? e.as_string() : "");
+  // The same checks as on a manifest straight from the server (owners, dtypes, sizes).
+  absl::Status valid = shardcast::ValidateManifest(m);
+  if (!valid.ok()) return absl::InvalidArgumentError(valid.message());
   return m;
 }
 
@@ -106,10 +130,17 @@ int shardcast_manifest(shardcast_client* client, const char* request_json, char*
     }
     return out;
   };
-  if (const shardcast::Json* v = r->Find("tp_size")) spec.tp_size = static_cast<int>(v->as_int());
-  if (const shardcast::Json* v = r->Find("tp_rank")) spec.tp_rank = static_cast<int>(v->as_int());
+  // int64 as given: ValidateShardRequest (in GetManifest) checks the range; no narrowing here.
+  for (const char* k : {"tp_size", "tp_rank"}) {
+    if (const shardcast::Json* v = r->Find(k); v && (v->type() != shardcast::Json::Type::kInt)) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(k, ": expected an integer")), error);
+    }
+  }
+  if (const shardcast::Json* v = r->Find("tp_size")) spec.tp_size = v->as_int();
+  if (const shardcast::Json* v = r->Find("tp_rank")) spec.tp_rank = v->as_int();
   if (const shardcast::Json* v = r->Find("unstack")) spec.unstack = v->type() == shardcast::Json::Type::kBool && v->as_bool();
-  spec.layout = str("layout");
+  spec.layout = str("layout");  // a preset, or a local layout file (its text is sent)
+  spec.layout_text = str("layout_text");
   spec.prefix = str("prefix");
   spec.dtype = str("dtype");
   spec.rules = list("rules");
@@ -124,8 +155,11 @@ int shardcast_receive(shardcast_client* client, const char* manifest_json, size_
                       void* const* buffers, const uint64_t* sizes, int device, char** report_json, char** error) {
   absl::StatusOr<shardcast::Manifest> m = ManifestFromJson(manifest_json);
   if (!m.ok()) return Fail(m.status(), error);
+  if (n > 0 && (names == nullptr || buffers == nullptr || sizes == nullptr)) {
+    return Fail(absl::InvalidArgumentError("names, buffers and sizes must not be NULL"), error);
+  }
   std::vector<shardcast::Destination> dst;
-  for (size_t i = 0; i < n; ++i) dst.push_back(shardcast::Destination{names[i], buffers[i], sizes[i], "", std::nullopt});
+  for (size_t i = 0; i < n; ++i) dst.push_back(shardcast::Destination{names[i] ? names[i] : "", buffers[i], sizes[i], "", std::nullopt});
   absl::StatusOr<shardcast::FetchReport> r =
       device < 0 ? client->client->ReceiveHost(*m, dst) : client->client->ReceiveDevice(*m, dst, device);
   if (!r.ok()) return Fail(r.status(), error);

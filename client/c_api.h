@@ -47,7 +47,9 @@ void shardcast_set_ipc(shardcast_client* client, int allow);
 
 int shardcast_status(shardcast_client* client, char** status_json, char** error);
 
-/* request_json: {"tp_size", "tp_rank", "layout", "rules": [], "prefix", "renames": [], "unstack", "dtype"}. */
+/* request_json: {"tp_size", "tp_rank", "layout", "layout_text", "rules": [], "prefix", "renames": [], "unstack",
+ * "dtype"}. "layout" is a preset name or a local layout file, read here and sent as its text
+ * ("layout_text"); requests over the limits of README "Request limits" fail with 3 (INVALID_ARGUMENT). */
 int shardcast_manifest(shardcast_client* client, const char* request_json, char** manifest_json, char** error);
 
 /* Receives n shards (by name, from a manifest returned by shardcast_manifest) into buffers of

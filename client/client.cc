@@ -3,12 +3,14 @@
 #include <cuda_runtime.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -19,9 +21,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crc32c.h"
+#include "common/dtype.h"
 #include "common/status_macros.h"
 #include "kernels/device_crc32c.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
+#include "reshard/layout.h"
 #include "transport/cuda_ipc.h"
 #include "transport/grpc_tls.h"
 #include "transport/nccl_comm.h"
@@ -51,7 +55,9 @@ absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst
   for (size_t i = 0; i < dst.size(); ++i) by_rank[entries[i]->owner_rank].push_back(&dst[i]);
   std::vector<std::future<absl::Status>> calls;
   for (const auto& [rank, list] : by_rank) {
-    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("the manifest lacks an endpoint");
+    if (rank < 0 || rank >= static_cast<int>(m.endpoints.size())) {
+      return absl::DataLossError(absl::StrCat("the manifest lacks an endpoint for loader rank ", rank));
+    }
     calls.push_back(std::async(std::launch::async, fn, rank, m.endpoints[rank], list));
   }
   absl::Status first;
@@ -190,11 +196,58 @@ absl::StatusOr<Json> Client::Status() {
   return j;
 }
 
-absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec) {
+absl::StatusOr<ShardRequestSpec> ResolveLayout(ShardRequestSpec spec) {
+  // A layout that is not a preset is a local file: the service never opens a path a request
+  // names, so its text is sent instead. A bare name that is no file goes to the server as a
+  // preset name (it may know presets this client does not), which answers naming its presets.
+  if (!spec.layout.empty() && spec.layout_text.empty() && !Layout::IsPreset(spec.layout)) {
+    struct stat st;
+    if (spec.layout.find('/') != std::string::npos || ::stat(spec.layout.c_str(), &st) == 0) {
+      SC_ASSIGN_OR_RETURN(spec.layout_text, Layout::ReadFile(spec.layout));
+      spec.layout.clear();
+      // An empty file is the empty layout (everything replicated), not the server's default.
+      if (spec.layout_text.empty()) spec.layout_text = "# (empty layout file)\n";
+    }
+  }
+  SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
+  return spec;
+}
+
+absl::Status ValidateManifest(const Manifest& m) {
+  const uint64_t ranks = m.endpoints.size();
+  for (const ShardEntry& e : m.shards) {
+    const std::string what = absl::StrCat("the server's manifest: shard '", e.name.substr(0, 200), "'");
+    if (e.owner_rank < 0 || static_cast<uint64_t>(e.owner_rank) >= ranks) {
+      return absl::DataLossError(absl::StrCat(what, " names loader rank ", e.owner_rank, " of ", ranks));
+    }
+    absl::StatusOr<DType> dtype = DTypeFromName(e.dtype);
+    if (!dtype.ok()) return absl::DataLossError(absl::StrCat(what, " has an unknown dtype '", e.dtype.substr(0, 32), "'"));
+    // shape x item size == nbytes, with every product checked (no wrap-around can make them agree).
+    uint64_t n = ItemSize(*dtype);
+    for (int64_t d : e.shape) {
+      if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) {
+        return absl::DataLossError(absl::StrCat(what, " has an impossible shape ", ShapeToString(e.shape)));
+      }
+    }
+    if (n != e.nbytes) {
+      return absl::DataLossError(absl::StrCat(what, ": shape ", ShapeToString(e.shape), " of ", e.dtype, " is ", n,
+                                              " bytes, the manifest says ", e.nbytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool FitsIn(uint64_t offset, uint64_t size, uint64_t capacity) {
+  return offset <= capacity && size <= capacity - offset;
+}
+
+absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
+  SC_ASSIGN_OR_RETURN(const ShardRequestSpec spec, ResolveLayout(spec_in));
   v1::ShardRequest req;
-  req.set_tp_size(spec.tp_size);
-  req.set_tp_rank(spec.tp_rank);
+  req.set_tp_size(static_cast<uint32_t>(spec.tp_size));  // 1..kMaxTpSize (validated)
+  req.set_tp_rank(static_cast<uint32_t>(spec.tp_rank));
   req.set_layout(spec.layout);
+  req.set_layout_text(spec.layout_text);
   for (const auto& r : spec.rules) req.add_rules(r);
   req.set_prefix(spec.prefix);
   for (const auto& r : spec.renames) req.add_renames(r);
@@ -216,7 +269,10 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec) {
     e.shape.assign(s.shape().begin(), s.shape().end());
     e.nbytes = s.nbytes();
     e.crc32c = s.crc32c();
-    e.owner_rank = static_cast<int>(s.owner_rank());
+    // uint32 from the server: kept only if it fits an int (else -1, refused below).
+    e.owner_rank = s.owner_rank() <= static_cast<uint32_t>(std::numeric_limits<int>::max())
+                       ? static_cast<int>(s.owner_rank())
+                       : -1;
     m.shards.push_back(std::move(e));
   }
   m.endpoints.resize(pm.endpoints_size());
@@ -224,6 +280,7 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec) {
     if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
   }
   m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
+  SC_RETURN_IF_ERROR(ValidateManifest(m));
   return m;
 }
 
@@ -288,7 +345,8 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
           }
           current = it->second;
         }
-        if (current == nullptr || chunk.offset() + chunk.data().size() > current->nbytes) {
+        // Overflow-safe: offset + size could wrap in uint64 and pass a plain sum check.
+        if (current == nullptr || !FitsIn(chunk.offset(), chunk.data().size(), current->nbytes)) {
           ctx.TryCancel();
           return absl::DataLossError(absl::StrCat("rank ", rank, " sent bytes past a shard's end"));
         }
@@ -385,7 +443,9 @@ absl::Status Client::WarmUp(const Manifest& m, int device) {
   for (const ShardEntry& e : m.shards) owners.insert(e.owner_rank);
   std::vector<std::future<absl::Status>> calls;
   for (int rank : owners) {
-    if (rank >= static_cast<int>(m.endpoints.size())) return absl::InternalError("the manifest lacks an endpoint");
+    if (rank < 0 || rank >= static_cast<int>(m.endpoints.size())) {
+      return absl::DataLossError(absl::StrCat("the manifest lacks an endpoint for loader rank ", rank));
+    }
     calls.push_back(std::async(std::launch::async, [this, &m, &uuid, rank, device]() -> absl::Status {
       const std::string& address = m.endpoints[rank];
       SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, {}, uuid, /*warm_up=*/true));
@@ -425,7 +485,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
         for (const v1::IpcShard& s : reply.ipc_shards()) {
           auto it = by_name.find(s.name());
           const Destination* d = it == by_name.end() ? nullptr : it->second;
-          if (d == nullptr || s.nbytes() != d->nbytes) {
+          if (d == nullptr || s.nbytes() != d->nbytes || !FitsIn(s.offset(), s.nbytes(), UINT64_MAX)) {
             return absl::DataLossError(absl::StrCat(peer, " exported an unrequested or mis-sized shard '", s.name(), "'"));
           }
           pieces.push_back(IpcPiece{s.region(), s.offset(), d->data, d->nbytes});

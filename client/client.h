@@ -82,6 +82,7 @@ class Client {
 
   // The service status as JSON (the fields of `shardcast status --json`).
   absl::StatusOr<Json> Status();
+  // Validates the request (ResolveLayout) and the server's answer (ValidateManifest).
   absl::StatusOr<Manifest> GetManifest(const ShardRequestSpec& spec);
 
   // Host buffers, over the gRPC stream from each owning loader rank (in parallel).
@@ -117,6 +118,18 @@ class Client {
 };
 
 Json ManifestToJson(const Manifest& m);
+
+// What GetManifest sends: a `layout` that is not a preset is read here as a local file and sent
+// as layout_text (the service opens no path a request names); then ValidateShardRequest.
+absl::StatusOr<ShardRequestSpec> ResolveLayout(ShardRequestSpec spec);
+
+// The checks GetManifest makes on a server's manifest before anything is allocated or written
+// from it: DataLoss unless every shard's owner has an endpoint, its dtype is known and its shape
+// times the item size equals its nbytes (all products overflow-checked).
+absl::Status ValidateManifest(const Manifest& m);
+
+// offset + size <= capacity without wrap-around: every bounds check against a number a server sent.
+bool FitsIn(uint64_t offset, uint64_t size, uint64_t capacity);
 
 }  // namespace shardcast
 

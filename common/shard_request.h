@@ -1,23 +1,56 @@
 // ShardRequestSpec: what a client asks shardcastd for (one TP rank's shards under a layout), as
-// plain data shared by the client library and the server cores.
+// plain data shared by the client library and the server cores, and the request limits with the
+// one function that enforces them (the server on every request, the client before sending).
+//
+// NOTE [Request limits]
+// Every number and string of a request comes from a client the service does not trust. The
+// limits below (README.md, "Request limits") bound what one request can make a rank parse,
+// compile or plan; rule parameters are range-checked by reshard/layout (ParseRule) and the
+// planner's arithmetic is overflow-checked, so no value within these limits can overflow.
 #ifndef SHARDCAST_COMMON_SHARD_REQUEST_H_
 #define SHARDCAST_COMMON_SHARD_REQUEST_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "absl/status/status.h"
 
 namespace shardcast {
 
 struct ShardRequestSpec {
-  int tp_size = 1;
-  int tp_rank = 0;
-  std::string layout;                   // "" = the server's --layout
+  int64_t tp_size = 1;                  // 1..kMaxTpSize
+  int64_t tp_rank = 0;                  // 0..tp_size-1
+  std::string layout;                   // a preset name; "" = the server's --layout
+  std::string layout_text;              // or a layout's text (what a layout file holds)
   std::vector<std::string> rules;       // "PATTERN=RULE", in front of the layout
   std::string prefix;                   // "" = the server's --prefix
   std::vector<std::string> renames;     // "OLD=NEW"
   bool unstack = false;
   std::string dtype;                    // "", bf16, fp16, fp32
 };
+
+// The request limits (README.md, "Request limits").
+inline constexpr int64_t kMaxTpSize = 65536;
+inline constexpr size_t kMaxRequestBytes = 128 * 1024;      // all strings of a request together
+inline constexpr size_t kMaxLayoutTextBytes = 64 * 1024;    // layout_text, and any layout file
+inline constexpr size_t kMaxLayoutNameBytes = 64;           // layout (a preset name)
+inline constexpr size_t kMaxLayoutEntries = 1024;           // PATTERN RULE lines of one layout
+inline constexpr size_t kMaxRules = 64;                     // rules of one request
+inline constexpr size_t kMaxRenames = 64;                   // renames of one request
+inline constexpr size_t kMaxPatternBytes = 1024;            // one rule's or layout line's pattern
+inline constexpr size_t kMaxRuleBytes = kMaxPatternBytes + 64;  // one "PATTERN=RULE"
+inline constexpr size_t kMaxRenameBytes = 1024;             // one "OLD=NEW"
+inline constexpr size_t kMaxPrefixBytes = 1024;             // prefix
+inline constexpr size_t kMaxDTypeBytes = 16;                // dtype
+inline constexpr int64_t kPatternMaxMemBytes = 256 << 10;   // RE2::Options::max_mem of one pattern
+inline constexpr int64_t kMaxLayoutProgramSize = 64 * 1024; // RE2 instructions of all patterns of a layout
+
+// InvalidArgument naming the first field over its limit (with the value or size and the limit),
+// or a tp_size / tp_rank out of range. Checks sizes and numbers only: the layout's rules are
+// checked where they are parsed (reshard/layout).
+absl::Status ValidateShardRequest(const ShardRequestSpec& spec);
 
 }  // namespace shardcast
 

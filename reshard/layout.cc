@@ -1,9 +1,12 @@
 #include "reshard/layout.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <re2/re2.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/shard_request.h"
 #include "common/status_macros.h"
 
 namespace shardcast {
@@ -33,6 +37,15 @@ std::string Rule::ToString() const {
   return s;
 }
 
+namespace {
+
+// Parses a decimal int64 in [lo, hi]: no narrowing, no wrap-around ("4294967296" stays that).
+bool ParseInRange(absl::string_view s, int64_t lo, int64_t hi, int64_t* out) {
+  return absl::SimpleAtoi(s, out) && *out >= lo && *out <= hi;
+}
+
+}  // namespace
+
 absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
   std::string text(absl::StripAsciiWhitespace(text_in));
   Rule r;
@@ -42,13 +55,21 @@ absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
   }
   std::vector<std::string> parts = absl::StrSplit(text, ':');
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("rule '", text_in, "': ", why,
+    return absl::InvalidArgumentError(absl::StrCat("rule '", text_in.substr(0, 128), text_in.size() > 128 ? "..." : "",
+                                                   "': ", why,
                                                    " (rules: replicate, split:D, sections:D:N, sections:D:a,b,..., "
                                                    "qkv[:HEADS:GROUPS], vocab:D:M, opaque; optional @stacked)"));
   };
-  auto num = [&](const std::string& s, int64_t* out) { return absl::SimpleAtoi(s, out) && *out >= 0; };
+  // Every D: 0..kMaxRuleDim.
+  auto dim = [&](const std::string& s) -> absl::Status {
+    int64_t d;
+    if (!ParseInRange(s, 0, kMaxRuleDim, &d)) {
+      return bad(absl::StrCat("the dim D must be an integer in 0..", kMaxRuleDim, ", not '", s.substr(0, 32), "'"));
+    }
+    r.dim = static_cast<int>(d);
+    return absl::OkStatus();
+  };
   const std::string& name = parts[0];
-  int64_t v = 0;
   if (name == "replicate" || name == "opaque") {
     if (parts.size() != 1) return bad("takes no arguments");
     r.kind = name == "replicate" ? Rule::Kind::kReplicate : Rule::Kind::kOpaque;
@@ -56,25 +77,33 @@ absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
     return r;
   }
   if (name == "split") {
-    if (parts.size() != 2 || !num(parts[1], &v)) return bad("expected split:D");
+    if (parts.size() != 2) return bad("expected split:D");
     r.kind = Rule::Kind::kSplit;
-    r.dim = static_cast<int>(v);
+    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
     return r;
   }
   if (name == "sections") {
-    if (parts.size() != 3 || !num(parts[1], &v)) return bad("expected sections:D:N or sections:D:a,b,c");
+    if (parts.size() != 3) return bad("expected sections:D:N or sections:D:a,b,c");
     r.kind = Rule::Kind::kSections;
-    r.dim = static_cast<int>(v);
+    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
     if (absl::StrContains(parts[2], ',')) {
       for (absl::string_view s : absl::StrSplit(parts[2], ',')) {
+        if (static_cast<int64_t>(r.section_sizes.size()) == kMaxSections) {
+          return bad(absl::StrCat("more than ", kMaxSections, " sections"));
+        }
         int64_t size;
-        if (!absl::SimpleAtoi(s, &size) || size <= 0) return bad("section sizes must be positive integers");
+        if (!ParseInRange(s, 1, kMaxSectionSize, &size)) {
+          return bad(absl::StrCat("section sizes must be integers in 1..", kMaxSectionSize));
+        }
         r.section_sizes.push_back(size);
       }
       r.num_sections = static_cast<int>(r.section_sizes.size());
     } else {
-      if (!num(parts[2], &v) || v < 1) return bad("the section count must be a positive integer");
-      r.num_sections = static_cast<int>(v);
+      int64_t n;
+      if (!ParseInRange(parts[2], 1, kMaxSections, &n)) {
+        return bad(absl::StrCat("the section count N must be an integer in 1..", kMaxSections));
+      }
+      r.num_sections = static_cast<int>(n);
     }
     return r;
   }
@@ -82,8 +111,9 @@ absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
     r.kind = Rule::Kind::kQkv;
     if (parts.size() == 1) return r;
     int64_t h, g;
-    if (parts.size() != 3 || !num(parts[1], &h) || !num(parts[2], &g) || h < 1 || g < 1) {
-      return bad("expected qkv or qkv:HEADS:GROUPS");
+    if (parts.size() != 3) return bad("expected qkv or qkv:HEADS:GROUPS");
+    if (!ParseInRange(parts[1], 1, kMaxQkvHeads, &h) || !ParseInRange(parts[2], 1, kMaxQkvHeads, &g)) {
+      return bad(absl::StrCat("HEADS and GROUPS must be integers in 1..", kMaxQkvHeads));
     }
     if (h % g != 0) return bad("HEADS must be a multiple of GROUPS");
     r.heads = static_cast<int>(h);
@@ -91,11 +121,12 @@ absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
     return r;
   }
   if (name == "vocab") {
-    int64_t m;
-    if (parts.size() != 3 || !num(parts[1], &v) || !num(parts[2], &m) || m < 1) return bad("expected vocab:D:M");
+    if (parts.size() != 3) return bad("expected vocab:D:M");
     r.kind = Rule::Kind::kVocab;
-    r.dim = static_cast<int>(v);
-    r.multiple = m;
+    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
+    if (!ParseInRange(parts[2], 1, kMaxVocabMultiple, &r.multiple)) {
+      return bad(absl::StrCat("the multiple M must be an integer in 1..", kMaxVocabMultiple));
+    }
     return r;
   }
   return bad("unknown rule");
@@ -109,11 +140,32 @@ Layout& Layout::operator=(Layout&&) noexcept = default;
 absl::Status Layout::Add(const std::string& pattern, const Rule& rule, bool front) {
   Entry e;
   e.pattern = pattern;
+  if (pattern.size() > kMaxPatternBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("pattern of ", pattern.size(), " bytes, more than the limit of ",
+                                                   kMaxPatternBytes, " (README: Request limits)"));
+  }
+  if (entries_.size() >= kMaxLayoutEntries + kMaxRules) {
+    return absl::InvalidArgumentError(absl::StrCat("more than ", kMaxLayoutEntries + kMaxRules, " layout rules"));
+  }
   RE2::Options opts;
   opts.set_log_errors(false);
+  // A bounded program (and DFA cache) per pattern: a heavy pattern fails to compile instead of
+  // taking seconds and megabytes.
+  opts.set_max_mem(kPatternMaxMemBytes);
   e.re = std::make_unique<RE2>(pattern, opts);
   if (!e.re->ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("bad pattern '", pattern, "': ", e.re->error()));
+    return absl::InvalidArgumentError(absl::StrCat("bad pattern '", pattern, "': ", e.re->error(),
+                                                   e.re->error_code() == RE2::ErrorPatternTooLarge
+                                                       ? absl::StrCat(" (over RE2's max_mem of ", kPatternMaxMemBytes,
+                                                                      " bytes per pattern)")
+                                                       : ""));
+  }
+  // Compile time grows with the program: bound the whole layout's, so one request's patterns
+  // cost milliseconds, not seconds.
+  program_size_ += e.re->ProgramSize();
+  if (program_size_ > kMaxLayoutProgramSize) {
+    return absl::InvalidArgumentError(absl::StrCat("pattern '", pattern.substr(0, 64), "': the layout's patterns compile to more than ",
+                                                   kMaxLayoutProgramSize, " RE2 instructions (README: Request limits)"));
   }
   e.rule = rule;
   if (front) {
@@ -127,6 +179,10 @@ absl::Status Layout::Add(const std::string& pattern, const Rule& rule, bool fron
 absl::Status Layout::Prepend(const std::string& pattern, const Rule& rule) { return Add(pattern, rule, true); }
 
 absl::StatusOr<Layout> Layout::Parse(absl::string_view text, absl::string_view source) {
+  if (text.size() > kMaxLayoutTextBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", text.size(), " bytes, more than the limit of ",
+                                                   kMaxLayoutTextBytes, " for a layout (README: Request limits)"));
+  }
   Layout layout;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -135,6 +191,10 @@ absl::StatusOr<Layout> Layout::Parse(absl::string_view text, absl::string_view s
     line = absl::StripAsciiWhitespace(line);
     if (line.empty()) continue;
     std::vector<std::string> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (layout.size() == kMaxLayoutEntries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_no, ": more than ", kMaxLayoutEntries, " rules (README: Request limits)"));
+    }
     if (fields.size() != 2) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":", line_no, ": expected 'PATTERN  RULE', found '", line, "'"));
@@ -203,39 +263,116 @@ std::string MegatronPresetText() {
 
 std::vector<std::string> Layout::PresetNames() { return {"megatron", "replicate"}; }
 
-absl::StatusOr<Layout> Layout::Preset(absl::string_view name) {
-  if (name == "megatron") return Parse(MegatronPresetText(), "preset megatron");
-  if (name == "replicate") return Layout();
-  return absl::NotFoundError(absl::StrCat("no layout preset '", name, "' (presets: ", absl::StrJoin(PresetNames(), ", "), ")"));
+bool Layout::IsPreset(absl::string_view name) {
+  for (const std::string& p : PresetNames()) {
+    if (p == name) return true;
+  }
+  return false;
 }
 
-absl::StatusOr<Layout> Layout::Load(const std::string& name_or_file, const std::vector<std::string>& rules) {
-  Layout layout;
-  bool is_preset = false;
-  for (const std::string& p : PresetNames()) is_preset |= (p == name_or_file);
-  if (is_preset) {
-    SC_ASSIGN_OR_RETURN(layout, Preset(name_or_file));
-  } else {
-    std::ifstream in(name_or_file);
-    if (!in) {
-      return absl::NotFoundError(absl::StrCat("--layout '", name_or_file, "' is neither a preset (",
-                                              absl::StrJoin(PresetNames(), ", "), ") nor a readable file"));
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    SC_ASSIGN_OR_RETURN(layout, Parse(ss.str(), name_or_file));
+absl::StatusOr<std::string> Layout::PresetText(absl::string_view name) {
+  if (name == "megatron") return MegatronPresetText();
+  if (name == "replicate") return std::string("# shardcast layout preset 'replicate': every tensor whole.\n");
+  return absl::NotFoundError(absl::StrCat("no layout preset '", name.substr(0, kMaxLayoutNameBytes), "' (presets: ",
+                                          absl::StrJoin(PresetNames(), ", "), ")"));
+}
+
+absl::StatusOr<Layout> Layout::Preset(absl::string_view name) {
+  SC_ASSIGN_OR_RETURN(const std::string text, PresetText(name));
+  return Parse(text, absl::StrCat("preset ", name));
+}
+
+absl::StatusOr<std::string> Layout::ReadFile(const std::string& path) {
+  // stat() first: opening a FIFO would block, and /dev/zero never ends.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("layout '", path, "' is neither a preset (", absl::StrJoin(PresetNames(), ", "),
+                                            ") nor a readable file: ", std::strerror(errno)));
   }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' is not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxLayoutTextBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' has ", st.st_size,
+                                                   " bytes, more than the limit of ", kMaxLayoutTextBytes));
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open layout file '", path, "': ", std::strerror(errno)));
+  std::string text(kMaxLayoutTextBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, &text[got], text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::NotFoundError(absl::StrCat("cannot read layout file '", path, "': ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got > kMaxLayoutTextBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' is larger than the limit of ",
+                                                   kMaxLayoutTextBytes, " bytes"));
+  }
+  text.resize(got);
+  return text;
+}
+
+absl::StatusOr<Layout> Layout::Build(absl::string_view text, absl::string_view source,
+                                     const std::vector<std::string>& rules) {
+  if (rules.size() > kMaxRules) {
+    return absl::InvalidArgumentError(absl::StrCat("rules: ", rules.size(), " entries, more than the limit of ",
+                                                   kMaxRules, " (README: Request limits)"));
+  }
+  SC_ASSIGN_OR_RETURN(Layout layout, Parse(text, source));
   // --rule flags: the last one given takes precedence over earlier ones.
   for (const std::string& r : rules) {
     size_t eq = r.rfind('=');
     if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("--rule '", r, "': expected PATTERN=RULE"));
+      return absl::InvalidArgumentError(absl::StrCat("--rule '", r.substr(0, 128), "': expected PATTERN=RULE"));
     }
     absl::StatusOr<Rule> rule = ParseRule(r.substr(eq + 1));
     if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--rule: ", rule.status().message()));
     SC_RETURN_IF_ERROR(layout.Prepend(r.substr(0, eq), *rule));
   }
   return layout;
+}
+
+absl::StatusOr<Layout> Layout::Load(const std::string& name_or_file, const std::vector<std::string>& rules) {
+  if (IsPreset(name_or_file)) {
+    SC_ASSIGN_OR_RETURN(const std::string text, PresetText(name_or_file));
+    return Build(text, absl::StrCat("preset ", name_or_file), rules);
+  }
+  SC_ASSIGN_OR_RETURN(const std::string text, ReadFile(name_or_file));
+  return Build(text, name_or_file, rules);
+}
+
+absl::StatusOr<RequestLayoutSource> ResolveRequestLayout(const ShardRequestSpec& spec) {
+  RequestLayoutSource out;
+  if (!spec.layout_text.empty()) {
+    if (!spec.layout.empty()) {
+      return absl::InvalidArgumentError("layout and layout_text: give a preset name or a layout's text, not both");
+    }
+    out.text = spec.layout_text;
+    out.source = "layout_text";
+    return out;
+  }
+  if (spec.layout.empty()) {
+    out.server_default = true;
+    return out;
+  }
+  if (!Layout::IsPreset(spec.layout)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layout: '", spec.layout.substr(0, kMaxLayoutNameBytes), "' is not a preset (",
+        absl::StrJoin(Layout::PresetNames(), ", "),
+        "); the service opens no file a request names: send the layout's text instead (layout_text; the shardcast "
+        "CLI and the client libraries read a local layout file and send its text)"));
+  }
+  SC_ASSIGN_OR_RETURN(out.text, Layout::PresetText(spec.layout));
+  out.source = spec.layout;
+  return out;
 }
 
 const Rule* Layout::Match(absl::string_view key) const {

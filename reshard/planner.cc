@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/shard_request.h"
 #include "common/status_macros.h"
 
 namespace shardcast {
@@ -53,6 +54,14 @@ std::string LayerName(const std::string& name, int layer) {
   return absl::StrCat(name.substr(0, p), layer, ".", name.substr(p));
 }
 
+// Overflow-checked int64 arithmetic: rule parameters come from clients (ranges checked by
+// ParseRule, but a Rule can be built directly) and sizes from the checkpoint.
+absl::Status Overflow(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(what, " overflows 64-bit arithmetic"));
+}
+bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+bool CheckedAdd(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
+
 // Computes the pieces of rank r's shard. Errors are per tensor (collected by the caller).
 absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, int r) {
   const Shape& shape = t.shape;
@@ -77,6 +86,7 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
     case Rule::Kind::kQkv: {
       if (rule.heads > 0) {
         const int64_t h = rule.heads, g = rule.groups;
+        if (g < 1 || h < 1) return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": needs HEADS, GROUPS >= 1"));
         if (n % (h + 2 * g) != 0) {
           return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": ", n, " rows are not (heads + 2*groups) * head_dim = ",
                                                          h + 2 * g, " * d"));
@@ -102,6 +112,10 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
     case Rule::Kind::kSections: {
       std::vector<int64_t> sizes = rule.section_sizes;
       if (sizes.empty()) {
+        if (rule.num_sections < 1 || rule.num_sections > kMaxSections) {
+          return absl::InvalidArgumentError(absl::StrCat("the section count ", rule.num_sections, " is not in 1..",
+                                                         kMaxSections));
+        }
         if (n % rule.num_sections != 0) {
           return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not hold ",
                                                          rule.num_sections, " equal sections"));
@@ -109,7 +123,10 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
         sizes.assign(rule.num_sections, n / rule.num_sections);
       }
       int64_t sum = 0;
-      for (int64_t s : sizes) sum += s;
+      for (int64_t s : sizes) {
+        if (s < 0) return absl::InvalidArgumentError(absl::StrCat("section size ", s, " is negative"));
+        if (!CheckedAdd(sum, s, &sum)) return Overflow("the sum of the section sizes");
+      }
       if (sum != n) {
         return absl::InvalidArgumentError(absl::StrCat("sections ", absl::StrJoin(sizes, ","), " add up to ", sum,
                                                        " but dim ", d, " has size ", n));
@@ -133,10 +150,15 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
       return cut;
     }
     case Rule::Kind::kVocab: {
-      const int64_t unit = rule.multiple * tp;
-      const int64_t padded = (n + unit - 1) / unit * unit;
+      // padded = ceil(n / (M*tp)) * M*tp; part = padded / tp; rank r gets rows [r*part, +part).
+      if (rule.multiple < 1) return absl::InvalidArgumentError(absl::StrCat("vocab multiple ", rule.multiple, " < 1"));
+      int64_t unit, padded, lo, end;
+      if (!CheckedMul(rule.multiple, tp, &unit)) return Overflow(absl::StrCat("vocab multiple ", rule.multiple, " * TP ", tp));
+      const int64_t units = n / unit + (n % unit != 0 ? 1 : 0);
+      if (!CheckedMul(units, unit, &padded)) return Overflow(absl::StrCat("padding ", n, " rows to a multiple of ", unit));
       const int64_t part = padded / tp;
-      const int64_t lo = r * part, hi = std::min(n, lo + part);
+      if (!CheckedMul(r, part, &lo) || !CheckedAdd(lo, part, &end)) return Overflow("the padded vocab rows");
+      const int64_t hi = std::min(n, end);
       cut.copy_shape[d] = part;
       if (hi > lo) {
         Box b = FullBox(shape);
@@ -183,7 +205,7 @@ void AddOps(const TensorEntry& t, const std::vector<Piece>& pieces, std::vector<
 absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, const Layout& layout,
                                                   const std::vector<Target>& targets, const PlanOptions& options) {
   for (const Target& tg : targets) {
-    if (tg.tp_size < 1 || tg.tp_rank < 0 || tg.tp_rank >= tg.tp_size) {
+    if (tg.tp_size < 1 || tg.tp_size > kMaxTpSize || tg.tp_rank < 0 || tg.tp_rank >= tg.tp_size) {
       return absl::InvalidArgumentError(absl::StrCat("bad target: rank ", tg.tp_rank, " of TP ", tg.tp_size));
     }
   }
@@ -205,6 +227,18 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, 
         failed_for_tp[tg.tp_size] = std::string(cut.status().message());
         errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(), " at TP ",
                                       tg.tp_size, ": ", cut.status().message()));
+        continue;
+      }
+      // The shard's size, checked: the padding of a vocab rule can grow a shard past the tensor.
+      int64_t elements = 1, shard_bytes = 0;
+      bool overflow = false;
+      for (int64_t s : cut->copy_shape) overflow |= s < 0 || !CheckedMul(elements, s, &elements);
+      overflow |= !CheckedMul(elements, static_cast<int64_t>(ItemSize(t.dtype)), &shard_bytes);
+      if (overflow || static_cast<uint64_t>(shard_bytes) > t.nbytes() + kMaxPaddingBytes) {
+        failed_for_tp[tg.tp_size] = "too large";
+        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(), " at TP ",
+                                      tg.tp_size, ": the padded shard ", ShapeToString(cut->copy_shape), " would be more than ",
+                                      kMaxPaddingBytes, " bytes larger than the tensor"));
         continue;
       }
       const int layers = unstack ? static_cast<int>(t.shape[0]) : 1;

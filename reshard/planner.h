@@ -76,11 +76,17 @@ struct PlanOptions {
   bool include_opaque = true;                              // list bytes entries
 };
 
+// How many bytes larger than its tensor a shard may be (a vocab rule pads with zeros: Megatron's
+// 128 * TP rows are a few MiB); a rule asking for more is refused rather than allocated.
+inline constexpr uint64_t kMaxPaddingBytes = uint64_t{64} << 20;
+
 // Parses "OLD=NEW".
 absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text);
 
-// Plans every target. InvalidArgument naming every tensor whose rule cannot apply (a split that
-// does not divide, with its size; a dim out of range; qkv constraints), all at once.
+// Plans every target. InvalidArgument for a target outside 1..kMaxTpSize, and naming every tensor
+// whose rule cannot apply (a split that does not divide, with its size; a dim out of range; qkv
+// constraints; a shard over its tensor's size plus kMaxPaddingBytes), all at once. All size arithmetic is
+// overflow-checked.
 absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& metadata, const Layout& layout,
                                                   const std::vector<Target>& targets, const PlanOptions& options);
 

@@ -4,9 +4,11 @@
 #include "reshard/planner.h"
 
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 
+#include "common/shard_request.h"
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
 #include "reshard/executor.h"
@@ -293,6 +295,63 @@ TEST(PlanReshard, VocabPadsWithZerosAndTruncates) {
   CheckpointMetadata big = Md({MakeTensor("emb", {16, 1}, {Box{{0, 0}, {16, 1}}})});
   SC_ASSERT_OK_AND_ASSIGN(auto t, PlanReshard(big, L("emb vocab:0:4"), {{2, 1}}, {}));
   EXPECT_EQ(t[0].shards[0].shape, (Shape{8, 1}));
+}
+
+// Issue 9: a client's vocab multiple near 2^60 overflowed the padding arithmetic (a loader rank
+// segfaulted; the CLI wrote wrong shards with exit 0). The planner checks its arithmetic even for
+// a Rule that did not come through ParseRule.
+Layout WithRule(const std::string& pattern, Rule rule) {
+  Layout l;
+  EXPECT_TRUE(l.Prepend(pattern, rule).ok());
+  return l;
+}
+
+TEST(PlanReshard, VocabMultipleOverflowIsRefusedNotWrapped) {
+  CheckpointMetadata md = Md({MakeTensor("emb", {5, 2}, {Box{{0, 0}, {5, 2}}})});
+  Rule vocab;
+  vocab.kind = Rule::Kind::kVocab;
+  for (int64_t m : {int64_t{1} << 60, (int64_t{1} << 62) + 1, std::numeric_limits<int64_t>::max()}) {
+    vocab.multiple = m;
+    for (int tp : {2, 8, 1}) {
+      auto p = PlanReshard(md, WithRule("emb", vocab), {{tp, tp - 1}}, {});
+      ASSERT_FALSE(p.ok()) << "multiple " << m << " tp " << tp;
+      EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+      const std::string msg(p.status().message());
+      EXPECT_TRUE(msg.find("overflows") != std::string::npos || msg.find("larger than the tensor") != std::string::npos)
+          << msg;
+    }
+  }
+  // Within the parser's range, padding far beyond the tensor is refused instead of allocated.
+  vocab.multiple = kMaxVocabMultiple;
+  CheckpointMetadata wide = Md({MakeTensor("emb", {5, 4096}, {Box{{0, 0}, {5, 4096}}}, DType::kFloat32)});
+  auto p = PlanReshard(wide, WithRule("emb", vocab), {{64, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("larger than the tensor"), std::string::npos) << p.status();
+}
+
+TEST(PlanReshard, SectionSizesOverflowAndTargetsOutOfRange) {
+  CheckpointMetadata md = Md({MakeTensor("w", {8}, {Box{{0}, {8}}})});
+  Rule sec;
+  sec.kind = Rule::Kind::kSections;
+  sec.section_sizes = {std::numeric_limits<int64_t>::max(), 9};
+  sec.num_sections = 2;
+  auto p = PlanReshard(md, WithRule("w", sec), {{2, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("overflows"), std::string::npos) << p.status();
+  sec.section_sizes.clear();
+  sec.num_sections = 0;  // would divide by zero
+  EXPECT_FALSE(PlanReshard(md, WithRule("w", sec), {{2, 0}}, {}).ok());
+  Rule qkv;
+  qkv.kind = Rule::Kind::kQkv;
+  qkv.heads = 4;
+  qkv.groups = 0;  // would divide by zero
+  EXPECT_FALSE(PlanReshard(md, WithRule("w", qkv), {{2, 0}}, {}).ok());
+  for (Target t : {Target{0, 0}, Target{kMaxTpSize + 1, 0}, Target{std::numeric_limits<int>::max(), 1},
+                   Target{2, 2}, Target{2, -1}}) {
+    auto bad = PlanReshard(md, Layout(), {t}, {});
+    ASSERT_FALSE(bad.ok()) << t.tp_size << " " << t.tp_rank;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 TEST(PlanReshard, QkvValidation) {

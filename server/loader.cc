@@ -53,8 +53,14 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
   }
   l->owners_ = AssignOwners(l->selected_, l->options_.world_size);
   SC_ASSIGN_OR_RETURN(l->executor_, l->memory_->NewExecutor());
-  // Fail fast on a bad default layout.
-  SC_RETURN_IF_ERROR(Layout::Load(l->options_.layout, l->options_.rules).status());
+  // The default layout (shardcastd's own --layout: a preset or a server-side file) is read once;
+  // requests only ever name presets or carry text. Fail fast on a bad one.
+  if (Layout::IsPreset(l->options_.layout)) {
+    SC_ASSIGN_OR_RETURN(l->default_layout_text_, Layout::PresetText(l->options_.layout));
+  } else {
+    SC_ASSIGN_OR_RETURN(l->default_layout_text_, Layout::ReadFile(l->options_.layout));
+  }
+  SC_RETURN_IF_ERROR(l->layouts_.Get(l->default_layout_text_, l->options_.layout, l->options_.rules).status());
   return l;
 }
 
@@ -171,11 +177,13 @@ absl::Status Loader::Load() {
 }
 
 std::string Loader::RequestId(const ShardRequestSpec& s) const {
-  const std::string layout = s.layout.empty() ? options_.layout : s.layout;
+  const bool server_default = s.layout.empty() && s.layout_text.empty();
+  const std::string layout = server_default ? options_.layout : s.layout;
   std::vector<std::string> rules = options_.rules;
-  if (!s.layout.empty()) rules.clear();
+  if (!server_default) rules.clear();
   rules.insert(rules.end(), s.rules.begin(), s.rules.end());
-  const std::string text = absl::StrCat("tp=", s.tp_size, "\nrank=", s.tp_rank, "\nlayout=", layout, "\nrules=",
+  const std::string text = absl::StrCat("tp=", s.tp_size, "\nrank=", s.tp_rank, "\nlayout=", layout,
+                                        "\nlayout_text=", Sha256Hex(s.layout_text), "\nrules=",
                                         absl::StrJoin(rules, "\x1f"), "\nprefix=", s.prefix, "\nrenames=",
                                         absl::StrJoin(s.renames, "\x1f"), "\nunstack=", s.unstack, "\ndtype=", s.dtype);
   return Sha256Hex(text).substr(0, 24);
@@ -220,24 +228,37 @@ absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const Sha
     if (state_ == "failed") return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " failed: ", last_error_));
     if (state_ != "ready") return absl::FailedPreconditionError("still loading the checkpoint; retry when ready");
   }
+  SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
   const std::string id = RequestId(spec);
+  if (auto hit = Find(id)) return hit;
+  // Layout compilation and planning run outside prepare_mu_: a heavy request delays only itself.
+  SC_ASSIGN_OR_RETURN(const CompiledRequest compiled, Compile(spec));
   std::lock_guard<std::mutex> produce(prepare_mu_);
   if (auto hit = Find(id)) return hit;
-  SC_ASSIGN_OR_RETURN(std::shared_ptr<PreparedRequest> req, Produce(spec, id));
+  SC_ASSIGN_OR_RETURN(std::shared_ptr<PreparedRequest> req, Produce(spec, id, compiled));
   std::lock_guard<std::mutex> lock(mu_);
   cache_.push_front(req);
   cache_bytes_ += req->owned_bytes;
   return std::shared_ptr<const PreparedRequest>(req);
 }
 
-absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequestSpec& spec, const std::string& id) {
-  if (spec.tp_size < 1 || spec.tp_rank < 0 || spec.tp_rank >= spec.tp_size) {
-    return absl::InvalidArgumentError(absl::StrCat("tp_rank ", spec.tp_rank, " is not in 0..", spec.tp_size - 1));
+absl::StatusOr<Loader::CompiledRequest> Loader::Compile(const ShardRequestSpec& spec) {
+  CompiledRequest c;
+  SC_ASSIGN_OR_RETURN(c.dtype, ParseCastDType(spec.dtype));
+  // The layout: the request's text, a preset it names, or the server's default. Never a file.
+  SC_ASSIGN_OR_RETURN(RequestLayoutSource from, ResolveRequestLayout(spec));
+  std::vector<std::string> rules;
+  if (from.server_default) {
+    from.text = default_layout_text_;
+    from.source = options_.layout;
+    rules = options_.rules;
+    c.layout_description = options_.layout;
+  } else {
+    c.layout_description = spec.layout_text.empty() ? spec.layout
+                                                     : absl::StrCat("text ", Sha256Hex(spec.layout_text).substr(0, 12));
   }
-  SC_ASSIGN_OR_RETURN(std::optional<DType> dtype, ParseCastDType(spec.dtype));
-  std::vector<std::string> rules = spec.layout.empty() ? options_.rules : std::vector<std::string>{};
   rules.insert(rules.end(), spec.rules.begin(), spec.rules.end());
-  SC_ASSIGN_OR_RETURN(Layout layout, Layout::Load(spec.layout.empty() ? options_.layout : spec.layout, rules));
+  SC_ASSIGN_OR_RETURN(std::shared_ptr<const Layout> layout, layouts_.Get(from.text, from.source, rules));
   PlanOptions po;
   po.unstack = spec.unstack;
   po.prefix = options_.prefix;
@@ -253,18 +274,27 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     SC_ASSIGN_OR_RETURN(auto rn, ParseRename(r));
     po.renames.push_back(rn);
   }
-  SC_ASSIGN_OR_RETURN(std::vector<RankPlan> plans,
-                      PlanReshard(reader_->metadata(), layout, {Target{spec.tp_size, spec.tp_rank}}, po));
-  const RankPlan& plan = plans[0];
-  if (plan.shards.empty()) return absl::NotFoundError(absl::StrCat("no tensor selected by prefix '", po.prefix, "'"));
+  // ValidateShardRequest bounded tp_size and tp_rank: the narrowing to int is exact.
+  const Target target{static_cast<int>(spec.tp_size), static_cast<int>(spec.tp_rank)};
+  SC_ASSIGN_OR_RETURN(c.plans, PlanReshard(reader_->metadata(), *layout, {target}, po));
+  c.prefix = po.prefix;
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequestSpec& spec, const std::string& id,
+                                                                 const CompiledRequest& compiled) {
+  const std::optional<DType> dtype = compiled.dtype;
+  const RankPlan& plan = compiled.plans[0];
+  if (plan.shards.empty()) return absl::NotFoundError(absl::StrCat("no tensor selected by prefix '", compiled.prefix, "'"));
   std::map<const TensorEntry*, int> owner_of;
   for (size_t i = 0; i < selected_.size(); ++i) owner_of[selected_[i]] = owners_[i];
 
   auto req = std::make_shared<PreparedRequest>();
   req->id = id;
-  req->description = absl::StrCat(id, ": layout ", spec.layout.empty() ? options_.layout : spec.layout,
+  req->description = absl::StrCat(id, ": layout ", compiled.layout_description,
                                   spec.rules.empty() ? "" : absl::StrCat(" +", spec.rules.size(), " rules"), ", TP ",
-                                  spec.tp_size, " rank ", spec.tp_rank, po.prefix.empty() ? "" : ", prefix " + po.prefix,
+                                  spec.tp_size, " rank ", spec.tp_rank,
+                                  compiled.prefix.empty() ? "" : ", prefix " + compiled.prefix,
                                   spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
   // A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.

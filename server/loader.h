@@ -20,6 +20,7 @@
 #include "checkpoint/reader.h"
 #include "common/shard_request.h"
 #include "reshard/layout.h"
+#include "reshard/layout_cache.h"
 #include "reshard/planner.h"
 #include "server/memory_space.h"
 
@@ -29,7 +30,7 @@ struct LoaderOptions {
   std::string checkpoint;
   std::optional<int64_t> iteration;
   std::string prefix;                   // keys the service holds
-  std::string layout = "megatron";      // default layout of requests
+  std::string layout = "megatron";      // default layout of requests: a preset or a file (--layout)
   std::vector<std::string> rules;       // default extra rules
   int rank = 0;
   int world_size = 1;
@@ -81,8 +82,10 @@ class Loader {
   std::string RequestId(const ShardRequestSpec& spec) const;
 
   // Plans the request and produces the shards this rank owns (cached). InvalidArgument for a
-  // bad request (layout, rule, non-dividing split: the message names every tensor),
-  // FailedPrecondition while not ready, ResourceExhausted beyond the memory budget.
+  // bad request (over a request limit, a layout that is not a preset or text, a rule, a
+  // non-dividing split: the message names every tensor), FailedPrecondition while not ready,
+  // ResourceExhausted beyond the memory budget. The request is validated, its layout compiled
+  // (LayoutCache) and planned before the one-at-a-time production lock is taken.
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec);
   // A prepared request by id (nullptr if unknown or evicted).
   std::shared_ptr<const PreparedRequest> Find(const std::string& id);
@@ -100,14 +103,25 @@ class Loader {
   void SetFailed(const std::string& error);
 
  private:
+  // A validated request's plan (pure: no lock held while it is computed).
+  struct CompiledRequest {
+    std::optional<DType> dtype;
+    std::string prefix;                  // the effective prefix
+    std::string layout_description;      // for PreparedRequest::description
+    std::vector<RankPlan> plans;         // one: the request's target
+  };
   Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader);
-  absl::StatusOr<std::shared_ptr<PreparedRequest>> Produce(const ShardRequestSpec& spec, const std::string& id);
+  absl::StatusOr<CompiledRequest> Compile(const ShardRequestSpec& spec);
+  absl::StatusOr<std::shared_ptr<PreparedRequest>> Produce(const ShardRequestSpec& spec, const std::string& id,
+                                                           const CompiledRequest& compiled);
   absl::Status MakeRoom(uint64_t bytes);  // evicts least recently used requests; requires mu_
 
   LoaderOptions options_;
   std::unique_ptr<MemorySpace> memory_;
   std::unique_ptr<CheckpointReader> reader_;
   std::unique_ptr<ShardExecutor> executor_;
+  std::string default_layout_text_;                          // --layout, read once at Create
+  LayoutCache layouts_;                                      // compiled request layouts
   std::vector<const TensorEntry*> selected_;
   std::vector<int> owners_;                                  // per selected tensor
   std::map<const TensorEntry*, void*> tensors_;              // owned, loaded (in tensor_slab_)

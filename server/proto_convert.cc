@@ -4,9 +4,10 @@ namespace shardcast {
 
 ShardRequestSpec FromProto(const v1::ShardRequest& p) {
   ShardRequestSpec s;
-  s.tp_size = static_cast<int>(p.tp_size());
-  s.tp_rank = static_cast<int>(p.tp_rank());
+  s.tp_size = p.tp_size();  // uint32 -> int64: no narrowing; ValidateShardRequest checks the range
+  s.tp_rank = p.tp_rank();
   s.layout = p.layout();
+  s.layout_text = p.layout_text();
   s.rules.assign(p.rules().begin(), p.rules().end());
   s.prefix = p.prefix();
   s.renames.assign(p.renames().begin(), p.renames().end());
@@ -16,9 +17,10 @@ ShardRequestSpec FromProto(const v1::ShardRequest& p) {
 }
 
 void ToProto(const ShardRequestSpec& s, v1::ShardRequest* p) {
-  p->set_tp_size(s.tp_size);
-  p->set_tp_rank(s.tp_rank);
+  p->set_tp_size(static_cast<uint32_t>(s.tp_size));
+  p->set_tp_rank(static_cast<uint32_t>(s.tp_rank));
   p->set_layout(s.layout);
+  p->set_layout_text(s.layout_text);
   for (const auto& r : s.rules) p->add_rules(r);
   p->set_prefix(s.prefix);
   for (const auto& r : s.renames) p->add_renames(r);

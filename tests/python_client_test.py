@@ -152,6 +152,47 @@ class PythonClient(unittest.TestCase):
         self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
         self.assertIn("does not divide by TP 3", e.exception.message)
 
+    def test_layout_file_is_read_locally_and_limits_are_checked_before_sending(self):
+        # layout= a local file: the client sends its text (the service opens no path a request names).
+        path = os.path.join(self.svc.dir, "mine.layout")
+        with open(service_test.LAYOUT) as src, open(path, "w") as dst:
+            dst.write(src.read())
+        arrays = self.client.fetch(2, 1, layout=path)
+        for key, a in arrays.items():
+            self.assertEqual(sha(a), self.expected[key]["shards"]["2"][1], key)
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.manifest(2, 0, layout="/dev/zero")
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("not a regular file", e.exception.message)
+        # Issue 9: tp_size 2^31 was narrowed to int on the way; now refused by name.
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.manifest(2 ** 31, 0)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("tp_size: 2147483648 is not in 1..65536", e.exception.message)
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.manifest(1, 0, rules=["x%d=split:0" % i for i in range(65)])
+        self.assertIn("rules: 65 entries", e.exception.message)
+
+    def test_inconsistent_manifest_numbers_are_refused_before_any_write(self):
+        # Issue 9 item 8: the client trusted the server's numbers (the Python client segfaulted). A
+        # manifest whose nbytes, shape or owner disagree is refused by the C ABI, nothing written.
+        text = self.client._manifest_raw(2, 1)
+        good = json.loads(text)
+        shard = good["shards"][0]
+        for spoil, needle in ((lambda s: s.update(nbytes=s["nbytes"] * 2), "the manifest says"),
+                              (lambda s: s.update(owner_rank=7), "names loader rank 7 of 2"),
+                              (lambda s: s.update(shape=[2 ** 62, 4]), "impossible shape"),
+                              (lambda s: s.update(dtype="float1024"), "unknown dtype")):
+            bad = json.loads(text)
+            spoil(bad["shards"][0])
+            n = bad["shards"][0]["nbytes"]
+            buf = np.zeros(min(n, 1 << 20), dtype=np.uint8)
+            with self.assertRaises(shardcast.ShardcastError) as e:
+                self.client._receive(json.dumps(bad), [(shard["name"], buf.ctypes.data, n)], -1)
+            self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+            self.assertIn(needle, e.exception.message)
+            self.assertFalse(buf.any())
+
 
 if __name__ == "__main__":
     junit_unittest.main()

@@ -184,6 +184,32 @@ class ReshardCli(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("unknown rule", p.stderr)
 
+    def test_hostile_rule_numbers_fail_instead_of_giving_wrong_shards(self):
+        # Issue 9: a vocab multiple near 2^60 overflowed the padding arithmetic (wrong shards, exit 0);
+        # split:2^32 was narrowed to split:0; tp 2^32 wrapped. Each is now a named error, exit 1 or 2.
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        emb = r".*word_embeddings\.weight"
+        for rule, needle in (("%s=vocab:0:1152921504606846976" % emb, "the multiple M must be an integer in 1..1048576"),
+                             ("%s=vocab:0:9223372036854775807" % emb, "the multiple M"),
+                             (r".*linear_proj\.weight=split:4294967296", "the dim D must be an integer in 0..63"),
+                             (r".*linear_qkv\.weight=qkv:4294967296:4294967296", "HEADS and GROUPS")):
+            p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--rule", rule, check=False)
+            self.assertEqual(p.returncode, 1, rule)
+            self.assertIn(needle, p.stderr)
+            self.assertEqual(p.stdout, "")
+        # Within range, a multiple that pads far beyond the tensor is refused, not allocated.
+        p = run("reshard", path, "--tp", "64", "--rank", "0", "--digest", "--prefix", "model.language_model.embedding",
+                "--rule", "%s=vocab:0:1048576" % emb, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("bytes larger than the tensor", p.stderr)
+        p = run("reshard", path, "--tp", "4294967296", "--rank", "0", "--digest", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--tp must be in 1..65536", p.stderr)
+        # A layout file that is not a regular file is refused before it is opened.
+        p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--layout", "/dev/zero", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a regular file", p.stderr)
+
     @unittest.skipIf(DEVICE == "cuda", "checks the CPU-only machine's answer")
     def test_cuda_device_without_gpu_is_a_clear_error(self):
         # On a GPU host run with SHARDCAST_TEST_DEVICE=cuda instead (deploy/gpu/run_gpu_checks.sh).

@@ -25,6 +25,7 @@ FIXTURES = fixtures_dir()
 LAYOUT = runfile("shardcast/tests/data/fixtures.layout", "SHARDCAST_LAYOUT")
 GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py", "SHARDCAST_GENERATOR")
 CLIENT_SO = runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO")
+RAW_REQUEST = runfile("shardcast/tests/raw_request", "SHARDCAST_RAW_REQUEST")
 DEADLINE = 4  # seconds, the servers' --deadline
 
 
@@ -180,6 +181,118 @@ class FixtureService(unittest.TestCase):
         self.assertIn("tp_rank 5 is not in 0..1", p.stderr)
         p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--rule", "x=bogus", check=False)
         self.assertIn("unknown rule", p.stderr)
+
+    def raw(self, text_proto, timeout=60):
+        """Sends one ShardRequest (text format) straight to rank 0, without the client's checks."""
+        p = subprocess.run([RAW_REQUEST, self.svc.address, self.svc.token_file, text_proto], capture_output=True,
+                           text=True, timeout=timeout)
+        return p.stdout.strip()
+
+    def assert_still_serving(self):
+        self.check(fetch_json(self.svc, 2, 1), 2, 1)
+
+    def test_hostile_numbers_get_named_invalid_argument_and_the_rank_keeps_serving(self):
+        # Issue 9 item 1: each of these crashed a loader rank, narrowed silently, or overflowed.
+        emb = ".*word_embeddings.weight"
+        cases = [
+            ('tp_size: 2 tp_rank: 0 rules: "%s=vocab:0:1152921504606846976"' % emb,
+             "the multiple M must be an integer in 1..1048576"),
+            ('tp_size: 2 tp_rank: 0 rules: "%s=vocab:0:%d"' % (emb, (1 << 63) - 1), "the multiple M"),
+            ('tp_size: 2 tp_rank: 0 rules: ".*linear_proj.weight=split:4294967296"',
+             "the dim D must be an integer in 0..63"),
+            ('tp_size: 2 tp_rank: 0 rules: ".*linear_qkv.weight=qkv:4294967296:4294967296"',
+             "HEADS and GROUPS must be integers in 1..1048576"),
+            ("tp_size: 2147483648 tp_rank: 0", "tp_size: 2147483648 is not in 1..65536"),
+            ("tp_size: 4294967295 tp_rank: 4294967294", "tp_size: 4294967295 is not in 1..65536"),
+            ("tp_size: 2 tp_rank: 2", "tp_rank 2 is not in 0..1"),
+        ]
+        for req, needle in cases:
+            out = self.raw(req)
+            self.assertTrue(out.startswith("INVALID_ARGUMENT: "), "%s -> %s" % (req, out))
+            self.assertIn(needle, out, req)
+        self.assert_still_serving()
+        self.assertEqual(self.svc.status()["state"], "ready")
+
+    def test_request_limits_are_enforced_by_the_server(self):
+        too_many = " ".join('rules: "x%d=split:0"' % i for i in range(65))
+        out = self.raw("tp_size: 1 tp_rank: 0 " + too_many)
+        self.assertEqual(out, "INVALID_ARGUMENT: rules: 65 entries, more than the limit of 64 (README: Request limits)")
+        out = self.raw('tp_size: 1 tp_rank: 0 rules: "%s=split:0"' % ("a" * 1050))
+        self.assertIn("INVALID_ARGUMENT: ", out)
+        self.assertIn("pattern of 1050 bytes, more than the limit of 1024", out)
+        out = self.raw('tp_size: 1 tp_rank: 0 rules: "%s=split:0"' % ("a" * 5000))
+        self.assertIn("INVALID_ARGUMENT: rules[0]: 5008 bytes", out)
+        out = self.raw('tp_size: 1 tp_rank: 0 layout_text: "%s split:0"' % ("b" * 2000))
+        self.assertIn("INVALID_ARGUMENT: layout_text:1: pattern of 2000 bytes", out)
+        out = self.raw('tp_size: 1 tp_rank: 0 prefix: "%s"' % ("p" * 2000))
+        self.assertIn("INVALID_ARGUMENT: prefix: 2000 bytes, more than the limit of 1024", out)
+        out = self.raw("tp_size: 1 tp_rank: 0 " + " ".join('renames: "a=b"' for _ in range(65)))
+        self.assertIn("INVALID_ARGUMENT: renames: 65 entries", out)
+        # The client refuses the same before sending.
+        p = self.svc.cli("fetch", "--tp", "1", "--rank", "0", "--digest", *[a for i in range(65) for a in ("--rule", "x%d=split:0" % i)],
+                         check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("rules: 65 entries, more than the limit of 64", p.stderr)
+        self.assert_still_serving()
+
+    def test_a_request_naming_a_path_is_refused_without_opening_it(self):
+        # Issue 9 item 2: the server opened the request's layout as a file and quoted its first line.
+        for path in ("/etc/passwd", "/proc/self/environ", "/dev/zero", "../../etc/hostname", "fixtures.layout"):
+            t0 = time.time()
+            out = self.raw('tp_size: 1 tp_rank: 0 layout: "%s"' % path)
+            self.assertLess(time.time() - t0, 10)
+            self.assertTrue(out.startswith("INVALID_ARGUMENT: layout: '%s' is not a preset" % path), out)
+            self.assertIn("send the layout's text instead (layout_text", out)
+            self.assertNotIn("root:", out)
+            self.assertNotIn("PATH=", out)
+        for r in self.svc.status()["ranks"]:
+            self.assertLess(r["memory_held"], 64 << 20)
+        self.assert_still_serving()
+
+    def test_cli_reads_a_layout_file_locally_and_sends_its_text(self):
+        res = fetch_json(self.svc, 2, 0, "--layout", LAYOUT)
+        self.check(res, 2, 0)
+        # A file the client cannot use is its own error; nothing reaches the server.
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--layout", "/dev/zero", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a regular file", p.stderr)
+        # An unknown preset name is answered by the server, naming its presets.
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--layout", "no-such-preset", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not a preset (megatron, replicate)", p.stderr)
+
+    def test_heavy_patterns_do_not_block_other_clients(self):
+        # Issue 9 item 5: 200 heavy Unicode-class patterns (13 KB) blocked every client for 49 s under
+        # the prepare lock. Now they are compiled outside it, under RE2's memory limit and a layout
+        # budget: they fail fast, and other clients are served meanwhile.
+        heavy = "\\n".join(r"[\\p{L}\\p{N}]{20}[\\p{Greek}\\p{Han}]{10}.*%d split:0" % i for i in range(200))
+        stop, outcomes = threading.Event(), []
+
+        def hostile():
+            while not stop.is_set():
+                t0 = time.time()
+                outcomes.append((self.raw('tp_size: 1 tp_rank: 0 layout_text: "%s"' % heavy), time.time() - t0))
+
+        threads = [threading.Thread(target=hostile) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            for i in range(3):
+                t0 = time.time()
+                # A new request each time (a rename makes it distinct): it must be planned and cut.
+                res = fetch_json(self.svc, 4, i, "--rename", "model.=heavy%d." % i)
+                self.assertLess(time.time() - t0, 10)
+                self.assertEqual(len(res["tensors"]), len(self.expected))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertTrue(outcomes)
+        for out, secs in outcomes:
+            self.assertTrue(out.startswith("INVALID_ARGUMENT: "), out)
+            self.assertIn("bad pattern", out)
+            self.assertLess(secs, 10)
 
     def test_fetch_writes_safetensors(self):
         import safetensors

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <new>
 #include <memory>
 #include <thread>
 
@@ -152,7 +153,7 @@ int RunFetch(const std::vector<std::string>& args) {
   AddConnectionFlags(&p);
   p.AddFlag("tp", "N", "tensor-parallel size");
   p.AddFlag("rank", "R", "tensor-parallel rank");
-  p.AddFlag("layout", "NAME|FILE", "layout preset (server side); default: the server's");
+  p.AddFlag("layout", "NAME|FILE", "layout preset, or a local layout file (its text is sent); default: the server's");
   p.AddFlag("rule", "PATTERN=RULE", "extra rule", "", true);
   p.AddFlag("prefix", "P", "only keys starting with P");
   p.AddFlag("rename", "OLD=NEW", "rename name prefixes", "", true);
@@ -183,8 +184,8 @@ int RunFetch(const std::vector<std::string>& args) {
   const std::string device = p.Get("device");
   if (device != "cpu" && device != "cuda") return Error("fetch", absl::InvalidArgumentError("--device must be cpu or cuda"), 2);
   ShardRequestSpec spec;
-  spec.tp_size = static_cast<int>(*tp);
-  spec.tp_rank = static_cast<int>(*rank);
+  spec.tp_size = *tp;  // int64: the client checks the range (README: Request limits)
+  spec.tp_rank = *rank;
   spec.layout = p.Get("layout");
   spec.rules = p.GetAll("rule");
   spec.prefix = p.Get("prefix");
@@ -205,7 +206,12 @@ int RunFetch(const std::vector<std::string>& args) {
   std::vector<void*> dev;
   std::vector<Destination> dst;
   for (const ShardEntry& e : m->shards) {
-    host.emplace_back(new char[e.nbytes ? e.nbytes : 1]);
+    // nbytes comes from the server (checked against the shape by GetManifest): no abort if huge.
+    host.emplace_back(new (std::nothrow) char[e.nbytes ? e.nbytes : 1]);
+    if (host.back() == nullptr) {
+      return Error("fetch", absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", e.nbytes, " bytes for '",
+                                                                      e.name, "'")));
+    }
     Destination d{e.name, host.back().get(), e.nbytes, e.dtype, e.shape};
     if (device == "cuda") {
       absl::StatusOr<void*> dp = DeviceAlloc(e.nbytes, 0);

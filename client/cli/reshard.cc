@@ -17,6 +17,7 @@
 #include "common/progress.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
+#include "common/shard_request.h"
 #include "common/status_macros.h"
 #include "reshard/layout.h"
 
@@ -149,7 +150,10 @@ int RunReshard(const std::vector<std::string>& args) {
   for (const absl::Status& st : {tp.status(), rank.status(), threads.status(), batch.status(), iter.status()}) {
     if (!st.ok()) return usage(st);
   }
-  if (*tp < 1 || *rank < 0 || *rank >= *tp) {
+  if (*tp < 1 || *tp > kMaxTpSize) {
+    return usage(absl::InvalidArgumentError(absl::StrCat("--tp must be in 1..", kMaxTpSize)));
+  }
+  if (*rank < 0 || *rank >= *tp) {
     return usage(absl::InvalidArgumentError(absl::StrCat("--rank must be in 0..", *tp - 1, " for --tp ", *tp)));
   }
   std::optional<DType> dtype;

@@ -172,7 +172,12 @@ class Client:
         return _take_string(self._lib, out)
 
     def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
-        """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule)."""
+        """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule).
+
+        `layout` (here and in fetch / load_into / warm_up): a preset name ("megatron", "replicate")
+        or a local layout file, read by this process and sent as text (the service opens no path
+        a request names); None for the service's own --layout. Requests over the limits of the
+        README's "Request limits" raise ShardcastError INVALID_ARGUMENT before anything is sent."""
         return json.loads(self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype))["shards"]
 
     def warm_up(self, tp_size, tp_rank, device=0, layout=None, rules=(), prefix=None, rename=None, unstack=False,

@@ -5,26 +5,29 @@
 #   tests/fuzz/run_fuzzers.sh --regressions
 #
 #   SECONDS        how long each fuzzer runs (-max_total_time); default 600
-#   --sequential   run the fuzzers one after the other (default: both at once, one core each)
+#   --sequential   run the fuzzers one after the other (default: all at once, one core each)
 #   --keep-going   fork mode (-fork=1 -ignore_crashes=1 ...): keep fuzzing after a crash, so a
 #                  known bug does not end the campaign; every crash still lands in artifacts/
-#   --only NAME    run one fuzzer only (metadata or record)
+#   --only NAME    run one fuzzer only (metadata, record or request)
 #   --minimize     afterwards, shrink each corpus to the inputs that keep its coverage (-merge=1)
 #   --regressions  build, then only replay the reproducers of reported bugs (make_regressions.py)
 #                  through the fuzzers (-timeout=10); exits 1 while any still fails
 #
 # Needs clang (14 or newer) with libFuzzer and the sanitizer runtimes (Debian:
-# clang-14 libclang-rt-14-dev), Debian's libabsl-dev, python3; `zstd` optional (seeds).
+# clang-14 libclang-rt-14-dev), Debian's libabsl-dev, libre2-dev, libprotobuf-dev and
+# protobuf-compiler (the request target), python3; `zstd` optional (seeds).
 # Does not use Bazel. Everything it writes is git-ignored:
-#   tests/fuzz/build/{metadata,record}_fuzzer   the binaries (ASan + UBSan + libFuzzer)
-#   tests/fuzz/build/{metadata,record}.log      libFuzzer's output of the last run
-#   tests/fuzz/build/artifacts/{metadata,record}/  crash-*, leak-*, timeout-*, oom-* inputs
-#   tests/fuzz/corpus_{metadata,record}/        the corpora (seeds + what the fuzzer kept;
+#   tests/fuzz/build/{metadata,record,request}_fuzzer   the binaries (ASan + UBSan + libFuzzer)
+#   tests/fuzz/build/{metadata,record,request}.log      libFuzzer's output of the last run
+#   tests/fuzz/build/artifacts/{metadata,record,request}/  crash-*, leak-*, timeout-*, oom-* inputs
+#   tests/fuzz/build/gen/                       protoc's C++ for the request target
+#   tests/fuzz/corpus_{metadata,record,request}/  the corpora (seeds + what the fuzzer kept;
 #                                               they grow from run to run)
 # Ends with a summary per fuzzer: executions, corpus size, new artifacts; exits 1 if any fuzzer
 # produced a crash/leak/timeout/oom artifact during this run (or failed), 0 otherwise.
 # Environment: CXX (default clang++), FIXTURES (default <repo>/../shared/fixtures, else
-# /work/shared/fixtures), EXTRA_FUZZ_FLAGS (appended to every libFuzzer command line).
+# /work/shared/fixtures), EXTRA_FUZZ_FLAGS (appended to every libFuzzer command line). The
+# request target plans against $FIXTURES/dcp-torch2.11/vit_tp2/.metadata (SHARDCAST_FUZZ_METADATA).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,34 +53,43 @@ while [[ $# -gt 0 ]]; do
     --only) ONLY="$2"; shift ;;
     --minimize) MINIMIZE=1 ;;
     --regressions) REGRESSIONS=1 ;;
-    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) SECONDS_EACH="$1" ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
-FUZZERS=(metadata record)
+FUZZERS=(metadata record request)
 [[ -n "$ONLY" ]] && FUZZERS=("$ONLY")
 
 # ---- build ------------------------------------------------------------------------------------
 ABSL_LIBS="$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_hash absl_raw_hash_set)"
+REQUEST_LIBS="$(pkg-config --libs protobuf re2)"
 # shellcheck disable=SC2054  # the commas belong to -fsanitize=
 CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-          -fno-sanitize-recover=all -I"$ROOT")
+          -fno-sanitize-recover=all -I"$ROOT" -I"$BUILD/gen")
 declare -A SOURCES=(
   [metadata]="tests/fuzz/metadata_fuzzer.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
   [record]="tests/fuzz/record_fuzzer.cc checkpoint/pickle.cc checkpoint/torch_record.cc checkpoint/region_copy.cc common/box.cc common/dtype.cc"
+  [request]="tests/fuzz/request_fuzzer.cc tests/fuzz/build/gen/proto/shardcast/v1/shardcast.pb.cc common/shard_request.cc reshard/layout.cc reshard/layout_cache.cc reshard/planner.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
 )
-declare -A MAX_LEN=([metadata]=65536 [record]=1048576)
+declare -A EXTRA_LIBS=([request]="$REQUEST_LIBS")
+declare -A MAX_LEN=([metadata]=65536 [record]=1048576 [request]=65536)
 
 mkdir -p "$BUILD"
+for f in "${FUZZERS[@]}"; do
+  if [[ "$f" == request ]]; then
+    mkdir -p "$BUILD/gen"
+    (cd "$ROOT" && protoc -I. --cpp_out="$BUILD/gen" proto/shardcast/v1/shardcast.proto)
+  fi
+done
 echo "== building with $("$CXX" --version | head -1)"
 build_pids=()
 for f in "${FUZZERS[@]}"; do
   [[ -n "${SOURCES[$f]:-}" ]] || { echo "unknown fuzzer '$f'" >&2; exit 2; }
   # shellcheck disable=SC2086  # word splitting of the source list and the link flags is intended
-  (cd "$ROOT" && nice -n 10 "$CXX" "${CXXFLAGS[@]}" ${SOURCES[$f]} -o "$BUILD/${f}_fuzzer" $ABSL_LIBS \
+  (cd "$ROOT" && nice -n 10 "$CXX" "${CXXFLAGS[@]}" ${SOURCES[$f]} -o "$BUILD/${f}_fuzzer" $ABSL_LIBS ${EXTRA_LIBS[$f]:-} \
      > "$BUILD/${f}_build.log" 2>&1) &
   build_pids+=($!)
 done
@@ -114,6 +126,8 @@ fi
 # ---- seeds ------------------------------------------------------------------------------------
 echo "== seeds from $FIXTURES"
 python3 "$HERE/prepare_corpora.py" "$FIXTURES" "$HERE/corpus_metadata" "$HERE/corpus_record"
+python3 "$HERE/request_seeds.py" "$HERE/corpus_request"
+export SHARDCAST_FUZZ_METADATA="${SHARDCAST_FUZZ_METADATA:-$FIXTURES/dcp-torch2.11/vit_tp2/.metadata}"
 
 # ---- fuzz -------------------------------------------------------------------------------------
 STAMP="$BUILD/.run_started"

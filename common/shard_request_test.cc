@@ -1,0 +1,76 @@
+#include "common/shard_request.h"
+
+#include <string>
+
+#include "common/status_testutil.h"
+#include "gtest/gtest.h"
+
+namespace shardcast {
+namespace {
+
+void ExpectInvalid(const ShardRequestSpec& s, const std::string& needle) {
+  absl::Status st = ValidateShardRequest(s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find(needle), std::string::npos) << st.message();
+}
+
+TEST(ValidateShardRequest, AcceptsOrdinaryRequests) {
+  ShardRequestSpec s;
+  s.tp_size = 8;
+  s.tp_rank = 7;
+  s.layout = "megatron";
+  s.rules = {".*fc1.weight=sections:0:2"};
+  s.renames = {"model.=m."};
+  SC_EXPECT_OK(ValidateShardRequest(s));
+}
+
+TEST(ValidateShardRequest, TpBoundsWithoutOverflow) {
+  ShardRequestSpec s;
+  s.tp_size = int64_t{1} << 31;  // was narrowed to int: -2^31, and tp_size - 1 overflowed
+  ExpectInvalid(s, "tp_size: 2147483648 is not in 1..65536");
+  s.tp_size = 0;
+  ExpectInvalid(s, "tp_size: 0");
+  s.tp_size = 2;
+  s.tp_rank = 2;
+  ExpectInvalid(s, "tp_rank 2 is not in 0..1");
+  s.tp_rank = -1;
+  ExpectInvalid(s, "tp_rank -1");
+}
+
+TEST(ValidateShardRequest, SizeLimitsNameTheField) {
+  ShardRequestSpec s;
+  s.rules.assign(kMaxRules + 1, "x=split:0");
+  ExpectInvalid(s, "rules: 65 entries, more than the limit of 64");
+  s.rules = {std::string(kMaxRuleBytes + 1, 'a')};
+  ExpectInvalid(s, "rules[0]: ");
+  s.rules.clear();
+  s.renames.assign(kMaxRenames + 1, "a=b");
+  ExpectInvalid(s, "renames: 65 entries");
+  s.renames = {"a=b", std::string(kMaxRenameBytes + 1, 'a')};
+  ExpectInvalid(s, "renames[1]: 1025 bytes");
+  s.renames.clear();
+  s.prefix.assign(kMaxPrefixBytes + 1, 'p');
+  ExpectInvalid(s, "prefix: 1025 bytes");
+  s.prefix.clear();
+  s.layout_text.assign(kMaxLayoutTextBytes + 1, '#');
+  ExpectInvalid(s, "layout_text: ");
+  s.layout_text = "x split:0";
+  s.layout = "megatron";
+  ExpectInvalid(s, "not both");
+  s.layout.assign(kMaxLayoutNameBytes + 1, 'n');
+  s.layout_text.clear();
+  ExpectInvalid(s, "layout: 65 bytes");
+}
+
+TEST(ValidateShardRequest, TotalBytes) {
+  ShardRequestSpec s;
+  s.layout_text.assign(kMaxLayoutTextBytes, '#');
+  s.renames.assign(kMaxRenames, std::string(kMaxRenameBytes, 'r'));  // 64 KiB more
+  s.prefix = "p";
+  ExpectInvalid(s, "request (all fields)");
+  s.prefix.clear();
+  SC_EXPECT_OK(ValidateShardRequest(s));
+}
+
+}  // namespace
+}  // namespace shardcast
