@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   using shardcast::ArgParser;
   ArgParser p("shardcastd",
               "mpirun -np N shardcastd --checkpoint PATH [--prefix P] [--layout NAME|FILE] [--rule P=R ...]\n"
-              "       [--listen HOST:PORT] [--token-file F] [--device cuda|cpu] [--memory-budget BYTES]\n"
+              "       [--listen HOST:PORT] [--data-host HOST] [--token-file F] [--device cuda|cpu] [--memory-budget BYTES]\n"
               "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH] [--tls-cert F --tls-key F [--tls-ca F]]",
               "The shardcast sidecar: loader ranks read the selected part of a DCP checkpoint once, keep it in\n"
               "GPU (or host) memory, and serve any TP rank's shards: gRPC for control, NCCL (or a gRPC byte\n"
@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   p.AddFlag("prefix", "P", "hold only keys starting with P (e.g. model.vision_model.)");
   p.AddFlag("layout", "NAME|FILE", "default layout of requests", "megatron");
   p.AddFlag("rule", "PATTERN=RULE", "default extra rule", "", true);
-  p.AddFlag("listen", "HOST:PORT", "rank 0's address for clients", "<hostname>:0 (ephemeral)");
+  p.AddFlag("listen", "HOST:PORT", "rank 0's address for clients (binds exactly HOST)", "<hostname>:0 (ephemeral)");
+  p.AddFlag("data-host", "HOST", "host every loader rank's data-plane port binds (ephemeral port)",
+            "--listen's host if loopback, else the node's host name");
   p.AddFlag("token-file", "F", "require this token on every call (see docs: generating a job token)");
   p.AddFlag("device", "cuda|cpu", "where tensors and shards live", "cuda");
   p.AddFlag("memory-budget", "BYTES", "per rank: tensors + cached shards (e.g. 40GiB)", "0 = unlimited");
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
   o.loader.rules = p.GetAll("rule");
   o.device = p.Get("device");
   if (p.Has("listen")) o.listen = p.Get("listen");
+  if (p.Has("data-host")) o.data_host = p.Get("data-host");
   if (p.Has("memory-budget")) {
     auto b = p.GetBytes("memory-budget");
     if (!b.ok()) return usage(std::string(b.status().message()));

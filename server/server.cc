@@ -16,6 +16,7 @@
 #include "kernels/cuda_memory_space.h"
 #include "server/coordinator.h"
 #include "server/grpc_util.h"
+#include "server/listen_address.h"
 #include "server/loader_service.h"
 #include "server/shardcast_service.h"
 #include "transport/device_sender.h"
@@ -64,23 +65,24 @@ std::string HostName() {
   return buf;
 }
 
-// Binds `address` (host:port, port 0 = ephemeral) and returns the server and the bound address.
+// Binds exactly `address` (HOST:PORT, port 0 = ephemeral; never all interfaces unless HOST says
+// so) and returns the server and the bound address (HOST:bound port, what peers are told).
 absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, std::vector<grpc::Service*> services,
                                                    std::string* bound, bool health, const TlsConfig& tls) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not HOST:PORT"));
+  SC_ASSIGN_OR_RETURN(const HostPort hp, SplitHostPort(address, "address"));
   if (health) grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(absl::StrCat("0.0.0.0:", address.substr(colon + 1)), ServerCredentials(tls), &port);
+  b.AddListeningPort(address, ServerCredentials(tls), &port);
   b.SetMaxReceiveMessageSize(64 << 20);
   b.SetMaxSendMessageSize(64 << 20);
   for (grpc::Service* s : services) b.RegisterService(s);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (port in use?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (port in use, or ", hp.host,
+                                               " is not an address of this machine?)"));
   }
-  *bound = absl::StrCat(address.substr(0, colon), ":", port);
+  *bound = absl::StrCat(hp.host, ":", port);
   return server;
 }
 
@@ -117,7 +119,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
   }
   impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
-  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
+  // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
+  // --data-host (default: --listen's host when loopback, else this node's name).
+  const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
+  SC_ASSIGN_OR_RETURN(const HostPort listen_hp, SplitHostPort(listen, "--listen"));
+  const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, impl->host);
+  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(data_host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
                                                    options.tls));
   SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
 
@@ -139,7 +146,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     };
     impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
     impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
-    const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
     SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true, options.tls));
     impl->client_server->GetHealthCheckService()->SetServingStatus(false);
     std::cout << "shardcastd: serving on " << impl->client_address << " (" << bootstrap->world_size()

@@ -1,6 +1,6 @@
 // Server: one loader rank of shardcastd, wired together. Every rank serves LoaderRank (data plane
-// and rank-0 calls) on an ephemeral port; rank 0 also serves Shardcast + grpc.health.v1 on
-// --listen and runs the Coordinator.
+// and rank-0 calls) on an ephemeral port of the data-plane host (--data-host); rank 0 also serves
+// Shardcast + grpc.health.v1 on --listen and runs the Coordinator. Each port binds exactly its host.
 #ifndef SHARDCAST_SERVER_SERVER_H_
 #define SHARDCAST_SERVER_SERVER_H_
 
@@ -20,6 +20,7 @@ struct ServerOptions {
   LoaderOptions loader;
   std::string device = "cpu";              // cpu | cuda
   std::string listen;                      // rank 0's client address; "" = <hostname>:0
+  std::string data_host;                   // data-plane host; "" = listen's host if loopback, else <hostname>
   std::string token;                       // "" = no token required
   std::chrono::milliseconds deadline{60000};
   std::string ready_file;                  // written by rank 0 when ready
