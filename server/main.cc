@@ -9,6 +9,7 @@
 #include "common/args.h"
 #include "server/bootstrap.h"
 #include "server/grpc_util.h"
+#include "server/listen_address.h"
 #include "server/server.h"
 #include "transport/grpc_tls.h"
 
@@ -43,7 +44,9 @@ int main(int argc, char** argv) {
             "--listen's host if loopback, else the node's host name");
   p.AddFlag("token-file", "F", "require this token on every call (see docs: generating a job token)");
   p.AddFlag("device", "cuda|cpu", "where tensors and shards live", "cuda");
-  p.AddFlag("memory-budget", "BYTES", "per rank: tensors + cached shards (e.g. 40GiB)", "0 = unlimited");
+  p.AddFlag("memory-budget", "BYTES", "per rank: tensors + cached requests (shards and their host bytes), e.g. 40GiB",
+            "90% of free memory (GPU; host: MemAvailable / ranks on the node)");
+  p.AddFlag("max-cached-requests", "N", "prepared requests a rank keeps at once", "1024");
   p.AddFlag("deadline", "SECONDS", "deadline of every internal wait (RPCs, NCCL)", "60");
   p.AddFlag("ready-file", "F", "rank 0 writes {address, pid, world_size} here when ready");
   p.AddFlag("nccl-lib", "PATH", "libnccl.so.2 to use (the training processes' own); or SHARDCAST_NCCL_LIBRARY");
@@ -79,8 +82,11 @@ int main(int argc, char** argv) {
   if (p.Has("memory-budget")) {
     auto b = p.GetBytes("memory-budget");
     if (!b.ok()) return usage(std::string(b.status().message()));
-    o.loader.memory_budget = *b;
+    o.memory_budget = *b;
   }
+  auto max_cached = p.GetInt("max-cached-requests");
+  if (!max_cached.ok() || *max_cached < 1) return usage("--max-cached-requests expects a positive number");
+  o.loader.max_cached_requests = static_cast<size_t>(*max_cached);
   auto deadline = p.GetInt("deadline");
   auto threads = p.GetInt("read-threads");
   if (!deadline.ok() || *deadline <= 0) return usage("--deadline expects a positive number of seconds");
@@ -98,9 +104,21 @@ int main(int argc, char** argv) {
   if (!tls.ok()) return usage(std::string(tls.status().message()));
   o.tls = *tls;
 
+  // A loopback-only service keeps MPI's start-up transport off the network too: Open MPI's TCP
+  // BTL listens on every interface. A value the user set (OMPI_MCA_btl, --mca btl) is kept.
+  {
+    auto listen = shardcast::SplitHostPort(o.listen.empty() ? "x:0" : o.listen, "--listen");
+    if (!listen.ok()) return usage(std::string(listen.status().message()));
+    if (!o.listen.empty() && shardcast::IsLoopbackHost(shardcast::DataPlaneHost(o.data_host, listen->host, ""))) {
+      setenv("OMPI_MCA_btl", "^tcp", /*overwrite=*/0);
+    }
+  }
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(&argc, &argv);
+  // SIGTERM / SIGINT to a rank, or SIGUSR1 to mpirun (which forwards it to every rank): drain and
+  // exit 0. (mpirun itself answers SIGTERM by killing the job and exiting 1.)
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
+  std::signal(SIGUSR1, OnSignal);
   absl::StatusOr<std::unique_ptr<shardcast::Server>> server = shardcast::Server::Start(o, bootstrap.get());
   if (!server.ok()) {
     std::cerr << "shardcastd rank " << bootstrap->rank() << ": error: " << server.status().message() << std::endl;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -38,26 +39,50 @@ struct Server::Impl {
   std::unique_ptr<grpc::Server> client_server;
   std::string client_address;
   std::thread load_thread;
+  std::atomic<bool> load_done{false};
   std::atomic<bool> load_failed{false};
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
-  if (impl_->load_thread.joinable()) impl_->load_thread.join();
   if (impl_->coordinator) impl_->coordinator->Stop();
   const auto soon = std::chrono::system_clock::now() + std::chrono::seconds(2);
   if (impl_->client_server) impl_->client_server->Shutdown(soon);
   if (impl_->rank_server) impl_->rank_server->Shutdown(soon);
+  if (impl_->load_done.load()) {
+    impl_->load_thread.join();
+  } else if (impl_->load_thread.joinable()) {
+    // Stopped while a read blocks (a hung file system): leave the reader and what it reads into
+    // to the process's exit rather than wait for it.
+    impl_->load_thread.detach();
+    (void)impl_->loader.release();
+  }
 }
 
 std::string Server::address() const {
   return impl_->client_address.empty() ? impl_->rank_address : impl_->client_address;
 }
 
-bool Server::failed() const { return impl_->load_failed.load(); }
+bool Server::failed() const {
+  return impl_->load_failed.load() || (impl_->coordinator && impl_->coordinator->state() == "failed");
+}
 
 namespace {
+
+// --memory-budget, or 90% of what the memory space has free (on the host, shared by the node's
+// ranks). Printed, so that an operator sees the limit a RESOURCE_EXHAUSTED refers to.
+absl::StatusOr<uint64_t> MemoryBudget(const ServerOptions& options, Bootstrap* bootstrap, MemorySpace* memory) {
+  if (options.memory_budget) return *options.memory_budget;
+  absl::StatusOr<uint64_t> free = memory->FreeBytes();
+  if (!free.ok()) return absl::Status(free.status().code(), absl::StrCat("default --memory-budget: ", free.status().message()));
+  const uint64_t sharing = memory->is_device() ? 1 : static_cast<uint64_t>(std::max(1, bootstrap->local_size()));
+  const uint64_t budget = *free / 10 * 9 / sharing;
+  std::cout << "shardcastd rank " << bootstrap->rank() << ": --memory-budget " << budget << " bytes (90% of "
+            << *free << " bytes free on " << memory->name()
+            << (sharing > 1 ? absl::StrCat(", shared by ", sharing, " ranks") : "") << ")" << std::endl;
+  return budget;
+}
 
 std::string HostName() {
   char buf[256] = {};
@@ -104,6 +129,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   } else {
     return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", options.device, "'"));
   }
+  SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, bootstrap, memory.get()));
+  options.loader.lease_ttl = options.deadline;
   SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
 
   DeviceSessions sessions;
@@ -141,7 +168,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       if (raw->client_server && raw->client_server->GetHealthCheckService()) {
         raw->client_server->GetHealthCheckService()->SetServingStatus(state == "ready");
       }
-      std::cout << "shardcastd: " << state << (state == "failed" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
+      std::cout << "shardcastd: " << state << (state == "failed" || state == "stopping" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
                 << std::endl;
     };
     impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
@@ -159,6 +186,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       raw->load_failed = true;
       std::cerr << "shardcastd rank " << raw->bootstrap->rank() << ": loading failed: " << s.message() << std::endl;
     }
+    raw->load_done = true;
   });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -200,7 +228,22 @@ int Server::Run(const std::atomic<bool>& stop) {
       }
     }
   }
+  Drain();
   return 0;
+}
+
+void Server::Drain() {
+  Impl& i = *impl_;
+  if (i.coordinator) i.coordinator->StartDraining();  // health NOT_SERVING, manifests refused
+  i.loader->StartDraining();                          // Prepare refused; transfers go on
+  const auto end = std::chrono::steady_clock::now() + i.options.deadline;
+  while (i.loader->Snapshot().clients_active > 0 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const uint32_t left = i.loader->Snapshot().clients_active;
+  std::cout << "shardcastd rank " << i.bootstrap->rank() << ": stopped"
+            << (left ? absl::StrCat(" (", left, " transfers cut off after ", i.options.deadline.count(), " ms)") : "")
+            << std::endl;
 }
 
 }  // namespace shardcast
