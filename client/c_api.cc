@@ -47,6 +47,7 @@ absl::StatusOr<shardcast::Manifest> ManifestFromJson(const char* text) {
     m.shards.push_back(std::move(e));
   }
   for (const shardcast::Json& e : endpoints->items()) m.endpoints.push_back(e.as_string());
+  if (const shardcast::Json* lease = j->Find("lease_id")) m.lease_id = lease->as_string();
   return m;
 }
 
