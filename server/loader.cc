@@ -228,6 +228,9 @@ void Loader::Pin(const std::string& id, const std::string& lease) {
   if (lease.empty()) return;
   auto e = index_.find(id);
   if (e == index_.end()) return;
+  // Only a rank that holds some of the request's shards sees its transfer (which ends the lease).
+  const std::vector<PreparedShard>& shards = e->second->request->shards;
+  if (std::none_of(shards.begin(), shards.end(), [&](const PreparedShard& s) { return s.owner == options_.rank; })) return;
   auto [it, added] = leases_.try_emplace(lease, LeaseInfo{id, {}});
   it->second.expires = std::chrono::steady_clock::now() + options_.lease_ttl;
   if (added) ++e->second->pins;

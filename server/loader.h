@@ -91,7 +91,8 @@ class Loader {
   // bad request (layout, rule, non-dividing split: the message names every tensor),
   // FailedPrecondition while not ready, Unavailable while draining, ResourceExhausted (with the
   // numbers) beyond the memory budget or the cap on cached requests when nothing unpinned is
-  // left to evict. A non-empty `lease` pins the request until EndLease(lease) or lease_ttl.
+  // left to evict. A non-empty `lease` pins the request until EndLease(lease) or lease_ttl (on a
+  // rank that owns some of its shards: no transfer from another rank would end it).
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec,
                                                                  const std::string& lease = "");
   // Unpins what `lease` pinned (no-op for an unknown or expired lease).

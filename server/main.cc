@@ -105,12 +105,14 @@ int main(int argc, char** argv) {
   o.tls = *tls;
 
   // A loopback-only service keeps MPI's start-up transport off the network too: Open MPI's TCP
-  // BTL listens on every interface. A value the user set (OMPI_MCA_btl, --mca btl) is kept.
+  // BTL listens on every interface, and other network BTLs (e.g. libfabric's) on the node's
+  // address; shared memory is all a single node needs. A value the user set (OMPI_MCA_btl,
+  // --mca btl) is kept.
   {
     auto listen = shardcast::SplitHostPort(o.listen.empty() ? "x:0" : o.listen, "--listen");
     if (!listen.ok()) return usage(std::string(listen.status().message()));
     if (!o.listen.empty() && shardcast::IsLoopbackHost(shardcast::DataPlaneHost(o.data_host, listen->host, ""))) {
-      setenv("OMPI_MCA_btl", "^tcp", /*overwrite=*/0);
+      setenv("OMPI_MCA_btl", "self,vader", /*overwrite=*/0);
     }
   }
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(&argc, &argv);

@@ -84,6 +84,9 @@ absl::StatusOr<uint64_t> MemoryBudget(const ServerOptions& options, Bootstrap* b
   return budget;
 }
 
+// How long a stopping service keeps answering (health: NOT_SERVING) before it closes its ports.
+constexpr std::chrono::milliseconds kDrainLinger{2000};
+
 std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
@@ -236,8 +239,12 @@ void Server::Drain() {
   Impl& i = *impl_;
   if (i.coordinator) i.coordinator->StartDraining();  // health NOT_SERVING, manifests refused
   i.loader->StartDraining();                          // Prepare refused; transfers go on
-  const auto end = std::chrono::steady_clock::now() + i.options.deadline;
-  while (i.loader->Snapshot().clients_active > 0 && std::chrono::steady_clock::now() < end) {
+  // Health checkers get a moment to see NOT_SERVING; transfers in flight get up to the deadline.
+  const auto start = std::chrono::steady_clock::now();
+  const auto linger = start + std::min<std::chrono::milliseconds>(i.options.deadline, kDrainLinger);
+  const auto end = start + i.options.deadline;
+  while ((std::chrono::steady_clock::now() < linger || i.loader->Snapshot().clients_active > 0) &&
+         std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const uint32_t left = i.loader->Snapshot().clients_active;
