@@ -239,7 +239,16 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
   }
   // The plan order and owners come from rank 0's own (identical) plan.
   std::shared_ptr<const PreparedRequest> local = local_->Find(id);
-  if (local == nullptr) return absl::InternalError("rank 0 lost the request it just prepared (and pinned)");
+  if (local == nullptr) {
+    // Rank 0 owns none of its shards, so it did not pin it, and it was evicted meanwhile: plan
+    // it again here (the same plan on every rank).
+    absl::StatusOr<std::shared_ptr<const PreparedRequest>> again = local_->Prepare(spec);
+    if (!again.ok()) {
+      EndLeaseEverywhere(pr.lease_id());
+      return again.status();
+    }
+    local = *std::move(again);
+  }
   v1::Manifest m;
   m.set_request_id(id);
   m.set_lease_id(pr.lease_id());
