@@ -185,11 +185,12 @@ void Coordinator::StartDraining() {
   if (options_.on_state) options_.on_state("stopping");
 }
 
-void Coordinator::EndLeaseEverywhere(const std::string& lease) {
+void Coordinator::EndLease(const std::string& lease, const std::vector<bool>& on_rank) {
   v1::EndLeaseRequest req;
   req.set_lease_id(lease);
   CallEveryRank<v1::EndLeaseReply>(stubs_.size(), options_.token, std::min(options_.deadline, std::chrono::milliseconds(2000)),
                                    [&](size_t r, RankCall<v1::EndLeaseReply>* call, std::function<void(grpc::Status)> done) {
+                                     if (!on_rank[r]) return done(grpc::Status::OK);
                                      stubs_[r]->async()->EndLease(&call->ctx, &req, &call->reply, std::move(done));
                                    });
 }
@@ -216,9 +217,11 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
       });
   std::map<std::string, v1::ShardInfo> owned;
   absl::Status first_error;
+  std::vector<bool> pinned(stubs_.size(), false);  // ranks whose Prepare succeeded (and may pin)
   for (size_t r = 0; r < stubs_.size(); ++r) {
     const grpc::Status& s = calls[r].status;
     const v1::PrepareReply& reply = calls[r].reply;
+    pinned[r] = s.ok();
     if (!s.ok()) {
       if (first_error.ok()) {
         // A request error is the same on every rank: report it plainly; otherwise name the rank.
@@ -231,7 +234,7 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     for (const v1::ShardInfo& si : reply.shards()) owned[si.name()] = si;
   }
   if (!first_error.ok()) {
-    EndLeaseEverywhere(pr.lease_id());  // what some ranks pinned
+    EndLease(pr.lease_id(), pinned);  // what the other ranks pinned
     if (first_error.code() == absl::StatusCode::kDeadlineExceeded) {
       return absl::UnavailableError(std::string(first_error.message()));
     }
@@ -244,7 +247,7 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     // it again here (the same plan on every rank).
     absl::StatusOr<std::shared_ptr<const PreparedRequest>> again = local_->Prepare(spec);
     if (!again.ok()) {
-      EndLeaseEverywhere(pr.lease_id());
+      EndLease(pr.lease_id(), pinned);
       return again.status();
     }
     local = *std::move(again);

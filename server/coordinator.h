@@ -55,7 +55,7 @@ class Coordinator {
  private:
   void Poll();
   void SetState(const std::string& state, const std::string& reason);
-  void EndLeaseEverywhere(const std::string& lease);
+  void EndLease(const std::string& lease, const std::vector<bool>& on_rank);
 
   CoordinatorOptions options_;
   Loader* local_;

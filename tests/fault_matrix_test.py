@@ -198,6 +198,7 @@ class Resources(unittest.TestCase):
             before = {r: rss_bytes(p) for r, p in pids.items()}
             run(300, 1500)
             after = {r: rss_bytes(p) for r, p in pids.items()}
+            print("rank RSS after 300 / 1500 requests: %s / %s" % (before, after), file=sys.stderr)
             for r in pids:
                 self.assertLess(after[r] - before[r], 24 << 20, "rank %d grew from %d to %d bytes" % (r, before[r], after[r]))
             st = svc.status()
@@ -254,6 +255,8 @@ class Resources(unittest.TestCase):
             self.assertNotIn(NOT_FOUND, codes, [m for rc, m in results if rc == NOT_FOUND][:3])
             self.assertEqual(set(codes) - {0, RESOURCE_EXHAUSTED}, set(), [m for rc, m in results if rc not in (0, 8)][:3])
             self.assertGreater(codes.count(0), 0)
+            print("200 concurrent fetches: %d served, %d RESOURCE_EXHAUSTED" % (codes.count(0), codes.count(8)),
+                  file=sys.stderr)
             for rc, msg in results:
                 if rc == RESOURCE_EXHAUSTED:
                     self.assertIn("--memory-budget", msg)
@@ -297,6 +300,44 @@ class Faults(unittest.TestCase):
         finally:
             os.kill(pid, signal.SIGKILL)
             abi.close()
+            svc.stop()
+
+    def test_manifests_waiting_on_a_frozen_rank_take_no_thread_per_rank(self):
+        # Rank 0 used to start a thread per rank per manifest; now its calls to the ranks are
+        # asynchronous: 24 manifests stuck on a frozen rank 1 cost rank 0 about one server thread
+        # each (was two threads each, plus the server's).
+        svc = Service(VIT)
+        pids = rank_pids(svc)
+
+        def threads(pid):
+            with open("/proc/%d/status" % pid) as f:
+                return int(f.read().split("Threads:")[1].split()[0])
+
+        try:
+            base = threads(pids[0])
+            os.kill(pids[1], signal.SIGSTOP)
+            results = []
+
+            def one(i):
+                abi = Abi(svc.address)
+                try:
+                    results.append(abi.manifest({"tp_size": 4, "tp_rank": i % 4, "renames": ["t%d.=x." % i]})[0])
+                finally:
+                    abi.close()
+
+            workers = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+            for w in workers:
+                w.start()
+            time.sleep(1.5)
+            peak = threads(pids[0])
+            for w in workers:
+                w.join(DEADLINE + 10)
+            self.assertEqual(len(results), 24)
+            self.assertTrue(all(rc == UNAVAILABLE for rc in results), results)
+            print("rank 0 threads: %d before, %d with 24 stuck manifests" % (base, peak), file=sys.stderr)
+            self.assertLess(peak - base, 40, (base, peak))
+        finally:
+            os.kill(pids[1], signal.SIGKILL)
             svc.stop()
 
     def test_kill_9_of_a_loader_rank_mid_transfer_fails_the_client_at_once(self):
