@@ -145,16 +145,28 @@ class Client::FailureWatch {
     cv_.notify_all();
     thread_.join();
   }
-  // A call to cancel when a watched rank fails (cancelled at once if one already has).
-  void Add(grpc::ClientContext* ctx) {
+  // Something to cancel when a watched rank fails (cancelled at once if one already has): a gRPC
+  // call, an NCCL wait. Returns the id to Remove it by once it is over.
+  int Add(std::function<void()> cancel) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failure_.ok()) ctx->TryCancel();
-    calls_.insert(ctx);
+    if (!failure_.ok()) cancel();
+    cancels_.emplace(++next_id_, std::move(cancel));
+    return next_id_;
   }
-  void Remove(grpc::ClientContext* ctx) {
+  void Remove(int id) {
     std::lock_guard<std::mutex> lock(mu_);
-    calls_.erase(ctx);
+    cancels_.erase(id);
   }
+  // Add() for as long as the call it cancels runs.
+  class Scoped {
+   public:
+    Scoped(FailureWatch* watch, std::function<void()> cancel) : watch_(watch), id_(watch->Add(std::move(cancel))) {}
+    ~Scoped() { watch_->Remove(id_); }
+
+   private:
+    FailureWatch* watch_;
+    int id_;
+  };
   // OK, or UNAVAILABLE "loader rank N failed: ...".
   absl::Status failure() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -186,7 +198,7 @@ class Client::FailureWatch {
         }
       }
       if (!failure_.ok()) {
-        for (grpc::ClientContext* c : calls_) c->TryCancel();
+        for (auto& [id, cancel] : cancels_) cancel();
       }
     }
   }
@@ -198,7 +210,8 @@ class Client::FailureWatch {
   std::condition_variable cv_;
   bool stop_ = false;
   absl::Status failure_;
-  std::set<grpc::ClientContext*> calls_;
+  std::map<int, std::function<void()>> cancels_;
+  int next_id_ = 0;
   grpc::ClientContext* polling_ = nullptr;
   std::thread thread_;
 };
@@ -369,12 +382,7 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
       }
       grpc::ClientContext ctx;
       Prepare(&ctx, options_);
-      watch.Add(&ctx);
-      struct Unwatch {
-        FailureWatch* w;
-        grpc::ClientContext* c;
-        ~Unwatch() { w->Remove(c); }
-      } unwatch{&watch, &ctx};
+      FailureWatch::Scoped unwatch(&watch, [&ctx] { ctx.TryCancel(); });
       std::unique_ptr<grpc::ClientReader<v1::FetchChunk>> reader = impl_->RankStub(address)->Fetch(&ctx, req);
       v1::FetchChunk chunk;
       const Destination* current = nullptr;
@@ -511,8 +519,6 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
-  // NCCL waits cannot be cancelled from here: they end at their deadline, and then the failed
-  // rank, if rank 0 has marked one, is the error reported.
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                                       const std::vector<const Destination*>& list) -> absl::Status {
@@ -560,6 +566,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
         if (it != by_name.end()) buffers.push_back(NcclBuffer{it->second->data, it->second->nbytes});
       }
       if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
+      FailureWatch::Scoped unwatch(&watch, [comm] { comm->Cancel(); });
       return comm->Transfer(buffers, /*send=*/false, options_.deadline);
   });
   if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());

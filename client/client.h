@@ -91,7 +91,8 @@ class Client {
   // the receive is cancelled at once with UNAVAILABLE "loader rank N failed: ...".
   absl::StatusOr<FetchReport> ReceiveHost(const Manifest& manifest, const std::vector<Destination>& dst);
   // Device buffers on `device`: over NCCL from loader ranks on other GPUs (one session per owning
-  // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU.
+  // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU. NCCL waits are
+  // cancelled like stream calls once rank 0 marks an owning rank failed.
   absl::StatusOr<FetchReport> ReceiveDevice(const Manifest& manifest, const std::vector<Destination>& dst, int device);
 
   // Forms, ahead of time, what a later ReceiveDevice of this manifest on `device` needs: the NCCL
