@@ -68,6 +68,7 @@ absl::StatusOr<shardcast::Manifest> ManifestFromJson(const char* text) {
     m.shards.push_back(std::move(e));
   }
   for (const shardcast::Json& e : endpoints->items()) m.endpoints.push_back(e.is_string() ? e.as_string() : "");
+  if (const shardcast::Json* lease = j->Find("lease_id"); lease != nullptr && lease->is_string()) m.lease_id = lease->as_string();
   // The same checks as on a manifest straight from the server (owners, dtypes, sizes).
   absl::Status valid = shardcast::ValidateManifest(m);
   if (!valid.ok()) return absl::InvalidArgumentError(valid.message());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <limits>
@@ -15,6 +16,7 @@
 #include <random>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
@@ -108,6 +110,7 @@ Json ManifestToJson(const Manifest& m) {
   j.Set("endpoints", Json::ArrayOf(m.endpoints));
   j.Set("opaque", Json::ArrayOf(m.opaque));
   j.Set("total_bytes", m.total_bytes);
+  if (!m.lease_id.empty()) j.Set("lease_id", m.lease_id);
   return j;
 }
 
@@ -128,6 +131,106 @@ struct Client::Impl {
     return s.get();
   }
 };
+
+// While a receive runs, watches rank 0's status (first after 0.5 s, then every 0.5 s: short
+// receives never poll). Once rank 0 marks one of the receive's loader ranks failed, it cancels the
+// registered calls and keeps the reason, so that the receive fails at once naming the rank
+// instead of waiting for its deadline.
+class Client::FailureWatch {
+ public:
+  FailureWatch(v1::Shardcast::Stub* stub, const ClientOptions& options, std::set<int> ranks)
+      : stub_(stub), options_(options), ranks_(std::move(ranks)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FailureWatch() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      if (polling_ != nullptr) polling_->TryCancel();
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // Something to cancel when a watched rank fails (cancelled at once if one already has): a gRPC
+  // call, an NCCL wait. Returns the id to Remove it by once it is over.
+  int Add(std::function<void()> cancel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failure_.ok()) cancel();
+    cancels_.emplace(++next_id_, std::move(cancel));
+    return next_id_;
+  }
+  void Remove(int id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancels_.erase(id);
+  }
+  // Add() for as long as the call it cancels runs.
+  class Scoped {
+   public:
+    Scoped(FailureWatch* watch, std::function<void()> cancel) : watch_(watch), id_(watch->Add(std::move(cancel))) {}
+    ~Scoped() { watch_->Remove(id_); }
+
+   private:
+    FailureWatch* watch_;
+    int id_;
+  };
+  // OK, or UNAVAILABLE "loader rank N failed: ...".
+  absl::Status failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kInterval{500};
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_ && failure_.ok()) {
+      cv_.wait_for(lock, kInterval, [this] { return stop_; });
+      if (stop_) break;
+      grpc::ClientContext ctx;
+      Prepare(&ctx, options_);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::min<std::chrono::milliseconds>(options_.deadline, std::chrono::seconds(2)));
+      polling_ = &ctx;
+      lock.unlock();
+      v1::ServiceStatus st;
+      const grpc::Status s = stub_->GetStatus(&ctx, v1::StatusRequest(), &st);
+      lock.lock();
+      polling_ = nullptr;
+      if (!s.ok() || st.state() != "failed") continue;
+      for (const v1::RankState& r : st.ranks()) {
+        if (r.state() == "failed" && ranks_.count(static_cast<int>(r.rank()))) {
+          failure_ = absl::UnavailableError(absl::StrCat("loader rank ", r.rank(), " failed: ", r.last_error(),
+                                                         " (the sidecar is failed: ", st.reason(), ")"));
+          break;
+        }
+      }
+      if (!failure_.ok()) {
+        for (auto& [id, cancel] : cancels_) cancel();
+      }
+    }
+  }
+
+  v1::Shardcast::Stub* stub_;
+  const ClientOptions options_;
+  const std::set<int> ranks_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  absl::Status failure_;
+  std::map<int, std::function<void()>> cancels_;
+  int next_id_ = 0;
+  grpc::ClientContext* polling_ = nullptr;
+  std::thread thread_;
+};
+
+namespace {
+
+std::set<int> Owners(const std::vector<const ShardEntry*>& entries) {
+  std::set<int> owners;
+  for (const ShardEntry* e : entries) owners.insert(e->owner_rank);
+  return owners;
+}
+
+}  // namespace
 
 Client::Client(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
 Client::~Client() = default;
@@ -280,6 +383,8 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
     if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
   }
   m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
+  m.lease_id = pm.lease_id();
+  m.lease_seconds = pm.lease_seconds();
   SC_RETURN_IF_ERROR(ValidateManifest(m));
   return m;
 }
@@ -321,17 +426,20 @@ absl::StatusOr<std::vector<const ShardEntry*>> Client::MatchDestinations(const M
 absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::vector<Destination>& dst) {
   SC_ASSIGN_OR_RETURN(const std::vector<const ShardEntry*> entries, MatchDestinations(m, dst));
   const auto t0 = std::chrono::steady_clock::now();
-  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
+  FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
+  absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                              const std::vector<const Destination*>& list) -> absl::Status {
       std::map<std::string, const Destination*> want;
       v1::FetchRequest req;
       req.set_request_id(m.request_id);
+      req.set_lease_id(m.lease_id);
       for (const Destination* d : list) {
         req.add_names(d->name);
         want[d->name] = d;
       }
       grpc::ClientContext ctx;
       Prepare(&ctx, options_);
+      FailureWatch::Scoped unwatch(&watch, [&ctx] { ctx.TryCancel(); });
       std::unique_ptr<grpc::ClientReader<v1::FetchChunk>> reader = impl_->RankStub(address)->Fetch(&ctx, req);
       v1::FetchChunk chunk;
       const Destination* current = nullptr;
@@ -360,7 +468,10 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
         }
       }
       return absl::OkStatus();
-  }));
+  });
+  // A loader rank that rank 0 marked failed is the reason, not the cancelled call.
+  if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
+  SC_RETURN_IF_ERROR(received_all);
   FetchReport r;
   r.transport = "stream";
   for (size_t i = 0; i < dst.size(); ++i) {
@@ -399,6 +510,7 @@ absl::StatusOr<v1::OpenSessionReply> Client::OpenDeviceSession(const Manifest& m
                                                                const std::string& uuid, bool warm_up) {
   v1::OpenSessionRequest open;
   open.set_request_id(m.request_id);
+  open.set_lease_id(m.lease_id);
   open.set_client_nccl_version(impl_->nccl ? impl_->nccl->version : 0);
   open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
   open.set_client_device_uuid(uuid);
@@ -467,7 +579,8 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
-  SC_RETURN_IF_ERROR(ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
+  FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
+  absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                                       const std::vector<const Destination*>& list) -> absl::Status {
       std::vector<std::string> names;
       std::unordered_map<std::string_view, const Destination*> by_name;
@@ -513,8 +626,11 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
         if (it != by_name.end()) buffers.push_back(NcclBuffer{it->second->data, it->second->nbytes});
       }
       if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
+      FailureWatch::Scoped unwatch(&watch, [comm] { comm->Cancel(); });
       return comm->Transfer(buffers, /*send=*/false, options_.deadline);
-  }));
+  });
+  if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
+  SC_RETURN_IF_ERROR(received_all);
   FetchReport r;
   r.transport = used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl";
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -54,6 +54,8 @@ struct Manifest {
   std::vector<std::string> endpoints;  // by loader rank
   std::vector<std::string> opaque;
   uint64_t total_bytes = 0;
+  std::string lease_id;       // pins the shards on the loader ranks until the receive ends (or lease_seconds)
+  double lease_seconds = 0;
   const ShardEntry* Find(const std::string& name) const;
 };
 
@@ -85,10 +87,13 @@ class Client {
   // Validates the request (ResolveLayout) and the server's answer (ValidateManifest).
   absl::StatusOr<Manifest> GetManifest(const ShardRequestSpec& spec);
 
-  // Host buffers, over the gRPC stream from each owning loader rank (in parallel).
+  // Host buffers, over the gRPC stream from each owning loader rank (in parallel). While it
+  // receives, the client watches rank 0's status: once rank 0 marks an owning loader rank failed,
+  // the receive is cancelled at once with UNAVAILABLE "loader rank N failed: ...".
   absl::StatusOr<FetchReport> ReceiveHost(const Manifest& manifest, const std::vector<Destination>& dst);
   // Device buffers on `device`: over NCCL from loader ranks on other GPUs (one session per owning
-  // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU.
+  // rank, reused across calls), by CUDA IPC from a loader rank on this same GPU. NCCL waits are
+  // cancelled like stream calls once rank 0 marks an owning rank failed.
   absl::StatusOr<FetchReport> ReceiveDevice(const Manifest& manifest, const std::vector<Destination>& dst, int device);
 
   // Forms, ahead of time, what a later ReceiveDevice of this manifest on `device` needs: the NCCL
@@ -113,6 +118,7 @@ class Client {
                                                          const std::vector<std::string>& names, const std::string& uuid,
                                                          bool warm_up);
   absl::StatusOr<NcclPeerComm*> SessionComm(const std::string& address, const v1::OpenSessionReply& reply, int device);
+  class FailureWatch;
   ClientOptions options_;
   std::unique_ptr<Impl> impl_;
 };

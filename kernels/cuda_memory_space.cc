@@ -50,6 +50,12 @@ class CudaMemorySpace : public MemorySpace {
     for (const auto& [p, n] : spans) d.push_back(DeviceSpan{p, n});
     return DeviceCrc32c(device_, d, std::chrono::minutes(5));
   }
+  absl::StatusOr<uint64_t> FreeBytes() override {
+    SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+    size_t free = 0, total = 0;
+    SC_RETURN_IF_ERROR(CudaStatus(cudaMemGetInfo(&free, &total), "cudaMemGetInfo"));
+    return static_cast<uint64_t>(free);
+  }
   absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCudaExecutor(device_); }
 
  private:

@@ -20,6 +20,7 @@ class Bootstrap {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;  // ranks on this node
   // Every rank's value, by rank. DeadlineExceeded if some rank does not join within `deadline`.
   virtual absl::StatusOr<std::vector<std::string>> AllGather(const std::string& value,
                                                              std::chrono::milliseconds deadline) = 0;

@@ -1,7 +1,7 @@
 #include "server/coordinator.h"
 
-#include <future>
 #include <map>
+#include <random>
 
 #include <grpcpp/grpcpp.h>
 
@@ -10,6 +10,63 @@
 #include "server/proto_convert.h"
 
 namespace shardcast {
+namespace {
+
+// Counts completions of asynchronous calls and lets one thread wait for all of them.
+class Latch {
+ public:
+  explicit Latch(size_t n) : left_(n) {}
+  void CountDown() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--left_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return left_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t left_;
+};
+
+// One outgoing call to a rank: its context, reply and final status (kept alive until done).
+template <typename Reply>
+struct RankCall {
+  grpc::ClientContext ctx;
+  Reply reply;
+  grpc::Status status;
+};
+
+// Calls `start(rank, call, done)` for every rank at once (gRPC's callback API: no thread per call)
+// and waits until every call has finished; every call carries a deadline, so this returns.
+template <typename Reply>
+std::unique_ptr<RankCall<Reply>[]> CallEveryRank(
+    size_t ranks, const std::string& token, std::chrono::milliseconds deadline,
+    const std::function<void(size_t, RankCall<Reply>*, std::function<void(grpc::Status)>)>& start) {
+  std::unique_ptr<RankCall<Reply>[]> calls(new RankCall<Reply>[ranks]);
+  Latch latch(ranks);
+  for (size_t r = 0; r < ranks; ++r) {
+    RankCall<Reply>* call = &calls[r];
+    PrepareClientContext(&call->ctx, token, deadline);
+    start(r, call, [call, &latch](grpc::Status s) {
+      call->status = std::move(s);
+      latch.CountDown();
+    });
+  }
+  latch.Wait();
+  return calls;
+}
+
+std::string NewLeaseId() {
+  static std::mutex mu;
+  static std::mt19937_64 gen{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  return absl::StrCat(absl::Hex(gen(), absl::kZeroPad16), absl::Hex(gen(), absl::kZeroPad16));
+}
+
+}  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(std::move(options)), local_(local) {
   for (const std::string& addr : options_.rank_addresses) {
@@ -46,7 +103,7 @@ void Coordinator::SetState(const std::string& state, const std::string& reason) 
   bool changed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == "failed") return;  // sticky
+    if (state_ == "failed" || state_ == "stopping") return;  // sticky
     changed = state_ != state;
     state_ = state;
     reason_ = reason;
@@ -59,27 +116,22 @@ void Coordinator::Poll() {
   // A rank that has not answered for this long is considered gone.
   const auto grace = std::min(options_.deadline, std::chrono::milliseconds(3000));
   const auto rpc_deadline = std::min(options_.deadline, std::chrono::milliseconds(2000));
-  std::vector<std::future<std::pair<grpc::Status, v1::RankState>>> calls;
-  for (size_t r = 0; r < stubs_.size(); ++r) {
-    calls.push_back(std::async(std::launch::async, [this, r, rpc_deadline] {
-      grpc::ClientContext ctx;
-      PrepareClientContext(&ctx, options_.token, rpc_deadline);
-      v1::RankState st;
-      grpc::Status s = stubs_[r]->GetRankState(&ctx, v1::StatusRequest(), &st);
-      return std::make_pair(s, st);
-    }));
-  }
   // Wait for the answers without holding mu_: Manifest() and Status() must not queue behind a
   // slow or dead rank's poll.
-  std::vector<std::pair<grpc::Status, v1::RankState>> answers;
-  for (auto& c : calls) answers.push_back(c.get());
+  const v1::StatusRequest request;
+  auto answers = CallEveryRank<v1::RankState>(
+      stubs_.size(), options_.token, rpc_deadline,
+      [&](size_t r, RankCall<v1::RankState>* call, std::function<void(grpc::Status)> done) {
+        stubs_[r]->async()->GetRankState(&call->ctx, &request, &call->reply, std::move(done));
+      });
   bool all_ready = true;
   std::string failure;
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t r = 0; r < answers.size(); ++r) {
-      auto& [s, st] = answers[r];
+    for (size_t r = 0; r < stubs_.size(); ++r) {
+      const grpc::Status& s = answers[r].status;
+      v1::RankState& st = answers[r].reply;
       if (s.ok()) {
         st.set_address(options_.rank_addresses[r]);
         ranks_[r] = st;
@@ -120,32 +172,56 @@ std::string Coordinator::WaitUntilSettled(std::chrono::milliseconds timeout) {
   return state_;
 }
 
+void Coordinator::StartDraining() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == "stopping") return;
+    if (state_ != "failed") {
+      state_ = "stopping";
+      reason_ = "shutting down: no new requests; transfers in flight finish";
+    }
+  }
+  cv_.notify_all();
+  if (options_.on_state) options_.on_state("stopping");
+}
+
+void Coordinator::EndLease(const std::string& lease, const std::vector<bool>& on_rank) {
+  v1::EndLeaseRequest req;
+  req.set_lease_id(lease);
+  CallEveryRank<v1::EndLeaseReply>(stubs_.size(), options_.token, std::min(options_.deadline, std::chrono::milliseconds(2000)),
+                                   [&](size_t r, RankCall<v1::EndLeaseReply>* call, std::function<void(grpc::Status)> done) {
+                                     if (!on_rank[r]) return done(grpc::Status::OK);
+                                     stubs_[r]->async()->EndLease(&call->ctx, &req, &call->reply, std::move(done));
+                                   });
+}
+
 absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == "stopping") return absl::UnavailableError("shardcastd is shutting down: no new requests");
     if (state_ == "failed") return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
     if (state_ != "ready") return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
   }
   const ShardRequestSpec spec = FromProto(request);
   const std::string id = local_->RequestId(spec);
-  // Prepare on every rank in parallel (rank 0 included, through its own service).
-  std::vector<std::future<std::pair<grpc::Status, v1::PrepareReply>>> calls;
-  for (size_t r = 0; r < stubs_.size(); ++r) {
-    calls.push_back(std::async(std::launch::async, [&, r] {
-      grpc::ClientContext ctx;
-      PrepareClientContext(&ctx, options_.token, options_.deadline);
-      v1::PrepareRequest pr;
-      *pr.mutable_request() = request;
-      pr.set_request_id(id);
-      v1::PrepareReply reply;
-      grpc::Status s = stubs_[r]->Prepare(&ctx, pr, &reply);
-      return std::make_pair(s, reply);
-    }));
-  }
+  // Prepare on every rank at once (rank 0 included, through its own service), each pinning the
+  // request under this manifest's lease.
+  v1::PrepareRequest pr;
+  *pr.mutable_request() = request;
+  pr.set_request_id(id);
+  pr.set_lease_id(NewLeaseId());
+  auto calls = CallEveryRank<v1::PrepareReply>(
+      stubs_.size(), options_.token, options_.deadline,
+      [&](size_t r, RankCall<v1::PrepareReply>* call, std::function<void(grpc::Status)> done) {
+        stubs_[r]->async()->Prepare(&call->ctx, &pr, &call->reply, std::move(done));
+      });
   std::map<std::string, v1::ShardInfo> owned;
   absl::Status first_error;
-  for (size_t r = 0; r < calls.size(); ++r) {
-    auto [s, reply] = calls[r].get();
+  std::vector<bool> pinned(stubs_.size(), false);  // ranks whose Prepare succeeded (and may pin)
+  for (size_t r = 0; r < stubs_.size(); ++r) {
+    const grpc::Status& s = calls[r].status;
+    const v1::PrepareReply& reply = calls[r].reply;
+    pinned[r] = s.ok();
     if (!s.ok()) {
       if (first_error.ok()) {
         // A request error is the same on every rank: report it plainly; otherwise name the rank.
@@ -158,6 +234,7 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     for (const v1::ShardInfo& si : reply.shards()) owned[si.name()] = si;
   }
   if (!first_error.ok()) {
+    EndLease(pr.lease_id(), pinned);  // what the other ranks pinned
     if (first_error.code() == absl::StatusCode::kDeadlineExceeded) {
       return absl::UnavailableError(std::string(first_error.message()));
     }
@@ -165,9 +242,20 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
   }
   // The plan order and owners come from rank 0's own (identical) plan.
   std::shared_ptr<const PreparedRequest> local = local_->Find(id);
-  if (local == nullptr) return absl::InternalError("rank 0 lost the request it just prepared");
+  if (local == nullptr) {
+    // Rank 0 owns none of its shards, so it did not pin it, and it was evicted meanwhile: plan
+    // it again here (the same plan on every rank).
+    absl::StatusOr<std::shared_ptr<const PreparedRequest>> again = local_->Prepare(spec);
+    if (!again.ok()) {
+      EndLease(pr.lease_id(), pinned);
+      return again.status();
+    }
+    local = *std::move(again);
+  }
   v1::Manifest m;
   m.set_request_id(id);
+  m.set_lease_id(pr.lease_id());
+  m.set_lease_seconds(std::chrono::duration<double>(options_.deadline).count());
   uint64_t total = 0;
   for (const PreparedShard& s : local->shards) {
     auto it = owned.find(s.name);

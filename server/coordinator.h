@@ -1,7 +1,8 @@
 // Rank 0's control-plane core: watches every loader rank (GetRankState over gRPC, with a
 // deadline), derives the service state (loading / ready / failed, sticky once failed, with the
-// reason), and answers manifests by preparing the request on every rank and merging the shards
-// (owner rank, CRC32C) in plan order.
+// reason; stopping once draining), and answers manifests by preparing the request on every rank
+// under a new lease and merging the shards (owner rank, CRC32C) in plan order. Calls to the ranks
+// use gRPC's callback API: no thread per rank per call.
 #ifndef SHARDCAST_SERVER_COORDINATOR_H_
 #define SHARDCAST_SERVER_COORDINATOR_H_
 
@@ -30,7 +31,7 @@ struct CoordinatorOptions {
   std::string checkpoint;
   int nccl_version = 0;
   TlsConfig tls;                            // for the connections to the ranks
-  // Called whenever the state changes ("loading", "ready", "failed").
+  // Called whenever the state changes ("loading", "ready", "failed", "stopping").
   std::function<void(const std::string&)> on_state;
 };
 
@@ -48,10 +49,13 @@ class Coordinator {
   std::string state();
   // Blocks until ready or failed or the timeout passes; returns the state.
   std::string WaitUntilSettled(std::chrono::milliseconds timeout);
+  // State "stopping" (sticky): new manifests are refused with UNAVAILABLE.
+  void StartDraining();
 
  private:
   void Poll();
   void SetState(const std::string& state, const std::string& reason);
+  void EndLease(const std::string& lease, const std::vector<bool>& on_rank);
 
   CoordinatorOptions options_;
   Loader* local_;

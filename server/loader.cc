@@ -33,8 +33,8 @@ uint64_t PackSlab(const std::vector<uint64_t>& sizes, std::vector<uint64_t>* off
 }  // namespace
 
 Loader::~Loader() {
-  for (auto& r : cache_) {
-    for (void* p : r->allocations) memory_->Free(p);
+  for (auto& e : cache_) {
+    for (void* p : e.request->allocations) memory_->Free(p);
   }
   if (tensor_slab_ != nullptr) memory_->Free(tensor_slab_);
 }
@@ -189,56 +189,142 @@ std::string Loader::RequestId(const ShardRequestSpec& s) const {
   return Sha256Hex(text).substr(0, 24);
 }
 
-std::shared_ptr<const PreparedRequest> Loader::Find(const std::string& id) {
+std::shared_ptr<const PreparedRequest> Loader::Find(const std::string& id) { return FindAndPin(id, ""); }
+
+std::shared_ptr<const PreparedRequest> Loader::FindAndPin(const std::string& id, const std::string& lease) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-    if ((*it)->id == id) {
-      cache_.splice(cache_.begin(), cache_, it);
-      return cache_.front();
+  auto it = index_.find(id);
+  if (it == index_.end()) return nullptr;
+  cache_.splice(cache_.begin(), cache_, it->second);
+  Pin(id, lease);
+  return cache_.front().request;
+}
+
+namespace {
+
+// A heap block's bookkeeping, and what a string costs beyond its characters.
+constexpr uint64_t kHeapOverhead = 32;
+uint64_t StringBytes(const std::string& s) { return sizeof(std::string) + (s.capacity() > 15 ? s.capacity() + kHeapOverhead : 0); }
+
+}  // namespace
+
+uint64_t Loader::HostBytes(const PreparedRequest& r) {
+  // The request, its cache entry and index slot, and every string and vector it owns.
+  uint64_t n = sizeof(PreparedRequest) + sizeof(CacheEntry) + 2 * kHeapOverhead + 64 + StringBytes(r.id) * 2 +
+               StringBytes(r.description);
+  n += r.shards.capacity() * sizeof(PreparedShard) + kHeapOverhead;
+  for (const PreparedShard& s : r.shards) {
+    n += StringBytes(s.name) + StringBytes(s.key) + StringBytes(s.rule) - 3 * sizeof(std::string);
+    n += s.shape.capacity() * sizeof(int64_t) + (s.shape.capacity() ? kHeapOverhead : 0);
+  }
+  for (const std::string& o : r.opaque) n += StringBytes(o);
+  n += r.allocations.capacity() * sizeof(void*) + 2 * kHeapOverhead;  // the opaque and allocation vectors
+  return n;
+}
+
+void Loader::ExpireLeases() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.expires <= now) {
+      auto e = index_.find(it->second.request_id);
+      if (e != index_.end()) --e->second->pins;
+      it = leases_.erase(it);
+    } else {
+      ++it;
     }
   }
-  return nullptr;
 }
+
+void Loader::Pin(const std::string& id, const std::string& lease) {
+  if (lease.empty()) return;
+  auto e = index_.find(id);
+  if (e == index_.end()) return;
+  // Only a rank that holds some of the request's shards sees its transfer (which ends the lease).
+  const std::vector<PreparedShard>& shards = e->second->request->shards;
+  if (std::none_of(shards.begin(), shards.end(), [&](const PreparedShard& s) { return s.owner == options_.rank; })) return;
+  auto [it, added] = leases_.try_emplace(lease, LeaseInfo{id, {}});
+  it->second.expires = std::chrono::steady_clock::now() + options_.lease_ttl;
+  if (added) ++e->second->pins;
+}
+
+void Loader::EndLease(const std::string& lease) {
+  if (lease.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leases_.find(lease);
+  if (it == leases_.end()) return;
+  auto e = index_.find(it->second.request_id);
+  if (e != index_.end()) --e->second->pins;
+  leases_.erase(it);
+}
+
+void Loader::StartDraining() { draining_ = true; }
 
 absl::Status Loader::MakeRoom(uint64_t bytes) {
-  if (!options_.memory_budget) return absl::OkStatus();
-  while (tensor_bytes_ + cache_bytes_ + bytes > options_.memory_budget && !cache_.empty()) {
-    // Evict the least recently used request nobody is reading (use_count 1: only the cache).
+  ExpireLeases();
+  const uint64_t budget = options_.memory_budget;
+  auto over = [&] {
+    return (budget && tensor_bytes_ + cache_bytes_ + bytes > budget) || cache_.size() + 1 > options_.max_cached_requests;
+  };
+  while (over() && !cache_.empty()) {
+    // Evict the least recently used request that no lease pins and nobody is reading (use_count
+    // 1: only the cache).
     auto victim = cache_.end();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->use_count() == 1) victim = it;
+      if (it->pins == 0 && it->request.use_count() == 1) victim = it;
     }
     if (victim == cache_.end()) break;
-    for (void* p : (*victim)->allocations) memory_->Free(p);
-    cache_bytes_ -= (*victim)->owned_bytes;
+    for (void* p : victim->request->allocations) memory_->Free(p);
+    cache_bytes_ -= victim->request->owned_bytes + victim->host_bytes;
+    index_.erase(victim->request->id);
     cache_.erase(victim);
   }
-  if (tensor_bytes_ + cache_bytes_ + bytes > options_.memory_budget) {
-    return absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, ": the request needs ", bytes,
-                                                     " bytes of shards; tensors (", tensor_bytes_, ") and cached shards (",
-                                                     cache_bytes_, ") leave less than that in --memory-budget ",
-                                                     options_.memory_budget));
+  if (!over()) return absl::OkStatus();
+  size_t pinned = 0;
+  for (const CacheEntry& e : cache_) pinned += e.pins > 0 || e.request.use_count() > 1;
+  if (cache_.size() + 1 > options_.max_cached_requests) {
+    return absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, ": ", cache_.size(),
+                                                     " requests are cached (the limit, --max-cached-requests ",
+                                                     options_.max_cached_requests, ") and ", pinned,
+                                                     " of them are pinned by in-flight clients; retry later"));
   }
-  return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "rank ", options_.rank, ": the request needs ", bytes, " bytes; tensors (", tensor_bytes_,
+      ") and cached requests (", cache_bytes_, " bytes in ", cache_.size(), " requests, ", pinned,
+      " pinned by in-flight clients) leave ", budget - std::min(budget, tensor_bytes_ + cache_bytes_),
+      " of --memory-budget ", budget));
 }
 
-absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const ShardRequestSpec& spec) {
+absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const ShardRequestSpec& spec, const std::string& lease) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ == "failed") return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " failed: ", last_error_));
     if (state_ != "ready") return absl::FailedPreconditionError("still loading the checkpoint; retry when ready");
+    if (draining_) return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " is shutting down"));
+    ExpireLeases();
+    if (!lease.empty() && !leases_.count(lease) && leases_.size() >= options_.max_leases) {
+      return absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, ": ", leases_.size(),
+                                                       " manifests are awaiting their transfers (the limit); retry later"));
+    }
   }
   SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
   const std::string id = RequestId(spec);
-  if (auto hit = Find(id)) return hit;
+  if (auto hit = FindAndPin(id, lease)) return hit;
   // Layout compilation and planning run outside prepare_mu_: a heavy request delays only itself.
   SC_ASSIGN_OR_RETURN(const CompiledRequest compiled, Compile(spec));
   std::lock_guard<std::mutex> produce(prepare_mu_);
-  if (auto hit = Find(id)) return hit;
+  if (auto hit = FindAndPin(id, lease)) return hit;  // produced while this one compiled
   SC_ASSIGN_OR_RETURN(std::shared_ptr<PreparedRequest> req, Produce(spec, id, compiled));
   std::lock_guard<std::mutex> lock(mu_);
-  cache_.push_front(req);
-  cache_bytes_ += req->owned_bytes;
+  // Admit it with its host bytes counted too (the shard bytes had room when they were allocated).
+  const uint64_t host = HostBytes(*req);
+  if (absl::Status room = MakeRoom(req->owned_bytes + host); !room.ok()) {
+    for (void* p : req->allocations) memory_->Free(p);
+    return room;
+  }
+  cache_.push_front(CacheEntry{req, host, 0});
+  index_[id] = cache_.begin();
+  cache_bytes_ += req->owned_bytes + host;
+  Pin(id, lease);
   return std::shared_ptr<const PreparedRequest>(req);
 }
 
@@ -394,7 +480,7 @@ RankSnapshot Loader::Snapshot() const {
   }
   s.clients_served = clients_served_.load();
   s.clients_active = clients_active_.load();
-  for (const auto& r : cache_) s.cached_requests.push_back(r->description);
+  for (const auto& e : cache_) s.cached_requests.push_back(e.request->description);
   return s;
 }
 

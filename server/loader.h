@@ -1,7 +1,10 @@
 // Loader: one loader rank's core (plain C++, no gRPC or MPI). It opens the checkpoint, takes the
 // tensors it owns (see ownership.h), reads them once into its MemorySpace, and prepares shards
 // for requests: plan (reshard/planner) -> executor (CPU or CUDA) -> CRC32C, cached within the
-// memory budget. The gRPC adapters (loader_service.h) and rank 0's coordinator sit on top.
+// memory budget (shard bytes plus an estimate of each cached request's host bytes) and a cap on the
+// number of cached requests. A prepared request is pinned by a lease from its manifest to the end
+// of its transfer (or the lease's deadline), so eviction never takes it from an in-flight client.
+// The gRPC adapters (loader_service.h) and rank 0's coordinator sit on top.
 #ifndef SHARDCAST_SERVER_LOADER_H_
 #define SHARDCAST_SERVER_LOADER_H_
 
@@ -10,6 +13,7 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,7 +38,10 @@ struct LoaderOptions {
   std::vector<std::string> rules;       // default extra rules
   int rank = 0;
   int world_size = 1;
-  uint64_t memory_budget = 0;           // 0: no limit
+  uint64_t memory_budget = 0;           // 0: no limit (shardcastd defaults to 90% of free memory)
+  size_t max_cached_requests = 1024;    // prepared requests kept at once
+  size_t max_leases = 4096;             // pins outstanding at once
+  std::chrono::milliseconds lease_ttl{60000};  // a pin's deadline
   int read_threads = 8;
   uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
 };
@@ -84,9 +91,20 @@ class Loader {
   // Plans the request and produces the shards this rank owns (cached). InvalidArgument for a
   // bad request (over a request limit, a layout that is not a preset or text, a rule, a
   // non-dividing split: the message names every tensor), FailedPrecondition while not ready,
-  // ResourceExhausted beyond the memory budget. The request is validated, its layout compiled
-  // (LayoutCache) and planned before the one-at-a-time production lock is taken.
-  absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec);
+  // Unavailable while draining, ResourceExhausted (with the numbers) beyond the memory budget or
+  // the cap on cached requests when nothing unpinned is left to evict. The request is validated,
+  // its layout compiled (LayoutCache) and planned before the one-at-a-time production lock is
+  // taken. A non-empty `lease` pins the request until EndLease(lease) or lease_ttl (on a rank
+  // that owns some of its shards: no transfer from another rank would end it).
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec,
+                                                                 const std::string& lease = "");
+  // Unpins what `lease` pinned (no-op for an unknown or expired lease).
+  void EndLease(const std::string& lease);
+  // Refuses new requests from now on (Prepare: Unavailable); transfers of prepared ones go on.
+  void StartDraining();
+  bool draining() const { return draining_.load(); }
+  // What the cache holds beyond shard bytes, in host memory, for one prepared request.
+  static uint64_t HostBytes(const PreparedRequest& request);
   // A prepared request by id (nullptr if unknown or evicted).
   std::shared_ptr<const PreparedRequest> Find(const std::string& id);
 
@@ -114,7 +132,23 @@ class Loader {
   absl::StatusOr<CompiledRequest> Compile(const ShardRequestSpec& spec);
   absl::StatusOr<std::shared_ptr<PreparedRequest>> Produce(const ShardRequestSpec& spec, const std::string& id,
                                                            const CompiledRequest& compiled);
-  absl::Status MakeRoom(uint64_t bytes);  // evicts least recently used requests; requires mu_
+  // Evicts least recently used unpinned requests until `bytes` more and one more request fit;
+  // ResourceExhausted with the numbers otherwise. Requires mu_.
+  absl::Status MakeRoom(uint64_t bytes);
+  void ExpireLeases();  // requires mu_
+  void Pin(const std::string& id, const std::string& lease);  // requires mu_
+  // Find() that also pins the request under `lease` (if non-empty).
+  std::shared_ptr<const PreparedRequest> FindAndPin(const std::string& id, const std::string& lease);
+
+  struct CacheEntry {
+    std::shared_ptr<PreparedRequest> request;
+    uint64_t host_bytes = 0;
+    int pins = 0;                       // live leases
+  };
+  struct LeaseInfo {
+    std::string request_id;
+    std::chrono::steady_clock::time_point expires;
+  };
 
   LoaderOptions options_;
   std::unique_ptr<MemorySpace> memory_;
@@ -132,8 +166,11 @@ class Loader {
   std::string state_ = "loading";
   std::string last_error_;
   double read_gbps_ = 0;
-  std::list<std::shared_ptr<PreparedRequest>> cache_;         // most recently used first
-  uint64_t cache_bytes_ = 0;
+  std::list<CacheEntry> cache_;                               // most recently used first
+  std::unordered_map<std::string, std::list<CacheEntry>::iterator> index_;  // by request id
+  std::unordered_map<std::string, LeaseInfo> leases_;         // by lease id
+  uint64_t cache_bytes_ = 0;                                  // shard bytes + host bytes of cache_
+  std::atomic<bool> draining_{false};
   std::mutex prepare_mu_;                                     // one Produce at a time
   std::atomic<uint64_t> clients_served_{0};
   std::atomic<uint32_t> clients_active_{0};

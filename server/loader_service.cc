@@ -14,7 +14,7 @@ constexpr uint64_t kFetchChunkBytes = 1ull << 20;
 
 grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared = loader_->Prepare(FromProto(req->request()));
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared = loader_->Prepare(FromProto(req->request()), req->lease_id());
   if (!prepared.ok()) return ToGrpcStatus(prepared.status());
   for (const PreparedShard& s : (*prepared)->shards) {
     if (s.owner == loader_->options().rank) ToProto(s, reply->add_shards());
@@ -38,14 +38,19 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
   if (prepared == nullptr) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("request ", req->request_id(), " is not prepared on rank ", loader_->options().rank,
-                                     " (evicted?): ask rank 0 for the manifest again"));
+                                     " (its lease expired?): ask rank 0 for the manifest again"));
   }
   const std::set<std::string> wanted(req->names().begin(), req->names().end());
   loader_->ClientStarted();
+  // The transfer holds the request from here; its end (however it ends) ends the manifest's lease.
   struct Done {
     Loader* l;
-    ~Done() { l->ClientFinished(); }
-  } done{loader_};
+    std::string lease;
+    ~Done() {
+      l->EndLease(lease);
+      l->ClientFinished();
+    }
+  } done{loader_, req->lease_id()};
   std::string buf;
   for (const PreparedShard& s : prepared->shards) {
     if (s.owner != loader_->options().rank) continue;
@@ -81,6 +86,8 @@ grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1
   }
   absl::StatusOr<v1::OpenSessionReply> r = sessions_.open(prepared, *req);
   if (!r.ok()) return ToGrpcStatus(r.status());
+  // The transfer (NCCL job or CUDA IPC lease) now holds the request: the manifest's pin can go.
+  if (!req->warm_up()) loader_->EndLease(req->lease_id());
   *reply = *std::move(r);
   return grpc::Status::OK;
 }
@@ -91,6 +98,12 @@ grpc::Status LoaderService::ReleaseIpc(grpc::ServerContext* ctx, const v1::Relea
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no CUDA IPC");
   }
   return ToGrpcStatus(sessions_.release_ipc(req->lease()));
+}
+
+grpc::Status LoaderService::EndLease(grpc::ServerContext* ctx, const v1::EndLeaseRequest* req, v1::EndLeaseReply*) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  loader_->EndLease(req->lease_id());
+  return grpc::Status::OK;
 }
 
 }  // namespace shardcast

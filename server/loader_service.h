@@ -34,6 +34,7 @@ class LoaderService final : public v1::LoaderRank::Service {
   grpc::Status OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
                                  v1::OpenSessionReply* reply) override;
   grpc::Status ReleaseIpc(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req, v1::ReleaseIpcReply* reply) override;
+  grpc::Status EndLease(grpc::ServerContext* ctx, const v1::EndLeaseRequest* req, v1::EndLeaseReply* reply) override;
 
  private:
   Loader* loader_;

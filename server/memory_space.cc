@@ -2,8 +2,13 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/crc32c.h"
 
 namespace shardcast {
@@ -37,11 +42,30 @@ class HostMemorySpace : public MemorySpace {
     for (const auto& [p, n] : spans) out.push_back(Crc32c(p, n));
     return out;
   }
+  absl::StatusOr<uint64_t> FreeBytes() override {
+    std::ifstream in("/proc/meminfo");
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return absl::UnavailableError("cannot read /proc/meminfo: pass --memory-budget");
+    return ParseMemAvailable(text.str());
+  }
   absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return NewCpuExecutor(4); }
 };
 
 }  // namespace
 
 std::unique_ptr<MemorySpace> NewHostMemorySpace() { return std::make_unique<HostMemorySpace>(); }
+
+absl::StatusOr<uint64_t> ParseMemAvailable(const std::string& meminfo) {
+  for (absl::string_view line : absl::StrSplit(meminfo, '\n')) {
+    if (!absl::ConsumePrefix(&line, "MemAvailable:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    const bool kb = absl::ConsumeSuffix(&line, "kB");
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &n)) break;
+    return kb ? n * 1024 : n;
+  }
+  return absl::NotFoundError("no MemAvailable line in /proc/meminfo: pass --memory-budget");
+}
 
 }  // namespace shardcast

@@ -38,11 +38,18 @@ class MemorySpace {
   // CRC32C (common/crc32c) of each span of this space's memory, computed where it lives.
   virtual absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& spans) = 0;
 
+  // Bytes this space could still allocate (host: MemAvailable of /proc/meminfo; GPU: the free
+  // bytes of cudaMemGetInfo): the basis of the default --memory-budget.
+  virtual absl::StatusOr<uint64_t> FreeBytes() = 0;
+
   // An executor whose sources and destinations live in this space.
   virtual absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() = 0;
 };
 
 std::unique_ptr<MemorySpace> NewHostMemorySpace();
+
+// MemAvailable of a /proc/meminfo text, in bytes. NotFound when the line is missing.
+absl::StatusOr<uint64_t> ParseMemAvailable(const std::string& meminfo);
 
 }  // namespace shardcast
 

@@ -19,11 +19,13 @@ class MpiBootstrap : public Bootstrap {
     MPI_Comm local;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &local_rank_);
+    MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
   }
   int rank() const override { return rank_; }
   int world_size() const override { return size_; }
   int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
 
   absl::StatusOr<std::vector<std::string>> AllGather(const std::string& value,
                                                      std::chrono::milliseconds deadline) override {
@@ -51,7 +53,7 @@ class MpiBootstrap : public Bootstrap {
   void Finalize() override { MPI_Finalize(); }
 
  private:
-  int rank_ = 0, size_ = 1, local_rank_ = 0;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "kernels/cuda_memory_space.h"
 #include "server/coordinator.h"
 #include "server/grpc_util.h"
+#include "server/listen_address.h"
 #include "server/loader_service.h"
 #include "server/shardcast_service.h"
 #include "transport/device_sender.h"
@@ -37,26 +39,53 @@ struct Server::Impl {
   std::unique_ptr<grpc::Server> client_server;
   std::string client_address;
   std::thread load_thread;
+  std::atomic<bool> load_done{false};
   std::atomic<bool> load_failed{false};
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
-  if (impl_->load_thread.joinable()) impl_->load_thread.join();
   if (impl_->coordinator) impl_->coordinator->Stop();
   const auto soon = std::chrono::system_clock::now() + std::chrono::seconds(2);
   if (impl_->client_server) impl_->client_server->Shutdown(soon);
   if (impl_->rank_server) impl_->rank_server->Shutdown(soon);
+  if (impl_->load_done.load()) {
+    impl_->load_thread.join();
+  } else if (impl_->load_thread.joinable()) {
+    // Stopped while a read blocks (a hung file system): leave the reader and what it reads into
+    // to the process's exit rather than wait for it.
+    impl_->load_thread.detach();
+    (void)impl_->loader.release();
+  }
 }
 
 std::string Server::address() const {
   return impl_->client_address.empty() ? impl_->rank_address : impl_->client_address;
 }
 
-bool Server::failed() const { return impl_->load_failed.load(); }
+bool Server::failed() const {
+  return impl_->load_failed.load() || (impl_->coordinator && impl_->coordinator->state() == "failed");
+}
 
 namespace {
+
+// --memory-budget, or 90% of what the memory space has free (on the host, shared by the node's
+// ranks). Printed, so that an operator sees the limit a RESOURCE_EXHAUSTED refers to.
+absl::StatusOr<uint64_t> MemoryBudget(const ServerOptions& options, Bootstrap* bootstrap, MemorySpace* memory) {
+  if (options.memory_budget) return *options.memory_budget;
+  absl::StatusOr<uint64_t> free = memory->FreeBytes();
+  if (!free.ok()) return absl::Status(free.status().code(), absl::StrCat("default --memory-budget: ", free.status().message()));
+  const uint64_t sharing = memory->is_device() ? 1 : static_cast<uint64_t>(std::max(1, bootstrap->local_size()));
+  const uint64_t budget = *free / 10 * 9 / sharing;
+  std::cout << "shardcastd rank " << bootstrap->rank() << ": --memory-budget " << budget << " bytes (90% of "
+            << *free << " bytes free on " << memory->name()
+            << (sharing > 1 ? absl::StrCat(", shared by ", sharing, " ranks") : "") << ")" << std::endl;
+  return budget;
+}
+
+// How long a stopping service keeps answering (health: NOT_SERVING) before it closes its ports.
+constexpr std::chrono::milliseconds kDrainLinger{2000};
 
 std::string HostName() {
   char buf[256] = {};
@@ -64,23 +93,24 @@ std::string HostName() {
   return buf;
 }
 
-// Binds `address` (host:port, port 0 = ephemeral) and returns the server and the bound address.
+// Binds exactly `address` (HOST:PORT, port 0 = ephemeral; never all interfaces unless HOST says
+// so) and returns the server and the bound address (HOST:bound port, what peers are told).
 absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, std::vector<grpc::Service*> services,
                                                    std::string* bound, bool health, const TlsConfig& tls) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not HOST:PORT"));
+  SC_ASSIGN_OR_RETURN(const HostPort hp, SplitHostPort(address, "address"));
   if (health) grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(absl::StrCat("0.0.0.0:", address.substr(colon + 1)), ServerCredentials(tls), &port);
+  b.AddListeningPort(address, ServerCredentials(tls), &port);
   b.SetMaxReceiveMessageSize(64 << 20);
   b.SetMaxSendMessageSize(64 << 20);
   for (grpc::Service* s : services) b.RegisterService(s);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (port in use?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (port in use, or ", hp.host,
+                                               " is not an address of this machine?)"));
   }
-  *bound = absl::StrCat(address.substr(0, colon), ":", port);
+  *bound = absl::StrCat(hp.host, ":", port);
   return server;
 }
 
@@ -102,6 +132,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   } else {
     return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", options.device, "'"));
   }
+  SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, bootstrap, memory.get()));
+  options.loader.lease_ttl = options.deadline;
   SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
 
   DeviceSessions sessions;
@@ -117,7 +149,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
   }
   impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
-  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(impl->host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
+  // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
+  // --data-host (default: --listen's host when loopback, else this node's name).
+  const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
+  SC_ASSIGN_OR_RETURN(const HostPort listen_hp, SplitHostPort(listen, "--listen"));
+  const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, impl->host);
+  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(data_host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
                                                    options.tls));
   SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
 
@@ -134,12 +171,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       if (raw->client_server && raw->client_server->GetHealthCheckService()) {
         raw->client_server->GetHealthCheckService()->SetServingStatus(state == "ready");
       }
-      std::cout << "shardcastd: " << state << (state == "failed" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
+      std::cout << "shardcastd: " << state << (state == "failed" || state == "stopping" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
                 << std::endl;
     };
     impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
     impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
-    const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
     SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true, options.tls));
     impl->client_server->GetHealthCheckService()->SetServingStatus(false);
     std::cout << "shardcastd: serving on " << impl->client_address << " (" << bootstrap->world_size()
@@ -153,6 +189,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       raw->load_failed = true;
       std::cerr << "shardcastd rank " << raw->bootstrap->rank() << ": loading failed: " << s.message() << std::endl;
     }
+    raw->load_done = true;
   });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -194,7 +231,26 @@ int Server::Run(const std::atomic<bool>& stop) {
       }
     }
   }
+  Drain();
   return 0;
+}
+
+void Server::Drain() {
+  Impl& i = *impl_;
+  if (i.coordinator) i.coordinator->StartDraining();  // health NOT_SERVING, manifests refused
+  i.loader->StartDraining();                          // Prepare refused; transfers go on
+  // Health checkers get a moment to see NOT_SERVING; transfers in flight get up to the deadline.
+  const auto start = std::chrono::steady_clock::now();
+  const auto linger = start + std::min<std::chrono::milliseconds>(i.options.deadline, kDrainLinger);
+  const auto end = start + i.options.deadline;
+  while ((std::chrono::steady_clock::now() < linger || i.loader->Snapshot().clients_active > 0) &&
+         std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const uint32_t left = i.loader->Snapshot().clients_active;
+  std::cout << "shardcastd rank " << i.bootstrap->rank() << ": stopped"
+            << (left ? absl::StrCat(" (", left, " transfers cut off after ", i.options.deadline.count(), " ms)") : "")
+            << std::endl;
 }
 
 }  // namespace shardcast

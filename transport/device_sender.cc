@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "transport/cuda_ipc.h"
 #include "transport/nccl_comm.h"
+#include "transport/session_limits.h"
 
 namespace shardcast {
 namespace {
@@ -20,6 +21,8 @@ namespace {
 // An NCCL session unused this long is closed (its client has most likely ended); a client that
 // comes back later simply forms a new one.
 constexpr std::chrono::minutes kIdleSessionLimit{5};
+// Unreleased CUDA IPC leases kept at once (each pins a prepared request until released or expired).
+constexpr size_t kMaxIpcLeases = 1024;
 
 }  // namespace
 
@@ -93,6 +96,10 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const
   }
   std::lock_guard<std::mutex> lock(mu_);
   ExpireLeases();
+  if (leases_.size() >= kMaxIpcLeases) {
+    return absl::ResourceExhaustedError(absl::StrCat(leases_.size(), " CUDA IPC leases are unreleased on loader rank ",
+                                                     loader_->options().rank, " (the limit); retry later"));
+  }
   const std::string lease = absl::StrCat("ipc-", loader_->options().rank, "-", ++next_lease_);
   leases_[lease] = Lease{std::move(request), std::chrono::steady_clock::now() + deadline_};
   loader_->ClientStarted();
@@ -147,7 +154,7 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
   if (open.client_nccl_version() != lib_->version) {
     return NcclVersionMismatch(lib_->version, lib_->path, open.client_nccl_version());
   }
-  if (open.session_id().empty()) return absl::InvalidArgumentError("session_id is required");
+  SC_RETURN_IF_ERROR(CheckSessionId(open.session_id()));
   v1::OpenSessionReply reply;
   reply.set_server_nccl_version(lib_->version);
   std::vector<NcclBuffer> buffers;
@@ -176,6 +183,10 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
       session = it->second;
       reply.set_reused(true);
     } else {
+      // One worker thread and communicator per session: a bounded number of them.
+      if (absl::Status room = CheckSessionCapacity(sessions_.size() - (it != sessions_.end()), kMaxNcclSessions); !room.ok()) {
+        return room;
+      }
       SC_ASSIGN_OR_RETURN(std::string uid, NcclPeerComm::NewUniqueId(*lib_));
       session = std::make_shared<Session>();
       sessions_[open.session_id()] = session;

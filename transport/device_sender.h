@@ -2,7 +2,8 @@
 // session: a two-rank communicator formed once (reused by later transfers of that session), the
 // prepared shards sent straight from GPU memory on a worker thread, with deadlines. A client on
 // this rank's own GPU (NCCL refuses that) gets CUDA IPC handles instead, and a lease that pins the
-// shards until it releases them or the deadline passes.
+// shards until it releases them or the deadline passes. Session ids are validated and sessions
+// and IPC leases are capped (transport/session_limits.h): RESOURCE_EXHAUSTED beyond.
 #ifndef SHARDCAST_TRANSPORT_DEVICE_SENDER_H_
 #define SHARDCAST_TRANSPORT_DEVICE_SENDER_H_
 

@@ -48,6 +48,10 @@ absl::Status NcclPeerComm::Wait(const char* what, std::chrono::milliseconds dead
       }
     }
     if (done) return absl::OkStatus();
+    if (cancelled_.load()) {
+      broken_ = true;
+      return absl::CancelledError(absl::StrCat("NCCL ", what, " cancelled; communicator aborted"));
+    }
     if (std::chrono::steady_clock::now() > end) {
       broken_ = true;
       return absl::DeadlineExceededError(absl::StrCat("NCCL ", what, " did not finish within ", deadline.count(),

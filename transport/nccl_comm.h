@@ -5,6 +5,7 @@
 #ifndef SHARDCAST_TRANSPORT_NCCL_COMM_H_
 #define SHARDCAST_TRANSPORT_NCCL_COMM_H_
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -31,6 +32,9 @@ class NcclPeerComm {
   // Sends (rank 0) or receives (rank 1) every buffer in order, grouped, and waits for completion.
   absl::Status Transfer(const std::vector<NcclBuffer>& buffers, bool send, std::chrono::milliseconds deadline);
   bool broken() const { return broken_; }
+  // Makes a Transfer waiting now (or later) return Cancelled and leaves the communicator broken
+  // (thread-safe; e.g. the client, once rank 0 has marked the peer failed).
+  void Cancel() { cancelled_ = true; }
 
   // A fresh unique id (128 bytes).
   static absl::StatusOr<std::string> NewUniqueId(const NcclLib& lib);
@@ -45,6 +49,7 @@ class NcclPeerComm {
   int device_ = 0;
   int peer_ = 0;
   bool broken_ = false;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace shardcast
