@@ -100,14 +100,14 @@ TEST(LoaderCache, NamesAreCountedAgainstTheBudget) {
   const uint64_t tensors = l->Snapshot().memory_held;
   SC_ASSERT_OK_AND_ASSIGN(auto shortname, l->Prepare(Request(1)));
   const uint64_t with_short = l->Snapshot().memory_held;
-  SC_ASSERT_OK_AND_ASSIGN(auto longname, l->Prepare(Request(2, std::string(10000, 'n'))));
+  SC_ASSERT_OK_AND_ASSIGN(auto longname, l->Prepare(Request(2, std::string(1000, 'n'))));
   const uint64_t with_long = l->Snapshot().memory_held;
   EXPECT_GT(with_short, tensors);
-  EXPECT_GE(with_long - with_short, longname->shards.size() * 10000);
-  EXPECT_GE(Loader::HostBytes(*longname), longname->shards.size() * 10000);
+  EXPECT_GE(with_long - with_short, longname->shards.size() * 1000);
+  EXPECT_GE(Loader::HostBytes(*longname), longname->shards.size() * 1000);
   // And a budget that holds the shards but not those names refuses the request by its bytes.
   std::unique_ptr<Loader> tight = NewLoader(with_short + 1000);
-  absl::Status s = tight->Prepare(Request(2, std::string(10000, 'n'))).status();
+  absl::Status s = tight->Prepare(Request(2, std::string(1000, 'n'))).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
 }
 

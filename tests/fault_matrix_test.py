@@ -215,14 +215,14 @@ class Resources(unittest.TestCase):
                 return sum(r["memory_held"] for r in svc.status()["ranks"])
 
             held0 = held()
-            rc, text = abi.manifest({"tp_size": 1, "tp_rank": 0, "renames": ["model.=%s." % ("n" * 4000)]})
+            rc, text = abi.manifest({"tp_size": 1, "tp_rank": 0, "renames": ["model.=%s." % ("n" * 1000)]})
             self.assertEqual(rc, 0, text)
             shards = len(json.loads(text)["shards"])
             self.assertGreater(shards, 10)
             # TP 1 cuts nothing (whole tensors are aliased): what the cache now holds is the names,
             # on both ranks (every rank keeps the request's description of every shard). Rank 0
             # polls the ranks' figures every 250 ms.
-            self.assertTrue(wait_for(lambda: held() - held0 > 2 * shards * 4000, 3), (held0, held()))
+            self.assertTrue(wait_for(lambda: held() - held0 > 2 * shards * 1000, 3), (held0, held()))
         finally:
             abi.close()
             svc.stop()
