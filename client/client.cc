@@ -13,6 +13,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string_view>
@@ -55,18 +56,30 @@ absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst
                                                            const std::vector<const Destination*>&)>& fn) {
   std::map<int, std::vector<const Destination*>> by_rank;
   for (size_t i = 0; i < dst.size(); ++i) by_rank[entries[i]->owner_rank].push_back(&dst[i]);
-  std::vector<std::future<absl::Status>> calls;
+  std::vector<std::pair<int, const std::vector<const Destination*>*>> work;
   for (const auto& [rank, list] : by_rank) {
     if (rank < 0 || rank >= static_cast<int>(m.endpoints.size())) {
       return absl::DataLossError(absl::StrCat("the manifest lacks an endpoint for loader rank ", rank));
     }
-    calls.push_back(std::async(std::launch::async, fn, rank, m.endpoints[rank], list));
+    work.emplace_back(rank, &list);
   }
+  // At most kMaxParallelOwners transfers at once, however many ranks a (possibly hostile)
+  // manifest names: workers take owners from a shared index.
+  constexpr size_t kMaxParallelOwners = 32;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
   absl::Status first;
-  for (auto& c : calls) {
-    absl::Status s = c.get();
-    if (first.ok() && !s.ok()) first = s;
-  }
+  auto worker = [&] {
+    for (size_t i = next++; i < work.size(); i = next++) {
+      absl::Status s = fn(work[i].first, m.endpoints[work[i].first], *work[i].second);
+      std::lock_guard<std::mutex> lock(mu);
+      if (first.ok() && !s.ok()) first = s;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(work.size(), kMaxParallelOwners); ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
   return first;
 }
 

@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
@@ -84,6 +85,14 @@ absl::StatusOr<uint64_t> MemoryBudget(const ServerOptions& options, Bootstrap* b
   return budget;
 }
 
+// What one incoming message may be: every request is far smaller (a ShardRequest's strings are
+// limited to 128 KiB; Fetch / OpenDeviceSession name at most the request's shards), and gRPC
+// buffers a message whole before any check of ours runs. Replies (manifests) may be larger.
+constexpr int kMaxIncomingMessageBytes = 4 << 20;
+constexpr int kMaxOutgoingMessageBytes = 64 << 20;
+// Threads gRPC's synchronous server may run handlers on, per port; beyond it calls wait.
+constexpr int kMaxServerThreads = 512;
+
 // How long a stopping service keeps answering (health: NOT_SERVING) before it closes its ports.
 constexpr std::chrono::milliseconds kDrainLinger{2000};
 
@@ -102,8 +111,11 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, s
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(address, ServerCredentials(tls), &port);
-  b.SetMaxReceiveMessageSize(64 << 20);
-  b.SetMaxSendMessageSize(64 << 20);
+  b.SetMaxReceiveMessageSize(kMaxIncomingMessageBytes);
+  b.SetMaxSendMessageSize(kMaxOutgoingMessageBytes);
+  grpc::ResourceQuota quota(absl::StrCat("shardcast ", address));
+  quota.SetMaxThreads(kMaxServerThreads);
+  b.SetResourceQuota(quota);
   for (grpc::Service* s : services) b.RegisterService(s);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
   if (server == nullptr || port == 0) {

@@ -3,9 +3,12 @@
 // "CODE_NAME: message" (or "OK: N shards") and exits with the gRPC status code. Test-only.
 //
 //   raw_request ADDR TOKEN_FILE|- 'tp_size: 2147483648 tp_rank: 0'
+//   raw_request ADDR TOKEN_FILE|- @FILE     (the text read from FILE: requests beyond argv's limits)
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <string>
 
@@ -19,8 +22,13 @@ int main(int argc, char** argv) {
     std::cerr << "usage: raw_request ADDR TOKEN_FILE|- TEXT_PROTO\n";
     return 2;
   }
+  std::string text = argv[3];
+  if (!text.empty() && text[0] == '@') {
+    std::ifstream in(text.substr(1), std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   shardcast::v1::ShardRequest req;
-  if (!google::protobuf::TextFormat::ParseFromString(argv[3], &req)) {
+  if (!google::protobuf::TextFormat::ParseFromString(text, &req)) {
     std::cerr << "raw_request: cannot parse the request\n";
     return 2;
   }

@@ -235,6 +235,16 @@ class FixtureService(unittest.TestCase):
         self.assertIn("rules: 65 entries, more than the limit of 64", p.stderr)
         self.assert_still_serving()
 
+    def test_an_oversized_message_is_refused_before_it_is_parsed(self):
+        # 5 MiB of renames: over the 4 MiB a message may be on any port, refused by gRPC itself.
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+            f.write("tp_size: 1 tp_rank: 0 " + " ".join('renames: "%s=b"' % ("a" * 1000) for _ in range(5 * 1024)))
+            f.flush()
+            out = self.raw("@" + f.name)
+        self.assertTrue(out.startswith("RESOURCE_EXHAUSTED: "), out)
+        self.assertIn("larger than max", out)
+        self.assert_still_serving()
+
     def test_a_request_naming_a_path_is_refused_without_opening_it(self):
         # Issue 9 item 2: the server opened the request's layout as a file and quoted its first line.
         for path in ("/etc/passwd", "/proc/self/environ", "/dev/zero", "../../etc/hostname", "fixtures.layout"):
