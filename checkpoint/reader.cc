@@ -13,7 +13,6 @@
 namespace shardcast {
 namespace {
 
-constexpr uint64_t kMaxMetadataBytes = 4ull << 30;
 constexpr uint64_t kMaxDecodedRecord = 64ull << 30;
 
 // Counts the bytes a RecordSource fetches.
@@ -98,7 +97,7 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(const s
   if (options.block_size < 4096) return absl::InvalidArgumentError("block size must be at least 4096 bytes");
   SC_ASSIGN_OR_RETURN(ResolvedCheckpoint resolved, ResolveCheckpoint(path, options.iteration));
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointFiles> files, CheckpointFiles::Open(resolved.dir, options.storage));
-  SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", kMaxMetadataBytes));
+  SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", options.max_metadata_bytes));
   SC_ASSIGN_OR_RETURN(CheckpointMetadata md, ParseMetadata(bytes, files->dir() + "/.metadata"));
   return std::unique_ptr<CheckpointReader>(
       new CheckpointReader(std::move(resolved), std::move(md), std::move(files), options));

@@ -39,6 +39,9 @@ struct ReaderOptions {
   int threads = 8;                   // parallel positioned reads in flight
   uint64_t block_size = 16ull << 20; // bytes per read request
   StorageOptions storage;            // e.g. O_DIRECT
+  // `.metadata` larger than this is refused (ResourceExhausted naming both sizes) before it is
+  // read; the unpickler's memory is bounded relative to the file (checkpoint/pickle.h).
+  uint64_t max_metadata_bytes = 1ull << 30;
 };
 
 // One region to read: `box` of `tensor` into `dst` (box elements, dense C order).

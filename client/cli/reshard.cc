@@ -18,6 +18,7 @@
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/text_escape.h"
 #include "reshard/layout.h"
 
 namespace shardcast::cli {
@@ -81,7 +82,7 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
 namespace {
 
 absl::Status Fail(absl::string_view cmd, const absl::Status& s) {
-  std::cerr << "shardcast " << cmd << ": error: " << s.message() << "\n";
+  std::cerr << "shardcast " << cmd << ": error: " << EscapeForTerminal(s.message()) << "\n";
   return s;
 }
 
@@ -187,7 +188,7 @@ int RunReshard(const std::vector<std::string>& args) {
     }
     if (p.GetSwitch("verbose")) {
       for (const ShardPlan& sp : plan.shards) {
-        if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << sp.key() << "\n";
+        if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
       }
     }
     if (p.Has("expect")) {
@@ -247,13 +248,20 @@ int RunReshard(const std::vector<std::string>& args) {
     if (json) {
       std::cout << out.Dump(1) << "\n";
     } else {
+      // Names come from the checkpoint: escaped so that none can forge an output line.
       size_t w = 4;
-      for (const Json& t : out.Find("tensors")->items()) w = std::max(w, t.Find("name")->as_string().size());
+      std::vector<std::string> names;
       for (const Json& t : out.Find("tensors")->items()) {
+        names.push_back(EscapeForTerminal(t.Find("name")->as_string()));
+        w = std::max(w, names.back().size());
+      }
+      for (size_t i = 0; i < names.size(); ++i) {
+        const Json& t = out.Find("tensors")->items()[i];
         std::vector<int64_t> shape;
         for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
-        std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", w, t.Find("name")->as_string(), t.Find("dtype")->as_string(),
-                                     absl::StrCat("[", absl::StrJoin(shape, ","), "]"), t.Find("rule")->as_string(),
+        std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", w, names[i], t.Find("dtype")->as_string(),
+                                     absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
+                                     EscapeForTerminal(t.Find("rule")->as_string()),
                                      t.Find("sha256") ? "  " + t.Find("sha256")->as_string() : "");
       }
       std::cout << absl::StrFormat("%d shards for TP rank %d of %d, %.1f MB%s\n", out.Find("tensors")->size(), *rank, *tp,
