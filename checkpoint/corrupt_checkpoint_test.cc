@@ -10,6 +10,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "checkpoint/digest.h"
 #include "checkpoint/reader.h"
 #include "checkpoint/test_fixtures.h"
@@ -58,6 +60,40 @@ absl::Status OpenAndReadAll(const std::string& dir) {
     if (!p.ok()) return p.status();
   }
   return absl::OkStatus();
+}
+
+// The storage location of chunk #`chunk` of tensor `key`, read from the (still valid) copy.
+StorageLocation LocationOf(const std::string& dir, const std::string& key, size_t chunk) {
+  auto reader = CheckpointReader::Open(dir);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return {};
+  return (*reader)->metadata().FindTensor(key)->chunks.at(chunk).location;
+}
+
+// A zstd frame without a declared size whose RLE blocks expand 4 bytes into 128 KiB each,
+// padded with such blocks to exactly `length` bytes (a decompression bomb in place of an item).
+std::string ZstdBomb(size_t length) {
+  std::string f("\x28\xb5\x2f\xfd", 4);
+  f += '\x00';  // frame header: no content size, not single-segment
+  f += '\x38';  // window descriptor: 128 KiB
+  const std::string rle_block("\x02\x00\x10\x07", 4);  // RLE, 131072 x 0x07, not last
+  while (f.size() + 4 <= length) f += rle_block;
+  f.resize(length, '\0');
+  return f;
+}
+
+// A zstd frame header declaring 2^40 decoded bytes, then garbage.
+std::string ZstdDeclaringTerabyte(size_t length) {
+  std::string f("\x28\xb5\x2f\xfd\xe0", 5);  // single segment, 8-byte content size
+  f += std::string("\x00\x00\x00\x00\x00\x01\x00\x00", 8);  // 2^40, little-endian
+  f += std::string("\x01\x00\x00", 3);  // last raw block of 0 bytes
+  f.resize(length, '\0');
+  return f;
+}
+
+void ReplaceWithFifo(const std::string& path) {
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0644), 0);
 }
 
 struct Corruption {
@@ -133,6 +169,49 @@ std::vector<Corruption> Corpus() {
        C::kUnimplemented, "uses stream transform 'stream.gzip/1'"},
       {"no_metadata_file", kMin, [](const std::string& d) { ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0); },
        C::kNotFound, "is not a DCP checkpoint"},
+      {"fifo_data_file", kMin, [](const std::string& d) { ReplaceWithFifo(d + "/__0_0.distcp"); },
+       C::kFailedPrecondition, "__0_0.distcp is a FIFO, not a regular file"},
+      {"fifo_metadata", kMin, [](const std::string& d) { ReplaceWithFifo(d + "/.metadata"); },
+       C::kFailedPrecondition, ".metadata is a FIFO, not a regular file"},
+      {"directory_data_file", kMin,
+       [](const std::string& d) {
+         ASSERT_EQ(::unlink((d + "/__1_0.distcp").c_str()), 0);
+         ASSERT_EQ(::mkdir((d + "/__1_0.distcp").c_str(), 0755), 0);
+       },
+       C::kFailedPrecondition, "__1_0.distcp is a directory, not a regular file"},
+      {"fifo_tracker_file", kMin,
+       [](const std::string& d) {
+         ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0);
+         ASSERT_EQ(::mkfifo((d + "/latest_checkpointed_iteration.txt").c_str(), 0644), 0);
+       },
+       C::kFailedPrecondition, "latest_checkpointed_iteration.txt is a FIFO"},
+      {"huge_tracker_file", kMin,
+       [](const std::string& d) {
+         ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0);
+         WriteFileOrDie(d + "/latest_checkpointed_iteration.txt", std::string(1 << 20, '7'));
+       },
+       C::kResourceExhausted, "is 1048576 bytes, more than the 4096-byte limit"},
+      {"shape_of_2_pow_61_bytes", kMin,
+       [](const std::string& d) {
+         // w: [8, 4] bfloat16 -> [8, 2^58]; both chunks [4, 4] -> [4, 2^58]: the chunks still tile
+         // the shape and the byte sizes fit int64, but a 1577-byte record cannot hold 2^61 bytes.
+         const std::string big("\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x04", 10);  // LONG1 2^58
+         Patch(d + "/.metadata", std::string("K\x08K\x04\x86", 5), std::string("K\x08", 2) + big + "\x86");
+         Patch(d + "/.metadata", std::string("K\x04K\x04\x86", 5), std::string("K\x04", 2) + big + "\x86");
+       },
+       C::kDataLoss, "needs 2305843009213693952 bytes but its record"},
+      {"zstd_declares_a_terabyte", kZstd,
+       [](const std::string& d) {
+         const StorageLocation loc = LocationOf(d, "w", 0);
+         Overwrite(d + "/" + loc.relative_path, loc.offset, ZstdDeclaringTerabyte(loc.length));
+       },
+       C::kDataLoss, "zstd frame declares 1099511627776 decoded bytes"},
+      {"zstd_bomb", kZstd,
+       [](const std::string& d) {
+         const StorageLocation loc = LocationOf(d, "w", 0);
+         Overwrite(d + "/" + loc.relative_path, loc.offset, ZstdBomb(loc.length));
+       },
+       C::kDataLoss, "decompression bomb"},
       {"garbage_tracker_file", kMin,
        [](const std::string& d) {
          ASSERT_EQ(::unlink((d + "/.metadata").c_str()), 0);
@@ -159,6 +238,28 @@ TEST_P(CorruptCheckpoint, GivesItsOwnNamedError) {
 
 INSTANTIATE_TEST_SUITE_P(Corpus, CorruptCheckpoint, ::testing::ValuesIn(Corpus()),
                          [](const ::testing::TestParamInfo<Corruption>& info) { return info.param.name; });
+
+TEST(CorruptCheckpoint, FifoIsRefusedWithinASecond) {
+  const std::string dir = testing::MakeTempDir("fifo_timing");
+  testing::CopyDir(FixturePath("dcp-multiversion/" + kMin), dir);
+  ReplaceWithFifo(dir + "/__1_0.distcp");
+  const absl::Time start = absl::Now();
+  absl::Status s = OpenAndReadAll(dir);  // a blocking open() would hang here (no writer)
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+}
+
+TEST(CorruptCheckpoint, MetadataOverTheCapIsRefusedByItsSize) {
+  const std::string dir = testing::MakeTempDir("metadata_cap");
+  testing::CopyDir(FixturePath("dcp-multiversion/" + kMin), dir);
+  ReaderOptions options;
+  options.max_metadata_bytes = 900;  // the file is 938 bytes
+  absl::Status s = CheckpointReader::Open(dir, options).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find(".metadata is 938 bytes, more than the 900-byte limit"), std::string::npos) << s;
+  options.max_metadata_bytes = 938;
+  EXPECT_TRUE(CheckpointReader::Open(dir, options).ok());
+}
 
 TEST(CorruptCheckpoint, CorpusHasAtLeastFifteenDistinctCases) {
   std::set<std::string> messages;

@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,15 @@
 namespace shardcast {
 namespace {
 
-constexpr uint64_t kMaxDecodedRecord = 64ull << 30;
+// zstd cannot expand more than this: an RLE block of 4 bytes (3 of header) decodes to at most
+// 128 KiB (32768x); twice that leaves room for frame headers. A chunk whose bytes exceed its
+// compressed item times this is refused before anything is read or allocated.
+constexpr uint64_t kMaxZstdRatio = 1ull << 16;
+// What a torch.save record holds besides its storage: ZIP headers, data.pkl, byteorder,
+// version, serialization id, 64-byte alignment. A few KiB in practice.
+constexpr uint64_t kRecordOverhead = 1ull << 20;
+// A zstd-compressed bytes entry (no chunk to size it) decodes to at most this.
+constexpr uint64_t kMaxDecodedBytesEntry = 1ull << 30;
 
 // Counts the bytes a RecordSource fetches.
 class CountingSource : public RecordSource {
@@ -30,46 +39,59 @@ class CountingSource : public RecordSource {
   std::atomic<uint64_t>* counter_;
 };
 
-absl::StatusOr<std::string> ZstdDecode(absl::string_view in, const std::string& where) {
-  ZSTD_DStream* ds = ZSTD_createDStream();
+// Decodes a zstd stream (concatenated frames allowed) into at most `max_out` bytes. A frame that
+// declares a larger content size is refused before decoding; output past `max_out` (a bomb, or
+// a frame without a declared size) stops the decoder at once: memory stays within
+// max_out + one decoder block.
+absl::StatusOr<std::string> ZstdDecode(absl::string_view in, uint64_t max_out, const std::string& where) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) {
+    return absl::DataLossError(absl::StrCat(where, ": zstd: not a zstd frame (bad magic or header)"));
+  }
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > max_out) {
+    return absl::DataLossError(absl::StrCat(where, ": zstd frame declares ", declared,
+                                            " decoded bytes; at most ", max_out, " are plausible for this item"));
+  }
+  std::unique_ptr<ZSTD_DStream, size_t (*)(ZSTD_DStream*)> ds(ZSTD_createDStream(), ZSTD_freeDStream);
   if (ds == nullptr) return absl::ResourceExhaustedError("zstd: cannot create a decoder");
-  ZSTD_initDStream(ds);
+  ZSTD_initDStream(ds.get());
   std::string out;
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN) out.reserve(declared);
   ZSTD_inBuffer ib{in.data(), in.size(), 0};
   std::string chunk(ZSTD_DStreamOutSize(), '\0');
   size_t ret = 1;
-  while (ib.pos < ib.size) {
+  auto step = [&]() -> absl::Status {
     ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
-    ret = ZSTD_decompressStream(ds, &ob, &ib);
-    if (ZSTD_isError(ret)) {
-      ZSTD_freeDStream(ds);
-      return absl::DataLossError(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(ret)));
+    ret = ZSTD_decompressStream(ds.get(), &ob, &ib);
+    if (ZSTD_isError(ret)) return absl::DataLossError(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(ret)));
+    if (out.size() + ob.pos > max_out) {
+      return absl::DataLossError(absl::StrCat(where, ": zstd output exceeds ", max_out,
+                                              " bytes, the most this item can hold (corrupt or a decompression bomb)"));
     }
     out.append(chunk.data(), ob.pos);
-    if (out.size() > kMaxDecodedRecord) {
-      ZSTD_freeDStream(ds);
-      return absl::DataLossError(absl::StrCat(where, ": zstd output exceeds the size limit"));
-    }
-    if (ret == 0 && ib.pos < ib.size) {
-      ZSTD_initDStream(ds);  // concatenated frames
-    }
-  }
-  // Flush what the decoder still holds.
-  while (ret != 0) {
-    ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
-    ret = ZSTD_decompressStream(ds, &ob, &ib);
-    if (ZSTD_isError(ret)) {
-      ZSTD_freeDStream(ds);
-      return absl::DataLossError(absl::StrCat(where, ": zstd: ", ZSTD_getErrorName(ret)));
-    }
-    out.append(chunk.data(), ob.pos);
-    if (ob.pos == 0 && ret != 0) {
-      ZSTD_freeDStream(ds);
+    if (ob.pos == 0 && ret != 0 && ib.pos == ib.size) {
       return absl::DataLossError(absl::StrCat(where, ": zstd stream is truncated"));
     }
+    return absl::OkStatus();
+  };
+  while (ib.pos < ib.size) {
+    SC_RETURN_IF_ERROR(step());
+    if (ret == 0 && ib.pos < ib.size) ZSTD_initDStream(ds.get());  // concatenated frames
   }
-  ZSTD_freeDStream(ds);
+  while (ret != 0) SC_RETURN_IF_ERROR(step());  // flush what the decoder still holds
   return out;
+}
+
+uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+// Bytes of one stored chunk (ParseMetadata checked that the tensor's byte size fits int64).
+uint64_t ChunkBytes(const TensorEntry& t, const StoredChunk& c) {
+  uint64_t n = ItemSize(t.dtype);
+  for (int64_t s : c.box.sizes) n *= static_cast<uint64_t>(s);
+  return n;
 }
 
 // True if `region`'s elements are stored densely in C order within the record.
@@ -82,7 +104,38 @@ bool DenseInSource(const Shape& strides, const Box& region) {
   return true;
 }
 
+// The location lies inside its file (opening it: a non-regular file is refused here).
+absl::Status CheckLocation(CheckpointFiles& files, const StorageLocation& loc, absl::string_view key) {
+  absl::StatusOr<uint64_t> size = files.FileSize(loc.relative_path);
+  if (!size.ok()) return absl::Status(size.status().code(), absl::StrCat("key '", key, "': ", size.status().message()));
+  if (loc.offset > *size || loc.length > *size - loc.offset) {
+    return absl::OutOfRangeError(absl::StrCat("key '", key, "': ", files.dir(), "/", loc.relative_path, ": item [",
+                                              loc.offset, ", +", loc.length, ") passes the end of the file (", *size,
+                                              " bytes; truncated?)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckStoredSizes(const CheckpointMetadata& md, CheckpointFiles& files) {
+  for (const TensorEntry& t : md.tensors) {
+    for (const StoredChunk& c : t.chunks) {
+      SC_RETURN_IF_ERROR(CheckLocation(files, c.location, t.key));
+      const uint64_t need = ChunkBytes(t, c);
+      const bool compressed = !c.location.transforms.empty();
+      const uint64_t most = compressed ? SaturatingMul(c.location.length, kMaxZstdRatio) : c.location.length;
+      if (need > most) {
+        return absl::DataLossError(absl::StrCat(
+            "key '", t.key, "': chunk ", BoxToString(c.box), " needs ", need, " bytes but its ",
+            compressed ? "zstd-compressed " : "", "record ", files.dir(), "/", c.location.relative_path, " @",
+            c.location.offset, "+", c.location.length, " can hold at most ", most));
+      }
+    }
+  }
+  for (const BytesEntry& b : md.bytes_entries) SC_RETURN_IF_ERROR(CheckLocation(files, b.location, b.key));
+  return absl::OkStatus();
+}
 
 CheckpointReader::CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata,
                                    std::unique_ptr<CheckpointFiles> files, ReaderOptions options)
@@ -99,6 +152,7 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(const s
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointFiles> files, CheckpointFiles::Open(resolved.dir, options.storage));
   SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", options.max_metadata_bytes));
   SC_ASSIGN_OR_RETURN(CheckpointMetadata md, ParseMetadata(bytes, files->dir() + "/.metadata"));
+  SC_RETURN_IF_ERROR(CheckStoredSizes(md, *files));
   return std::unique_ptr<CheckpointReader>(
       new CheckpointReader(std::move(resolved), std::move(md), std::move(files), options));
 }
@@ -115,13 +169,18 @@ std::string CheckpointReader::Where(const StorageLocation& loc) const {
   return absl::StrCat(files_->dir(), "/", loc.relative_path, " @", loc.offset, "+", loc.length);
 }
 
-absl::StatusOr<std::string> CheckpointReader::ReadDecoded(const StorageLocation& loc) {
+absl::StatusOr<std::string> CheckpointReader::ReadDecoded(const StorageLocation& loc, uint64_t max_decoded) {
+  // The location was checked against the file's size at Open: this allocation is file-bounded.
+  SC_ASSIGN_OR_RETURN(uint64_t file_size, files_->FileSize(loc.relative_path));
+  if (loc.offset > file_size || loc.length > file_size - loc.offset) {
+    return absl::OutOfRangeError(absl::StrCat(Where(loc), " passes the end of the file (", file_size, " bytes)"));
+  }
   std::string raw(loc.length, '\0');
   SC_RETURN_IF_ERROR(files_->ReadAt(loc.relative_path, loc.offset, loc.length, raw.data()));
   bytes_read_ += loc.length;
   for (const std::string& t : loc.transforms) {
     if (absl::StartsWith(t, "stream.zstd")) {
-      SC_ASSIGN_OR_RETURN(raw, ZstdDecode(raw, Where(loc)));
+      SC_ASSIGN_OR_RETURN(raw, ZstdDecode(raw, max_decoded, Where(loc)));
     } else {
       return absl::UnimplementedError(absl::StrCat(Where(loc), ": unsupported stream transform '", t, "'"));
     }
@@ -134,7 +193,8 @@ absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const
   const std::string where = absl::StrCat(Where(c.location), " (key '", t.key, "', chunk ", BoxToString(c.box), ")");
   ParsedChunk pc;
   if (!c.location.transforms.empty()) {
-    SC_ASSIGN_OR_RETURN(std::string decoded, ReadDecoded(c.location));
+    // A record holds the chunk's bytes plus small headers: more is a corrupt item or a bomb.
+    SC_ASSIGN_OR_RETURN(std::string decoded, ReadDecoded(c.location, ChunkBytes(t, c) + kRecordOverhead));
     pc.decoded = std::make_shared<const std::string>(std::move(decoded));
     StringRecordSource src(*pc.decoded);
     SC_ASSIGN_OR_RETURN(pc.record, ParseTensorRecord(src, where));
@@ -267,7 +327,7 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
 }
 
 absl::StatusOr<std::string> CheckpointReader::ReadBytesEntry(const BytesEntry& entry) {
-  return ReadDecoded(entry.location);
+  return ReadDecoded(entry.location, std::min(kMaxDecodedBytesEntry, SaturatingMul(entry.location.length, kMaxZstdRatio)));
 }
 
 }  // namespace shardcast

@@ -53,7 +53,8 @@ struct BoxRead {
 
 class CheckpointReader {
  public:
-  // Resolves `path` (see resolve.h), reads and parses `.metadata`.
+  // Resolves `path` (see resolve.h), reads and parses `.metadata` (capped, see ReaderOptions)
+  // and checks every item's size against its file (CheckStoredSizes).
   static absl::StatusOr<std::unique_ptr<CheckpointReader>> Open(const std::string& path, ReaderOptions options = {});
 
   const CheckpointMetadata& metadata() const { return metadata_; }
@@ -80,7 +81,8 @@ class CheckpointReader {
   CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata, std::unique_ptr<CheckpointFiles> files,
                    ReaderOptions options);
   absl::StatusOr<ParsedChunk> ParseChunk(const TensorEntry& t, const StoredChunk& c);
-  absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc);
+  // The item's bytes after stream transforms; zstd output capped at `max_decoded`.
+  absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc, uint64_t max_decoded);
   std::string Where(const StorageLocation& loc) const;
 
   ResolvedCheckpoint resolved_;
@@ -92,6 +94,12 @@ class CheckpointReader {
   std::map<const StoredChunk*, ParsedChunk> parsed_;  // guarded by mu_
   std::atomic<uint64_t> bytes_read_{0};
 };
+
+// What Open() checks before anyone allocates by `.metadata`'s numbers: every stored item lies
+// inside its file (a regular file: see storage.h), and every chunk's bytes fit its record (for
+// a zstd item: its length times zstd's largest expansion). OutOfRange / DataLoss naming the key,
+// the file and both numbers; e.g. a shape of [2^60] backed by a 1 KiB record is refused here.
+absl::Status CheckStoredSizes(const CheckpointMetadata& md, CheckpointFiles& files);
 
 }  // namespace shardcast
 
