@@ -3,6 +3,7 @@
 // and message), never a crash, a hang or silently wrong data. A final test checks that reading
 // never modifies the checkpoint folder.
 #include <sys/stat.h>
+#include <zstd.h>
 #include <unistd.h>
 
 #include <functional>
@@ -15,6 +16,7 @@
 #include "checkpoint/digest.h"
 #include "checkpoint/reader.h"
 #include "checkpoint/test_fixtures.h"
+#include "checkpoint/torch_record.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 
@@ -259,6 +261,144 @@ TEST(CorruptCheckpoint, MetadataOverTheCapIsRefusedByItsSize) {
   EXPECT_NE(s.message().find(".metadata is 938 bytes, more than the 900-byte limit"), std::string::npos) << s;
   options.max_metadata_bytes = 938;
   EXPECT_TRUE(CheckpointReader::Open(dir, options).ok());
+}
+
+// Where chunk `chunk` of `key` keeps its payload: (file, absolute offset, payload bytes), from the
+// record itself (for an uncompressed item).
+struct PayloadSpot {
+  std::string file;
+  uint64_t offset;
+  uint64_t length;
+};
+PayloadSpot PayloadOf(const std::string& dir, const std::string& key, size_t chunk) {
+  const StorageLocation loc = LocationOf(dir, key, chunk);
+  const std::string file = dir + "/" + loc.relative_path;
+  const std::string record = ReadFileOrDie(file).substr(loc.offset, loc.length);
+  auto rec = ParseTensorRecord(StringRecordSource(record), "test");
+  EXPECT_TRUE(rec.ok()) << rec.status();
+  EXPECT_NE(rec->data_crc32, 0u) << "the fixture should store CRCs";
+  return {file, loc.offset + rec->data_offset, rec->data_length};
+}
+
+void FlipByte(const std::string& path, uint64_t offset) {
+  std::string s = ReadFileOrDie(path);
+  s[offset] ^= 0x01;
+  WriteFileOrDie(path, s);
+}
+
+TEST(StorageCrc, FlippedPayloadBitIsDataLossNamingFileAndKey) {
+  const std::string dir = testing::MakeTempDir("crc_flip");
+  testing::CopyDir(FixturePath("dcp-multiversion/" + kMin), dir);
+  const PayloadSpot spot = PayloadOf(dir, "w", 1);
+  FlipByte(spot.file, spot.offset + spot.length - 1);
+  absl::Status s = OpenAndReadAll(dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("key 'w'"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("__1_0.distcp"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("CRC-32"), std::string::npos) << s;
+  // Switched off, the same bytes are served (what happened before the check existed).
+  ReaderOptions off;
+  off.verify_storage_crc = false;
+  auto reader = CheckpointReader::Open(dir, off);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_TRUE(DigestTensors(**reader, (*reader)->Select("")).ok());
+  EXPECT_EQ((*reader)->stats().crc_verified_records, 0u);
+}
+
+TEST(StorageCrc, BlockwiseReadsJoinTheirCrcs) {
+  // 4096-byte blocks over the ViT fixture: whole payloads are read in several parallel blocks
+  // whose CRCs are joined; a flipped byte in a later block is still caught.
+  const std::string dir = testing::MakeTempDir("crc_blocks");
+  testing::CopyDir(FixturePath("dcp-torch2.11/vit_flat"), dir);
+  ReaderOptions small;
+  small.block_size = 4096;
+  small.threads = 4;
+  auto reader = CheckpointReader::Open(dir, small);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(DigestTensors(**reader, (*reader)->Select("")).ok());
+  const ReaderStats stats = (*reader)->stats();
+  EXPECT_GT(stats.crc_verified_records, 0u);
+  EXPECT_EQ(stats.crc_unverified_partial_records, 0u);
+  // The largest payload, one byte flipped past its first block.
+  const TensorEntry* biggest = nullptr;
+  for (const TensorEntry& t : (*reader)->metadata().tensors) {
+    if (biggest == nullptr || t.chunks[0].location.length > biggest->chunks[0].location.length) biggest = &t;
+  }
+  const std::string key = biggest->key;  // `biggest` dies with this reader
+  const PayloadSpot spot = PayloadOf(dir, key, 0);
+  ASSERT_GT(spot.length, 4096u) << "the fixture needs a payload of more than one block";
+  FlipByte(spot.file, spot.offset + spot.length - 2);
+  reader = CheckpointReader::Open(dir, small);
+  ASSERT_TRUE(reader.ok());
+  absl::Status s = DigestTensors(**reader, (*reader)->Select("")).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("key '" + key + "'"), std::string::npos) << s;
+}
+
+TEST(StorageCrc, UntouchedFixturesVerifyEveryRecordTheyReadWhole) {
+  for (const char* name : {"min_pt2.14_py3.14", "min_pt2.6_py3.13", "pt1.13_py3.11.2", "pt2.14_py3.14",
+                           "pt2.6_py3.13", "pt2.14_py3.14_zstd"}) {
+    auto reader = CheckpointReader::Open(FixturePath(std::string("dcp-multiversion/") + name));
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    ASSERT_TRUE(DigestTensors(**reader, (*reader)->Select("")).ok()) << name;
+    size_t chunks = 0;
+    for (const TensorEntry& t : (*reader)->metadata().tensors) {
+      for (const StoredChunk& c : t.chunks) chunks += NumElements(c.box.sizes).value() > 0;
+    }
+    const ReaderStats stats = (*reader)->stats();
+    EXPECT_EQ(stats.crc_verified_records + stats.crc_absent_records, chunks) << name;
+    EXPECT_GT(stats.crc_verified_records, 0u) << name;
+    EXPECT_EQ(stats.crc_unverified_partial_records, 0u) << name;
+  }
+}
+
+TEST(StorageCrc, PartialReadIsCountedNotPretended) {
+  auto reader = CheckpointReader::Open(FixturePath("dcp-multiversion/" + kMin));
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const TensorEntry* w = (*reader)->metadata().FindTensor("w");
+  std::vector<char> buf(2 * 4 * 2);
+  // Rows [1, 3) of w lie in its first chunk (rows [0, 4)): a dim-0 range, read alone.
+  ASSERT_TRUE((*reader)->Read({{w, Box{{1, 0}, {2, 4}}, buf.data()}}).ok());
+  ReaderStats stats = (*reader)->stats();
+  EXPECT_EQ(stats.crc_verified_records, 0u);
+  EXPECT_EQ(stats.crc_unverified_partial_records, 1u);
+  // Read whole later: verified, and no longer counted as partial.
+  std::vector<char> all(w->nbytes());
+  ASSERT_TRUE((*reader)->Read({{w, FullBox(w->shape), all.data()}}).ok());
+  stats = (*reader)->stats();
+  EXPECT_EQ(stats.crc_verified_records, 2u);
+  EXPECT_EQ(stats.crc_unverified_partial_records, 0u);
+}
+
+TEST(StorageCrc, ZstdRecordCrcCoversTheDecodedPayload) {
+  // zstd wraps the whole torch.save archive, so the ZIP CRC covers decoded bytes. Flip one
+  // payload byte inside the decoded record, compress it again and pad it with a skippable frame
+  // to the item's exact length: zstd decodes it fine, the CRC-32 must not match.
+  const std::string dir = testing::MakeTempDir("crc_zstd");
+  testing::CopyDir(FixturePath("dcp-multiversion/" + kZstd), dir);
+  const StorageLocation loc = LocationOf(dir, "w", 0);
+  const std::string path = dir + "/" + loc.relative_path;
+  const std::string item = ReadFileOrDie(path).substr(loc.offset, loc.length);
+  std::string record(1 << 20, '\0');
+  const size_t decoded = ZSTD_decompress(record.data(), record.size(), item.data(), item.size());
+  ASSERT_FALSE(ZSTD_isError(decoded)) << ZSTD_getErrorName(decoded);
+  record.resize(decoded);
+  auto rec = ParseTensorRecord(StringRecordSource(record), "test");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  ASSERT_NE(rec->data_crc32, 0u);
+  record[rec->data_offset] ^= 0x01;
+  std::string again(ZSTD_compressBound(record.size()), '\0');
+  again.resize(ZSTD_compress(again.data(), again.size(), record.data(), record.size(), 19));
+  ASSERT_LE(again.size() + 8, item.size()) << "recompressed record does not fit the item";
+  const uint32_t pad = static_cast<uint32_t>(item.size() - again.size() - 8);
+  again += std::string("\x50\x2a\x4d\x18", 4);  // skippable frame magic
+  again.append(reinterpret_cast<const char*>(&pad), 4);
+  again.append(pad, '\0');
+  Overwrite(path, loc.offset, again);
+  absl::Status s = OpenAndReadAll(dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("CRC-32"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("key 'w'"), std::string::npos) << s;
 }
 
 TEST(CorruptCheckpoint, CorpusHasAtLeastFifteenDistinctCases) {

@@ -3,12 +3,15 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "checkpoint/metadata_parser.h"
 #include "checkpoint/region_copy.h"
+#include "common/crc32.h"
 #include "common/status_macros.h"
 
 namespace shardcast {
@@ -198,6 +201,12 @@ absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const
     pc.decoded = std::make_shared<const std::string>(std::move(decoded));
     StringRecordSource src(*pc.decoded);
     SC_ASSIGN_OR_RETURN(pc.record, ParseTensorRecord(src, where));
+    // The ZIP CRC covers the entry's stored bytes, which are inside the zstd stream (zstd wraps
+    // the whole torch.save archive): check it over the decoded payload, held whole in memory.
+    if (options_.verify_storage_crc && pc.record.data_length > 0) {
+      const char* payload = pc.decoded->data() + pc.record.data_offset;
+      SC_RETURN_IF_ERROR(CheckCrc(t, c, pc.record, Crc32(payload, pc.record.data_length)));
+    }
   } else {
     StoredItemSource item(files_.get(), c.location);
     CountingSource src(item, &bytes_read_);
@@ -212,6 +221,42 @@ absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const
                                             " but .metadata says ", ShapeToString(c.box.sizes)));
   }
   return pc;
+}
+
+void CheckpointReader::NoteCrc(const StoredChunk* c, CrcState state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = crc_state_.emplace(c, state);
+  if (!inserted && it->second != CrcState::kVerified) it->second = state == CrcState::kVerified ? state : it->second;
+}
+
+absl::Status CheckpointReader::CheckCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec,
+                                        uint32_t crc) {
+  if (rec.data_crc32 == 0) {
+    NoteCrc(&c, CrcState::kAbsent);
+    return absl::OkStatus();
+  }
+  if (crc != rec.data_crc32) {
+    return absl::DataLossError(absl::StrFormat(
+        "key '%s': %s (chunk %s): the payload's CRC-32 is 0x%08x but its torch.save record stores 0x%08x: the "
+        "file is corrupt (--no-verify-storage-crc skips this check)",
+        t.key, Where(c.location), BoxToString(c.box), crc, rec.data_crc32));
+  }
+  NoteCrc(&c, CrcState::kVerified);
+  return absl::OkStatus();
+}
+
+ReaderStats CheckpointReader::stats() const {
+  ReaderStats s;
+  s.bytes_read = bytes_read_.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [chunk, state] : crc_state_) {
+    switch (state) {
+      case CrcState::kVerified: ++s.crc_verified_records; break;
+      case CrcState::kPartial: ++s.crc_unverified_partial_records; break;
+      case CrcState::kAbsent: ++s.crc_absent_records; break;
+    }
+  }
+  return s;
 }
 
 absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
@@ -260,7 +305,18 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
     uint64_t file_offset;  // direct: where this block starts in the file
     uint64_t length;       // direct: block length
     char* dst;             // direct: where it lands
+    bool check_crc;        // the piece reads the record's whole payload: check its CRC-32
+    uint32_t* block_crc;   // direct + check_crc: where this block's CRC-32 goes
   };
+  // Per direct piece that reads a whole payload: the CRC-32 of each of its blocks, in order;
+  // joined and compared once every block has been read.
+  struct PieceCrc {
+    const Piece* piece;
+    const ParsedChunk* pc;
+    uint64_t total;
+    std::vector<uint32_t> blocks;
+  };
+  std::deque<PieceCrc> piece_crcs;
   std::vector<Job> jobs;
   for (const Piece& p : pieces) {
     const ParsedChunk* pc;
@@ -270,26 +326,38 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
     }
     const TensorRecord& rec = pc->record;
     const size_t item = ItemSize(p.read->tensor->dtype);
+    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
+    const ElementSpan span = SpanOfRegion(sc, p.region);
+    const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
+    // A zstd record was checked whole when it was decoded.
+    bool check_crc = false;
+    if (options_.verify_storage_crc && pc->decoded == nullptr && rec.data_length > 0) {
+      check_crc = span.first == 0 && total == rec.data_length;
+      if (!check_crc) NoteCrc(p.chunk, CrcState::kPartial);
+    }
     const bool direct = pc->decoded == nullptr && !rec.big_endian && DenseInSource(rec.strides, p.region) &&
                         IsContiguousIn(p.read->box, p.region);
     if (!direct) {
-      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr});
+      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr, check_crc, nullptr});
       continue;
     }
-    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
-    const ElementSpan span = SpanOfRegion(sc, p.region);
     const uint64_t begin = p.chunk->location.offset + rec.data_offset + static_cast<uint64_t>(span.first) * item;
-    const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
     char* dst = p.read->dst + DenseOffset(p.read->box, p.region, item);
-    for (uint64_t off = 0; off < total; off += options_.block_size) {
+    PieceCrc* crcs = nullptr;
+    if (check_crc) {
+      piece_crcs.push_back(PieceCrc{&p, pc, total, {}});
+      crcs = &piece_crcs.back();
+      crcs->blocks.resize((total + options_.block_size - 1) / options_.block_size);
+    }
+    for (uint64_t off = 0, b = 0; off < total; off += options_.block_size, ++b) {
       const uint64_t len = std::min<uint64_t>(options_.block_size, total - off);
-      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off});
+      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off, check_crc, crcs ? &crcs->blocks[b] : nullptr});
     }
   }
   // Largest first keeps the pool busy to the end.
   std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.length > b.length; });
 
-  return ParallelFor(pool_.get(), jobs.size(), [&](size_t i) -> absl::Status {
+  SC_RETURN_IF_ERROR(ParallelFor(pool_.get(), jobs.size(), [&](size_t i) -> absl::Status {
     const Job& j = jobs[i];
     const Piece& p = *j.piece;
     const StorageLocation& loc = p.chunk->location;
@@ -299,6 +367,7 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
         return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
       }
       bytes_read_ += j.length;
+      if (j.block_crc != nullptr) *j.block_crc = Crc32(j.dst, j.length);  // by the thread that read it
       return absl::OkStatus();
     }
     const TensorRecord& rec = j.pc->record;
@@ -320,10 +389,22 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
       }
       bytes_read_ += span_bytes;
       src = buf.data();
+      if (j.check_crc) SC_RETURN_IF_ERROR(CheckCrc(*p.read->tensor, *p.chunk, rec, Crc32(buf.data(), buf.size())));
     }
     CopyRegion(sc, src, span.first, p.region, p.read->dst, p.read->box, item, rec.big_endian);
     return absl::OkStatus();
-  });
+  }));
+  // Join each whole-payload piece's block CRCs (all blocks but the last are block_size long).
+  const Crc32Shift block_shift(options_.block_size);
+  for (const PieceCrc& pcrc : piece_crcs) {
+    uint32_t crc = pcrc.blocks[0];
+    for (size_t b = 1; b < pcrc.blocks.size(); ++b) {
+      const uint64_t len = std::min<uint64_t>(options_.block_size, pcrc.total - b * options_.block_size);
+      crc = len == options_.block_size ? block_shift.Combine(crc, pcrc.blocks[b]) : Crc32Combine(crc, pcrc.blocks[b], len);
+    }
+    SC_RETURN_IF_ERROR(CheckCrc(*pcrc.piece->read->tensor, *pcrc.piece->chunk, pcrc.pc->record, crc));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> CheckpointReader::ReadBytesEntry(const BytesEntry& entry) {

@@ -42,6 +42,21 @@ struct ReaderOptions {
   // `.metadata` larger than this is refused (ResourceExhausted naming both sizes) before it is
   // read; the unpickler's memory is bounded relative to the file (checkpoint/pickle.h).
   uint64_t max_metadata_bytes = 1ull << 30;
+  // Check each record's stored ZIP CRC-32 over its payload whenever the whole payload is read
+  // (DataLoss naming the file and the key on a mismatch). See ReaderStats for what is covered.
+  bool verify_storage_crc = true;
+};
+
+// What the reader has checked so far; records are counted once each.
+struct ReaderStats {
+  uint64_t bytes_read = 0;
+  // Records whose whole payload was read and matched its stored CRC-32.
+  uint64_t crc_verified_records = 0;
+  // Records only partly read (e.g. a dim-0 range of a chunk, one TP shard's columns) and never
+  // read whole: their CRC-32 covers bytes that were not read, so it cannot be checked.
+  uint64_t crc_unverified_partial_records = 0;
+  // Records that store no CRC-32 (0 with a non-empty payload: torch's compute_crc32=False).
+  uint64_t crc_absent_records = 0;
 };
 
 // One region to read: `box` of `tensor` into `dst` (box elements, dense C order).
@@ -72,6 +87,7 @@ class CheckpointReader {
 
   // Bytes fetched from storage so far (record headers and payloads).
   uint64_t bytes_read() const { return bytes_read_.load(); }
+  ReaderStats stats() const;
 
  private:
   struct ParsedChunk {
@@ -81,6 +97,10 @@ class CheckpointReader {
   CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata, std::unique_ptr<CheckpointFiles> files,
                    ReaderOptions options);
   absl::StatusOr<ParsedChunk> ParseChunk(const TensorEntry& t, const StoredChunk& c);
+  // Compares a payload's CRC-32 with the one its record stores; counts the record as verified.
+  absl::Status CheckCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec, uint32_t crc);
+  enum class CrcState { kVerified, kPartial, kAbsent };
+  void NoteCrc(const StoredChunk* c, CrcState state);
   // The item's bytes after stream transforms; zstd output capped at `max_decoded`.
   absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc, uint64_t max_decoded);
   std::string Where(const StorageLocation& loc) const;
@@ -90,8 +110,9 @@ class CheckpointReader {
   std::unique_ptr<CheckpointFiles> files_;
   ReaderOptions options_;
   std::unique_ptr<ThreadPool> pool_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<const StoredChunk*, ParsedChunk> parsed_;  // guarded by mu_
+  std::map<const StoredChunk*, CrcState> crc_state_;  // guarded by mu_; kVerified is final
   std::atomic<uint64_t> bytes_read_{0};
 };
 
