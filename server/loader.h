@@ -35,6 +35,7 @@ struct LoaderOptions {
   int world_size = 1;
   uint64_t memory_budget = 0;           // 0: no limit
   int read_threads = 8;
+  bool verify_storage_crc = true;       // check records' ZIP CRC-32 (ReaderOptions)
   uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
 };
 

@@ -6,8 +6,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import struct
 import time
 import unittest
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
@@ -171,6 +173,36 @@ class InspectCli(unittest.TestCase):
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(p.returncode, 1)
         self.assertIn("is a FIFO, not a regular file", p.stderr)
+
+    def test_flipped_payload_bit_fails_the_crc_check(self):
+        path = self.copy_fixture()
+        out = json.loads(run("inspect", path, "--digest", "--json").stdout)
+        self.assertEqual(out["storage_crc"]["verified_records"], 2)
+        self.assertEqual(out["storage_crc"]["unverified_partial_records"], 0)
+        # __1_0.distcp is one torch.save record (item offset 0): flip a bit of its payload.
+        data_file = os.path.join(path, "__1_0.distcp")
+        with zipfile.ZipFile(data_file) as z:
+            info = [i for i in z.infolist() if i.filename.endswith("/data/0")][0]
+        with open(data_file, "rb") as f:
+            blob = bytearray(f.read())
+        name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26:info.header_offset + 30])
+        blob[info.header_offset + 30 + name_len + extra_len + 5] ^= 0x10
+        with open(data_file, "wb") as f:
+            f.write(blob)
+        p = run("inspect", path, "--digest", check=False)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("key 'w'", p.stderr)
+        self.assertIn("__1_0.distcp", p.stderr)
+        self.assertIn("CRC-32", p.stderr)
+        p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("CRC-32", p.stderr)
+        # Switched off, the bytes are served as they are.
+        out = json.loads(run("inspect", path, "--digest", "--json", "--no-verify-storage-crc").stdout)
+        self.assertEqual(out["storage_crc"]["verified_records"], 0)
+        run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--no-verify-storage-crc")
+        text = run("inspect", FIXTURES + "/dcp-multiversion/min_pt2.14_py3.14", "--digest").stdout
+        self.assertIn("storage CRC-32: 2 records verified", text)
 
     def test_help(self):
         p = run("inspect", "--help")

@@ -130,6 +130,7 @@ int RunReshard(const std::vector<std::string>& args) {
   p.AddFlag("iteration", "N", "Megatron iteration folder to open");
   p.AddFlag("threads", "N", "parallel reads", "8");
   p.AddFlag("batch", "BYTES", "host memory per batch of shards", "1GiB");
+  p.AddSwitch("no-verify-storage-crc", "do not check records' stored CRC-32 (checked when a record is read whole)");
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
     std::cout << p.Help();
@@ -176,6 +177,7 @@ int RunReshard(const std::vector<std::string>& args) {
     ReaderOptions ro;
     ro.threads = static_cast<int>(*threads);
     ro.iteration = *iter;
+    ro.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
     absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
     if (!reader.ok()) return Fail("reshard", reader.status());
     absl::StatusOr<Layout> layout = Layout::Load(p.Get("layout"), p.GetAll("rule"));
