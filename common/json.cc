@@ -68,6 +68,14 @@ double Json::as_double() const {
 void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
   for (size_t pos = 0; pos < s.size();) {
+    // A run of printable ASCII that needs no escape goes in one append.
+    size_t run = pos;
+    while (run < s.size() && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\') ++run;
+    if (run > pos) {
+      out->append(s.data() + pos, run - pos);
+      pos = run;
+      continue;
+    }
     const Utf8Step step = DecodeUtf8(s, pos);
     const uint32_t c = step.code_point;
     if (step.kind == Utf8Step::Kind::kSurrogate) {
@@ -108,7 +116,10 @@ void Json::DumpTo(std::string* out, int indent, int depth) const {
     case Type::kUint: absl::StrAppend(out, static_cast<uint64_t>(int_)); break;
     case Type::kDouble:
       if (std::isfinite(double_)) {
-        absl::StrAppendFormat(out, "%.17g", double_);
+        // %.17g round-trips every double; ".0" keeps an integral value a double when parsed back.
+        const std::string d = absl::StrFormat("%.17g", double_);
+        out->append(d);
+        if (d.find_first_of(".e") == std::string::npos) out->append(".0");
       } else {
         out->append("null");
       }
@@ -202,6 +213,14 @@ class Parser {
     ++pos_;  // opening quote
     std::string out;
     while (pos_ < s_.size()) {
+      // A run of plain ASCII goes in one append.
+      size_t run = pos_;
+      while (run < s_.size() && s_[run] >= 0x20 && s_[run] < 0x7F && s_[run] != '"' && s_[run] != '\\') ++run;
+      if (run > pos_) {
+        out.append(s_.data() + pos_, run - pos_);
+        pos_ = run;
+        continue;
+      }
       const unsigned char c = static_cast<unsigned char>(s_[pos_]);
       if (c == '"') {
         ++pos_;

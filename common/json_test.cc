@@ -79,6 +79,13 @@ TEST(Json, RefusesIntegersPast64Bits) {
   EXPECT_FALSE(Json::Parse("1e999").ok());
 }
 
+TEST(Json, IntegralDoublesStayDoubles) {
+  EXPECT_EQ(Json(5.0).Dump(), "5.0");
+  EXPECT_EQ(Json(-0.0).Dump(), "-0.0");
+  EXPECT_EQ(Json::Parse(Json(5.0).Dump())->type(), Json::Type::kDouble);
+  EXPECT_EQ(Json(0.1).Dump(), "0.10000000000000001");
+}
+
 TEST(Json, DoublesOutOfIntRangeConvertWithoutUb) {
   EXPECT_EQ(Json(1e300).as_int(), INT64_MAX);
   EXPECT_EQ(Json(-1e300).as_int(), INT64_MIN);

@@ -8,7 +8,7 @@
 #   --sequential   run the fuzzers one after the other (default: both at once, one core each)
 #   --keep-going   fork mode (-fork=1 -ignore_crashes=1 ...): keep fuzzing after a crash, so a
 #                  known bug does not end the campaign; every crash still lands in artifacts/
-#   --only NAME    run one fuzzer only (metadata or record)
+#   --only NAME    run one fuzzer only (metadata, record or json)
 #   --minimize     afterwards, shrink each corpus to the inputs that keep its coverage (-merge=1)
 #   --regressions  build, then only replay the reproducers of reported bugs (make_regressions.py)
 #                  through the fuzzers (-timeout=10); exits 1 while any still fails
@@ -21,6 +21,8 @@
 #   tests/fuzz/build/artifacts/{metadata,record}/  crash-*, leak-*, timeout-*, oom-* inputs
 #   tests/fuzz/corpus_{metadata,record}/        the corpora (seeds + what the fuzzer kept;
 #                                               they grow from run to run)
+#   tests/fuzz/corpus_json/                     seeded from tests/fuzz/seeds_json/ and the
+#                                               fixtures' *.json files
 # Ends with a summary per fuzzer: executions, corpus size, new artifacts; exits 1 if any fuzzer
 # produced a crash/leak/timeout/oom artifact during this run (or failed), 0 otherwise.
 # Environment: CXX (default clang++), FIXTURES (default <repo>/../shared/fixtures, else
@@ -57,7 +59,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-FUZZERS=(metadata record)
+FUZZERS=(metadata record json)
 [[ -n "$ONLY" ]] && FUZZERS=("$ONLY")
 
 # ---- build ------------------------------------------------------------------------------------
@@ -68,8 +70,9 @@ CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,un
 declare -A SOURCES=(
   [metadata]="tests/fuzz/metadata_fuzzer.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
   [record]="tests/fuzz/record_fuzzer.cc checkpoint/pickle.cc checkpoint/torch_record.cc checkpoint/region_copy.cc common/box.cc common/dtype.cc"
+  [json]="tests/fuzz/json_fuzzer.cc common/json.cc common/text_escape.cc"
 )
-declare -A MAX_LEN=([metadata]=65536 [record]=1048576)
+declare -A MAX_LEN=([metadata]=65536 [record]=1048576 [json]=2048)
 
 mkdir -p "$BUILD"
 echo "== building with $("$CXX" --version | head -1)"
@@ -114,6 +117,9 @@ fi
 # ---- seeds ------------------------------------------------------------------------------------
 echo "== seeds from $FIXTURES"
 python3 "$HERE/prepare_corpora.py" "$FIXTURES" "$HERE/corpus_metadata" "$HERE/corpus_record"
+mkdir -p "$HERE/corpus_json"
+cp "$HERE"/seeds_json/* "$HERE/corpus_json/"
+find "$FIXTURES" -name '*.json' -size -64k -exec cp {} "$HERE/corpus_json/" \;
 
 # ---- fuzz -------------------------------------------------------------------------------------
 STAMP="$BUILD/.run_started"
