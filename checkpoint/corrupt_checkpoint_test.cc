@@ -370,6 +370,33 @@ TEST(StorageCrc, PartialReadIsCountedNotPretended) {
   EXPECT_EQ(stats.crc_unverified_partial_records, 0u);
 }
 
+TEST(StorageCrc, SlabsReadFrontToBackAreVerified) {
+  // As the GPU loader stages a large tensor: dim-0 slabs, in order, over several Read() calls.
+  const std::string dir = testing::MakeTempDir("crc_slabs");
+  testing::CopyDir(FixturePath("dcp-multiversion/" + kMin), dir);
+  auto read_slabs = [&](const std::string& d) -> absl::Status {
+    auto reader = CheckpointReader::Open(d);
+    if (!reader.ok()) return reader.status();
+    const TensorEntry* w = (*reader)->metadata().FindTensor("w");  // [8, 4] bf16, chunks of 4 rows
+    std::vector<char> buf(8 * 4 * 2);
+    for (int64_t r0 : {0, 3, 6}) {  // slabs [0, 3), [3, 6), [6, 8): each crosses or ends a chunk
+      const int64_t rows = std::min<int64_t>(3, 8 - r0);
+      absl::Status s = (*reader)->Read({{w, Box{{r0, 0}, {rows, 4}}, buf.data() + r0 * 8}});
+      if (!s.ok()) return s;
+    }
+    const ReaderStats stats = (*reader)->stats();
+    EXPECT_EQ(stats.crc_verified_records, 2u);
+    EXPECT_EQ(stats.crc_unverified_partial_records, 0u);
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(read_slabs(dir).ok());
+  const PayloadSpot spot = PayloadOf(dir, "w", 1);
+  FlipByte(spot.file, spot.offset + spot.length - 1);  // in the last slab
+  absl::Status s = read_slabs(dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("__1_0.distcp"), std::string::npos) << s;
+}
+
 TEST(StorageCrc, ZstdRecordCrcCoversTheDecodedPayload) {
   // zstd wraps the whole torch.save archive, so the ZIP CRC covers decoded bytes. Flip one
   // payload byte inside the decoded record, compress it again and pad it with a skippable frame

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -225,25 +226,40 @@ absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const
   return pc;
 }
 
-void CheckpointReader::NoteCrc(const StoredChunk* c, CrcState state) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = crc_state_.emplace(c, state);
-  if (!inserted && it->second != CrcState::kVerified) it->second = state == CrcState::kVerified ? state : it->second;
+absl::Status CheckpointReader::CrcMismatch(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec,
+                                           uint32_t crc) const {
+  return absl::DataLossError(absl::StrFormat(
+      "key '%s': %s (chunk %s): the payload's CRC-32 is 0x%08x but its torch.save record stores 0x%08x: the "
+      "file is corrupt (--no-verify-storage-crc skips this check)",
+      t.key, Where(c.location), BoxToString(c.box), crc, rec.data_crc32));
 }
 
 absl::Status CheckpointReader::CheckCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec,
                                         uint32_t crc) {
+  return ExtendCrc(t, c, rec, 0, rec.data_length, crc);
+}
+
+absl::Status CheckpointReader::ExtendCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec,
+                                         uint64_t start, uint64_t length, uint32_t crc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CrcProgress& p = crc_progress_[&c];
   if (rec.data_crc32 == 0) {
-    NoteCrc(&c, CrcState::kAbsent);
+    p.absent = true;
     return absl::OkStatus();
   }
-  if (crc != rec.data_crc32) {
-    return absl::DataLossError(absl::StrFormat(
-        "key '%s': %s (chunk %s): the payload's CRC-32 is 0x%08x but its torch.save record stores 0x%08x: the "
-        "file is corrupt (--no-verify-storage-crc skips this check)",
-        t.key, Where(c.location), BoxToString(c.box), crc, rec.data_crc32));
+  if (p.verified) return absl::OkStatus();
+  if (start == 0 && length >= p.prefix) {
+    p.prefix = length;  // (re)starts the prefix
+    p.crc = crc;
+  } else if (start == p.prefix) {
+    p.crc = Crc32Combine(p.crc, crc, length);
+    p.prefix += length;
+  } else {
+    return absl::OkStatus();  // a gap or a re-read: the prefix stays as it is
   }
-  NoteCrc(&c, CrcState::kVerified);
+  if (p.prefix < rec.data_length) return absl::OkStatus();
+  if (p.crc != rec.data_crc32) return CrcMismatch(t, c, rec, p.crc);
+  p.verified = true;
   return absl::OkStatus();
 }
 
@@ -251,11 +267,13 @@ ReaderStats CheckpointReader::stats() const {
   ReaderStats s;
   s.bytes_read = bytes_read_.load();
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [chunk, state] : crc_state_) {
-    switch (state) {
-      case CrcState::kVerified: ++s.crc_verified_records; break;
-      case CrcState::kPartial: ++s.crc_unverified_partial_records; break;
-      case CrcState::kAbsent: ++s.crc_absent_records; break;
+  for (const auto& [chunk, p] : crc_progress_) {
+    if (p.absent) {
+      ++s.crc_absent_records;
+    } else if (p.verified) {
+      ++s.crc_verified_records;
+    } else {
+      ++s.crc_unverified_partial_records;
     }
   }
   return s;
@@ -307,14 +325,15 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
     uint64_t file_offset;  // direct: where this block starts in the file
     uint64_t length;       // direct: block length
     char* dst;             // direct: where it lands
-    bool check_crc;        // the piece reads the record's whole payload: check its CRC-32
-    uint32_t* block_crc;   // direct + check_crc: where this block's CRC-32 goes
+    uint32_t* crc;         // where the CRC-32 of the bytes this job reads goes (nullptr: none)
   };
-  // Per direct piece that reads a whole payload: the CRC-32 of each of its blocks, in order;
-  // joined and compared once every block has been read.
+  // Per piece of an uncompressed record: the CRC-32 of each block it reads, in order. Joined
+  // once every block has been read, they extend the record's verified prefix (ExtendCrc), so a
+  // payload read whole, or front to back over several pieces or calls, is checked.
   struct PieceCrc {
     const Piece* piece;
     const ParsedChunk* pc;
+    uint64_t start;  // in the payload, bytes
     uint64_t total;
     std::vector<uint32_t> blocks;
   };
@@ -331,29 +350,25 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
     const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
     const ElementSpan span = SpanOfRegion(sc, p.region);
     const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
-    // A zstd record was checked whole when it was decoded.
-    bool check_crc = false;
-    if (options_.verify_storage_crc && pc->decoded == nullptr && rec.data_length > 0) {
-      check_crc = span.first == 0 && total == rec.data_length;
-      if (!check_crc) NoteCrc(p.chunk, CrcState::kPartial);
-    }
     const bool direct = pc->decoded == nullptr && !rec.big_endian && DenseInSource(rec.strides, p.region) &&
                         IsContiguousIn(p.read->box, p.region);
+    const uint64_t blocks = direct ? (total + options_.block_size - 1) / options_.block_size : 1;
+    // A zstd record was checked whole when it was decoded.
+    PieceCrc* crcs = nullptr;
+    if (options_.verify_storage_crc && pc->decoded == nullptr && rec.data_length > 0) {
+      piece_crcs.push_back(PieceCrc{&p, pc, static_cast<uint64_t>(span.first) * item, total, {}});
+      crcs = &piece_crcs.back();
+      crcs->blocks.resize(blocks);
+    }
     if (!direct) {
-      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr, check_crc, nullptr});
+      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr, crcs ? &crcs->blocks[0] : nullptr});
       continue;
     }
     const uint64_t begin = p.chunk->location.offset + rec.data_offset + static_cast<uint64_t>(span.first) * item;
     char* dst = p.read->dst + DenseOffset(p.read->box, p.region, item);
-    PieceCrc* crcs = nullptr;
-    if (check_crc) {
-      piece_crcs.push_back(PieceCrc{&p, pc, total, {}});
-      crcs = &piece_crcs.back();
-      crcs->blocks.resize((total + options_.block_size - 1) / options_.block_size);
-    }
     for (uint64_t off = 0, b = 0; off < total; off += options_.block_size, ++b) {
       const uint64_t len = std::min<uint64_t>(options_.block_size, total - off);
-      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off, check_crc, crcs ? &crcs->blocks[b] : nullptr});
+      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off, crcs ? &crcs->blocks[b] : nullptr});
     }
   }
   // Largest first keeps the pool busy to the end.
@@ -366,7 +381,7 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
     if (j.direct) {
       // With a CRC to compute, read in slices small enough to be checksummed while they are
       // still in the CPU cache (a second pass over a 16 MiB block would come from DRAM).
-      const uint64_t slice = j.block_crc != nullptr ? kCrcSlice : j.length;
+      const uint64_t slice = j.crc != nullptr ? kCrcSlice : j.length;
       uint32_t crc = 0;
       for (uint64_t off = 0; off < j.length; off += slice) {
         const uint64_t len = std::min(slice, j.length - off);
@@ -374,10 +389,10 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
         if (!s.ok()) {
           return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
         }
-        if (j.block_crc != nullptr) crc = Crc32(j.dst + off, len, crc);
+        if (j.crc != nullptr) crc = Crc32(j.dst + off, len, crc);
       }
       bytes_read_ += j.length;
-      if (j.block_crc != nullptr) *j.block_crc = crc;
+      if (j.crc != nullptr) *j.crc = crc;
       return absl::OkStatus();
     }
     const TensorRecord& rec = j.pc->record;
@@ -399,20 +414,28 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
       }
       bytes_read_ += span_bytes;
       src = buf.data();
-      if (j.check_crc) SC_RETURN_IF_ERROR(CheckCrc(*p.read->tensor, *p.chunk, rec, Crc32(buf.data(), buf.size())));
+      if (j.crc != nullptr) *j.crc = Crc32(buf.data(), buf.size());
     }
     CopyRegion(sc, src, span.first, p.region, p.read->dst, p.read->box, item, rec.big_endian);
     return absl::OkStatus();
   }));
-  // Join each whole-payload piece's block CRCs (all blocks but the last are block_size long).
+  // Join each piece's block CRCs (all blocks but the last are block_size long), then extend the
+  // records' verified prefixes in payload order.
   const Crc32Shift block_shift(options_.block_size);
-  for (const PieceCrc& pcrc : piece_crcs) {
-    uint32_t crc = pcrc.blocks[0];
-    for (size_t b = 1; b < pcrc.blocks.size(); ++b) {
-      const uint64_t len = std::min<uint64_t>(options_.block_size, pcrc.total - b * options_.block_size);
-      crc = len == options_.block_size ? block_shift.Combine(crc, pcrc.blocks[b]) : Crc32Combine(crc, pcrc.blocks[b], len);
+  std::vector<const PieceCrc*> order;
+  for (const PieceCrc& pcrc : piece_crcs) order.push_back(&pcrc);
+  std::sort(order.begin(), order.end(), [](const PieceCrc* a, const PieceCrc* b) {
+    return std::tie(a->piece->chunk, a->start) < std::tie(b->piece->chunk, b->start);
+  });
+  for (const PieceCrc* pcrc : order) {
+    uint32_t crc = pcrc->blocks[0];
+    for (size_t b = 1; b < pcrc->blocks.size(); ++b) {
+      const uint64_t len = std::min<uint64_t>(options_.block_size, pcrc->total - b * options_.block_size);
+      crc = len == options_.block_size ? block_shift.Combine(crc, pcrc->blocks[b])
+                                       : Crc32Combine(crc, pcrc->blocks[b], len);
     }
-    SC_RETURN_IF_ERROR(CheckCrc(*pcrc.piece->read->tensor, *pcrc.piece->chunk, pcrc.pc->record, crc));
+    SC_RETURN_IF_ERROR(
+        ExtendCrc(*pcrc->piece->read->tensor, *pcrc->piece->chunk, pcrc->pc->record, pcrc->start, pcrc->total, crc));
   }
   return absl::OkStatus();
 }

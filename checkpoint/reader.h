@@ -42,8 +42,9 @@ struct ReaderOptions {
   // `.metadata` larger than this is refused (ResourceExhausted naming both sizes) before it is
   // read; the unpickler's memory is bounded relative to the file (checkpoint/pickle.h).
   uint64_t max_metadata_bytes = 1ull << 30;
-  // Check each record's stored ZIP CRC-32 over its payload whenever the whole payload is read
-  // (DataLoss naming the file and the key on a mismatch). See ReaderStats for what is covered.
+  // Check each record's stored ZIP CRC-32 over its payload whenever the whole payload has been
+  // read: in one piece, or front to back over several pieces or Read() calls (dim-0 slabs in
+  // order). DataLoss naming the file and the key on a mismatch. ReaderStats says what was covered.
   bool verify_storage_crc = true;
 };
 
@@ -53,7 +54,8 @@ struct ReaderStats {
   // Records whose whole payload was read and matched its stored CRC-32.
   uint64_t crc_verified_records = 0;
   // Records only partly read (e.g. a dim-0 range of a chunk, one TP shard's columns) and never
-  // read whole: their CRC-32 covers bytes that were not read, so it cannot be checked.
+  // read whole, nor front to back in pieces: their CRC-32 covers bytes that were not read, so it
+  // cannot be checked.
   uint64_t crc_unverified_partial_records = 0;
   // Records that store no CRC-32 (0 with a non-empty payload: torch's compute_crc32=False).
   uint64_t crc_absent_records = 0;
@@ -97,11 +99,21 @@ class CheckpointReader {
   CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata, std::unique_ptr<CheckpointFiles> files,
                    ReaderOptions options);
   absl::StatusOr<ParsedChunk> ParseChunk(const TensorEntry& t, const StoredChunk& c);
-  // Compares a payload's CRC-32 with the one its record stores; counts the record as verified.
+  // Storage CRC-32 bookkeeping per record: `crc` covers payload bytes [0, prefix).
+  struct CrcProgress {
+    uint64_t prefix = 0;
+    uint32_t crc = 0;
+    bool verified = false;
+    bool absent = false;  // the record stores no CRC-32
+  };
+  // Payload bytes [start, start + length) with CRC-32 `crc` were read: extends the record's
+  // verified prefix when they continue it (or start it); once the prefix is the whole payload,
+  // compares with the stored CRC-32 (DataLoss naming key and file on a mismatch).
+  absl::Status ExtendCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec, uint64_t start,
+                         uint64_t length, uint32_t crc);
+  // The whole payload's CRC-32 (zstd records, decoded in memory).
   absl::Status CheckCrc(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec, uint32_t crc);
-  enum class CrcState { kVerified, kPartial, kAbsent };
-  void NoteCrc(const StoredChunk* c, CrcState state);
-  // The item's bytes after stream transforms; zstd output capped at `max_decoded`.
+  absl::Status CrcMismatch(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec, uint32_t crc) const;
   absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc, uint64_t max_decoded);
   std::string Where(const StorageLocation& loc) const;
 
@@ -112,7 +124,7 @@ class CheckpointReader {
   std::unique_ptr<ThreadPool> pool_;
   mutable std::mutex mu_;
   std::map<const StoredChunk*, ParsedChunk> parsed_;  // guarded by mu_
-  std::map<const StoredChunk*, CrcState> crc_state_;  // guarded by mu_; kVerified is final
+  std::map<const StoredChunk*, CrcProgress> crc_progress_;  // guarded by mu_
   std::atomic<uint64_t> bytes_read_{0};
 };
 
