@@ -130,7 +130,8 @@ class CheckpointReader {
 
 // What Open() checks before anyone allocates by `.metadata`'s numbers: every stored item lies
 // inside its file (a regular file: see storage.h), and every chunk's bytes fit its record (for
-// a zstd item: its length times zstd's largest expansion). OutOfRange / DataLoss naming the key,
+// a zstd item: its length times zstd's largest expansion). Chunks of zero elements, which are
+// never read, are skipped. OutOfRange / DataLoss naming the key,
 // the file and both numbers; e.g. a shape of [2^60] backed by a 1 KiB record is refused here.
 absl::Status CheckStoredSizes(const CheckpointMetadata& md, CheckpointFiles& files);
 
