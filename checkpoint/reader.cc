@@ -280,6 +280,30 @@ ReaderStats CheckpointReader::stats() const {
   return s;
 }
 
+const StoredChunk* CheckpointReader::ChunkHolding(const TensorEntry& t, const Box& box) {
+  for (int64_t x : box.sizes) {
+    if (x <= 0) return nullptr;  // an empty box intersects nothing: leave it to the scan
+  }
+  size_t hint;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = chunk_hint_.find(&t);
+    if (it == chunk_hint_.end()) return nullptr;
+    hint = it->second;
+  }
+  // The chunk that held the previous box of this tensor, or the next one (callers such as the
+  // reshard planner's copies walk the chunks in order). Chunks tile the tensor, so a chunk that
+  // contains the box is the only one it intersects.
+  for (size_t i : {hint, hint + 1}) {
+    if (i < t.chunks.size() && Contains(t.chunks[i].box, box)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      chunk_hint_[&t] = i;
+      return &t.chunks[i];
+    }
+  }
+  return nullptr;
+}
+
 absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
   struct Piece {
     const BoxRead* read;
@@ -294,11 +318,21 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
       return absl::InvalidArgumentError(absl::StrCat("key '", t.key, "': box ", BoxToString(r.box),
                                                      " is not inside the shape ", ShapeToString(t.shape)));
     }
+    if (const StoredChunk* c = ChunkHolding(t, r.box)) {  // the box lies in one chunk: no scan
+      pieces.push_back(Piece{&r, c, r.box});
+      needed.emplace_back(&t, c);
+      continue;
+    }
+    const size_t first = pieces.size();
     for (const StoredChunk& c : t.chunks) {
       std::optional<Box> region = Intersect(c.box, r.box);
       if (!region) continue;
       pieces.push_back(Piece{&r, &c, *region});
       needed.emplace_back(&t, &c);
+    }
+    if (pieces.size() == first + 1 && pieces.back().region == r.box) {
+      std::lock_guard<std::mutex> lock(mu_);
+      chunk_hint_[&t] = static_cast<size_t>(pieces.back().chunk - t.chunks.data());
     }
   }
   // Parse each chunk's record once (cached across calls).

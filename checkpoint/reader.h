@@ -99,6 +99,11 @@ class CheckpointReader {
   CheckpointReader(ResolvedCheckpoint resolved, CheckpointMetadata metadata, std::unique_ptr<CheckpointFiles> files,
                    ReaderOptions options);
   absl::StatusOr<ParsedChunk> ParseChunk(const TensorEntry& t, const StoredChunk& c);
+  // The chunk that wholly contains a non-empty `box`, found in O(1) from the chunk that held
+  // the previous such box of `t` (or the one after it); nullptr: scan the chunks. Reading many
+  // small boxes in chunk order (reshard's copies of a 40k-chunk tensor) is then linear, not
+  // quadratic.
+  const StoredChunk* ChunkHolding(const TensorEntry& t, const Box& box);
   // Storage CRC-32 bookkeeping per record: `crc` covers payload bytes [0, prefix).
   struct CrcProgress {
     uint64_t prefix = 0;
@@ -125,6 +130,7 @@ class CheckpointReader {
   mutable std::mutex mu_;
   std::map<const StoredChunk*, ParsedChunk> parsed_;  // guarded by mu_
   std::map<const StoredChunk*, CrcProgress> crc_progress_;  // guarded by mu_
+  std::map<const TensorEntry*, size_t> chunk_hint_;          // guarded by mu_; see ChunkHolding
   std::atomic<uint64_t> bytes_read_{0};
 };
 
