@@ -318,7 +318,13 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
       return absl::InvalidArgumentError(absl::StrCat("key '", t.key, "': box ", BoxToString(r.box),
                                                      " is not inside the shape ", ShapeToString(t.shape)));
     }
-    if (const StoredChunk* c = ChunkHolding(t, r.box)) {  // the box lies in one chunk: no scan
+    const StoredChunk* named = r.chunk >= 0 && static_cast<size_t>(r.chunk) < t.chunks.size() ? &t.chunks[r.chunk]
+                                                                                               : nullptr;
+    if (named != nullptr && !Contains(named->box, r.box)) named = nullptr;  // a wrong hint: look it up
+    for (int64_t x : r.box.sizes) {
+      if (x <= 0) named = nullptr;  // an empty box intersects nothing
+    }
+    if (const StoredChunk* c = named != nullptr ? named : ChunkHolding(t, r.box)) {  // in one chunk: no scan
       pieces.push_back(Piece{&r, c, r.box});
       needed.emplace_back(&t, c);
       continue;

@@ -66,6 +66,9 @@ struct BoxRead {
   const TensorEntry* tensor = nullptr;
   Box box;
   char* dst = nullptr;
+  // Optional: the index in tensor->chunks of a chunk that wholly contains `box` (a planner's
+  // CopyOp::chunk). Checked; it saves looking the chunk up. -1: unknown.
+  int64_t chunk = -1;
 };
 
 class CheckpointReader {

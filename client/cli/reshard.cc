@@ -64,7 +64,8 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
     }
     for (Work& w : batch) {
       for (size_t k = 0; k < w.local.ops.size(); ++k) {
-        reads.push_back(BoxRead{w.local.tensor, w.local.ops[k].src, static_cast<char*>(const_cast<void*>(w.sources[k].data))});
+        reads.push_back(BoxRead{w.local.tensor, w.local.ops[k].src, static_cast<char*>(const_cast<void*>(w.sources[k].data)),
+                                plan.shards[w.index].ops[k].chunk});  // the stored chunk holding the box
       }
     }
     SC_RETURN_IF_ERROR(reader.Read(reads));
