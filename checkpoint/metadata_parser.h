@@ -25,6 +25,11 @@ namespace shardcast {
 absl::StatusOr<CheckpointMetadata> ParseMetadata(absl::string_view pickle_bytes,
                                                  const std::string& source = ".metadata");
 
+// Checks that `t`'s chunks lie inside its shape and tile it exactly (no overlap, no hole) in
+// O(n log n) for n chunks (signed corner counting; see the .cc). InvalidArgument naming the key
+// and, when one is found cheaply, the two overlapping chunks. ParseMetadata calls it per tensor.
+absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source);
+
 // The globals a `.metadata` pickle may reference (exposed for tests and the fuzz target).
 const absl::flat_hash_set<std::string>& MetadataAllowedGlobals();
 

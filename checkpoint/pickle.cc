@@ -79,12 +79,32 @@ std::string PickleDebugString(const PickleValue* v, int max_depth) {
 
 class Unpickler {
  public:
-  Unpickler(absl::string_view data, const UnpickleOptions& options) : data_(data), opts_(options) {}
+  Unpickler(absl::string_view data, const UnpickleOptions& options)
+      : data_(data),
+        opts_(options),
+        max_memory_(options.max_memory_bytes != 0
+                        ? options.max_memory_bytes
+                        : UnpickleOptions::kMemoryPerInputByte * data.size() + UnpickleOptions::kMemorySlack) {}
 
   absl::StatusOr<std::unique_ptr<PickleDocument>> Run();
 
  private:
+  // Counts `bytes` against the memory cap; the first charge past it fails the document.
+  absl::Status Charge(uint64_t bytes) {
+    doc_->memory_bytes_ += bytes;
+    if (doc_->memory_bytes_ > max_memory_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          opts_.source, ": pickle needs more than ", max_memory_, " bytes of memory for a ", data_.size(),
+          "-byte input (at offset ", op_pos_, "); refusing it"));
+    }
+    return absl::OkStatus();
+  }
+  // A new value, charged; nullptr (with `memory_status_` set) past the cap.
   PickleValue* New(Kind kind) {
+    if (absl::Status s = Charge(sizeof(PickleValue)); !s.ok()) {
+      memory_status_ = s;
+      return nullptr;
+    }
     doc_->arena_.emplace_back();
     doc_->arena_.back().kind = kind;
     return &doc_->arena_.back();
@@ -125,6 +145,7 @@ class Unpickler {
     return v;
   }
   absl::Status Push(PickleValue* v) {
+    if (v == nullptr) return memory_status_;  // New() ran past the memory cap
     if (stack_.size() >= opts_.max_stack) return Error("stack too deep");
     stack_.push_back(v);
     return absl::OkStatus();
@@ -137,9 +158,11 @@ class Unpickler {
   }
   size_t FrameBase() const { return marks_.empty() ? 0 : marks_.back(); }
   // Pops everything above the last MARK.
+  // The popped values go into a container: their slots are charged.
   absl::StatusOr<std::vector<PickleValue*>> PopMark() {
     if (marks_.empty()) return Error("no MARK on the stack");
     size_t base = marks_.back();
+    if (absl::Status s = Charge((stack_.size() - base) * sizeof(PickleValue*)); !s.ok()) return s;
     marks_.pop_back();
     std::vector<PickleValue*> items(stack_.begin() + base, stack_.end());
     stack_.resize(base);
@@ -148,6 +171,7 @@ class Unpickler {
   absl::Status MemoPut(uint64_t idx) {
     if (stack_.size() <= FrameBase()) return Error("memo put on an empty stack");
     if (idx >= opts_.max_memo) return Error(absl::StrCat("memo index ", idx, " exceeds the limit"));
+    if (absl::Status s = Charge(kMemoEntryBytes); !s.ok()) return s;
     memo_[idx] = stack_.back();
     return absl::OkStatus();
   }
@@ -164,12 +188,14 @@ class Unpickler {
                        "', which is not on the allow-list (refusing to load it; offset ", op_pos_, ")"));
     }
     PickleValue* g = New(Kind::kGlobal);
+    if (g == nullptr) return memory_status_;
     g->str = std::string(module);
     g->name = std::string(name);
     return Push(g);
   }
   absl::Status PushInt(int64_t v) {
     PickleValue* p = New(Kind::kInt);
+    if (p == nullptr) return memory_status_;
     p->i = v;
     return Push(p);
   }
@@ -184,6 +210,8 @@ class Unpickler {
   }
   absl::Status PushString(Kind kind, absl::string_view s) {
     PickleValue* p = New(kind);
+    if (p == nullptr) return memory_status_;
+    if (absl::Status st = Charge(s.size()); !st.ok()) return st;
     p->str = std::string(s);
     return Push(p);
   }
@@ -197,6 +225,9 @@ class Unpickler {
   std::vector<PickleValue*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, PickleValue*> memo_;
+  uint64_t max_memory_;
+  absl::Status memory_status_;
+  static constexpr uint64_t kMemoEntryBytes = 48;  // an unordered_map node, roughly
 };
 
 absl::StatusOr<std::unique_ptr<PickleDocument>> Unpickler::Run() {
@@ -268,6 +299,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
     case 't': {  // TUPLE
       SC_PICKLE_ASSIGN(items, PopMark());
       PickleValue* t = New(Kind::kTuple);
+      if (t == nullptr) return memory_status_;
       t->items = std::move(items);
       return Push(t);
     }
@@ -275,6 +307,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       size_t n = op - 0x84;
       if (stack_.size() < FrameBase() + n) return Error(absl::StrCat("TUPLE", n, " needs ", n, " values"));
       PickleValue* t = New(Kind::kTuple);
+      if (t == nullptr) return memory_status_;
       t->items.assign(stack_.end() - n, stack_.end());
       stack_.resize(stack_.size() - n);
       return Push(t);
@@ -282,12 +315,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
     case 0x91: {  // FROZENSET
       SC_PICKLE_ASSIGN(items, PopMark());
       PickleValue* t = New(Kind::kSet);
+      if (t == nullptr) return memory_status_;
       t->items = std::move(items);
       return Push(t);
     }
     case 'l': {  // LIST (protocol 0/1 style, but harmless)
       SC_PICKLE_ASSIGN(items, PopMark());
       PickleValue* t = New(Kind::kList);
+      if (t == nullptr) return memory_status_;
       t->items = std::move(items);
       return Push(t);
     }
@@ -295,6 +330,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       SC_PICKLE_ASSIGN(items, PopMark());
       if (items.size() % 2) return Error("DICT with an odd number of items");
       PickleValue* t = New(Kind::kDict);
+      if (t == nullptr) return memory_status_;
       for (size_t k = 0; k < items.size(); k += 2) t->entries.emplace_back(items[k], items[k + 1]);
       return Push(t);
     }
@@ -302,6 +338,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       SC_PICKLE_ASSIGN(value, Pop());
       SC_PICKLE_ASSIGN(key, Pop());
       if (stack_.size() <= FrameBase() || stack_.back()->kind != Kind::kDict) return Error("SETITEM target is not a dict");
+      SC_PICKLE_TRY(Charge(2 * sizeof(PickleValue*)));
       stack_.back()->entries.emplace_back(key, value);
       return absl::OkStatus();
     }
@@ -315,6 +352,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
     case 'a': {  // APPEND
       SC_PICKLE_ASSIGN(value, Pop());
       if (stack_.size() <= FrameBase() || stack_.back()->kind != Kind::kList) return Error("APPEND target is not a list");
+      SC_PICKLE_TRY(Charge(sizeof(PickleValue*)));
       stack_.back()->items.push_back(value);
       return absl::OkStatus();
     }
@@ -367,6 +405,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       if (args->kind != Kind::kTuple) return Error(absl::StrCat(op == 'R' ? "REDUCE" : "NEWOBJ", " arguments are a ", PickleKindName(args->kind), ", not a tuple"));
       if (callable->kind != Kind::kGlobal) return Error(absl::StrCat(op == 'R' ? "REDUCE" : "NEWOBJ", " callable is a ", PickleKindName(callable->kind), ", not a global"));
       PickleValue* c = New(op == 'R' ? Kind::kCall : Kind::kNewObj);
+      if (c == nullptr) return memory_status_;
       c->callable = callable;
       c->args = args;
       return Push(c);
@@ -386,12 +425,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       if (!opts_.allow_persistent_id) return Error("persistent ids (BINPERSID) are not allowed here");
       SC_PICKLE_ASSIGN(pid, Pop());
       PickleValue* p = New(Kind::kPersistentId);
+      if (p == nullptr) return memory_status_;
       p->items.push_back(pid);
       return Push(p);
     }
     case 'N': return Push(New(Kind::kNone));
     case 0x88: case 0x89: {  // NEWTRUE / NEWFALSE
       PickleValue* p = New(Kind::kBool);
+      if (p == nullptr) return memory_status_;
       p->b = op == 0x88;
       return Push(p);
     }
@@ -423,6 +464,7 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       uint64_t u = 0;
       for (char c : raw) u = (u << 8) | static_cast<uint8_t>(c);
       PickleValue* p = New(Kind::kFloat);
+      if (p == nullptr) return memory_status_;
       std::memcpy(&p->f, &u, 8);
       return Push(p);
     }

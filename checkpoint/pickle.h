@@ -70,6 +70,11 @@ class PickleDocument {
   friend class Unpickler;
   std::deque<PickleValue> arena_;
   PickleValue* root_ = nullptr;
+  uint64_t memory_bytes_ = 0;
+
+ public:
+  // What the unpickler charged against UnpickleOptions::max_memory_bytes.
+  uint64_t memory_bytes() const { return memory_bytes_; }
 };
 
 struct UnpickleOptions {
@@ -81,12 +86,18 @@ struct UnpickleOptions {
   size_t max_memo = 1 << 22;
   size_t max_stack = 1 << 22;
   size_t max_string_bytes = 1 << 26;
+  // Memory the document may take (values, strings, container slots, memo), checked as it grows:
+  // ResourceExhausted naming both numbers past it. 0: kMemoryPerInputByte x the input size plus
+  // kMemorySlack, i.e. bounded relative to the input (a real `.metadata` needs far less).
+  uint64_t max_memory_bytes = 0;
+  static constexpr uint64_t kMemoryPerInputByte = 64;
+  static constexpr uint64_t kMemorySlack = 16ull << 20;
   // Names the document in error messages, e.g. the file path.
   std::string source = "pickle";
 };
 
-// Parses `data` up to its STOP opcode. Errors (all InvalidArgument, or Unimplemented for a
-// known-but-unsupported opcode) name the source, the byte offset and what was wrong.
+// Parses `data` up to its STOP opcode. Errors (InvalidArgument; ResourceExhausted past the
+// memory cap) name the source, the byte offset and what was wrong.
 absl::StatusOr<std::unique_ptr<PickleDocument>> Unpickle(absl::string_view data, const UnpickleOptions& options);
 
 }  // namespace shardcast

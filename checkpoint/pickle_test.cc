@@ -1,7 +1,11 @@
 #include "checkpoint/pickle.h"
 
+#include <cstdio>
 #include <deque>
 
+#include "absl/strings/str_cat.h"
+#include "checkpoint/metadata_parser.h"
+#include "checkpoint/test_fixtures.h"
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
 
@@ -105,6 +109,46 @@ TEST(Unpickle, SelfReferenceDoesNotLoop) {
   SC_ASSERT_OK_AND_ASSIGN(auto doc, Unpickle(p, Opts()));
   EXPECT_EQ(doc->root()->items[0], doc->root());
   EXPECT_FALSE(PickleDebugString(doc->root(), 6).empty());
+}
+
+TEST(Unpickle, MemoryIsBoundedRelativeToTheInput) {
+  // EMPTY_LIST, POP repeated: two input bytes make one value each time; the values pile up in
+  // the document. The default cap (64 bytes per input byte + 16 MiB) refuses it long before
+  // the input is consumed.
+  std::string bomb = "\x80\x04";
+  for (int i = 0; i < (2 << 20); ++i) bomb += "]0";
+  bomb += "N.";
+  auto doc = Unpickle(bomb, Opts());
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.status().code(), absl::StatusCode::kResourceExhausted) << doc.status();
+  EXPECT_NE(doc.status().message().find(absl::StrCat("-byte input")), std::string::npos) << doc.status();
+  EXPECT_NE(doc.status().message().find(absl::StrCat(64ull * bomb.size() + (16ull << 20))), std::string::npos)
+      << doc.status();
+}
+
+TEST(Unpickle, ExplicitMemoryCapCountsStringsAndContainers) {
+  // A 1000-byte string: fits 1 MiB, not 512 bytes.
+  const std::string p = "\x80\x04X\xe8\x03\x00\x00"s + std::string(1000, 'a') + ".";
+  UnpickleOptions o = Opts();
+  o.max_memory_bytes = 1 << 20;
+  SC_ASSERT_OK_AND_ASSIGN(auto doc, Unpickle(p, o));
+  EXPECT_GE(doc->memory_bytes(), 1000u);
+  o.max_memory_bytes = 512;
+  EXPECT_EQ(Unpickle(p, o).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(Unpickle, RealMetadataStaysBelowTheCap) {
+  for (const char* rel : {"dcp-torch2.11/vit_tp2/.metadata", "dcp-multiversion/pt2.14_py3.14/.metadata",
+                          "dcp-multiversion/pt1.13_py3.11.2/.metadata"}) {
+    const std::string bytes = testing::ReadFileOrDie(testing::FixturePath(rel));
+    UnpickleOptions o = Opts();
+    o.allowed_globals = &MetadataAllowedGlobals();
+    SC_ASSERT_OK_AND_ASSIGN(auto doc, Unpickle(bytes, o));
+    const double ratio = static_cast<double>(doc->memory_bytes()) / bytes.size();
+    std::printf("%s: %zu bytes -> %llu bytes of values (%.1fx)\n", rel, bytes.size(),
+                static_cast<unsigned long long>(doc->memory_bytes()), ratio);
+    EXPECT_LT(ratio, UnpickleOptions::kMemoryPerInputByte) << rel;
+  }
 }
 
 }  // namespace

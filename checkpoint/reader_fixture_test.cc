@@ -179,6 +179,18 @@ TEST_P(MultiVersion, WeightIsRowTimesFourPlusColumn) {
   std::vector<uint16_t> box(4);
   SC_ASSERT_OK(reader->Read({BoxRead{w, Box{{3, 1}, {2, 2}}, reinterpret_cast<char*>(box.data())}}));
   EXPECT_EQ(box, (std::vector<uint16_t>{Bf16(13), Bf16(14), Bf16(17), Bf16(18)}));
+  // Boxes inside one chunk, with the chunk named (right, wrong, out of range, none), and in
+  // chunk order so that the previous chunk's hint applies: the same values every way.
+  for (int64_t named : {int64_t{1}, int64_t{0}, int64_t{7}, int64_t{-1}}) {
+    std::vector<uint16_t> in_one(2);
+    SC_ASSERT_OK(reader->Read({BoxRead{w, Box{{5, 2}, {1, 2}}, reinterpret_cast<char*>(in_one.data()), named}}));
+    EXPECT_EQ(in_one, (std::vector<uint16_t>{Bf16(22), Bf16(23)})) << named;
+  }
+  std::vector<uint16_t> rows(32);
+  std::vector<BoxRead> by_row;
+  for (int64_t r = 0; r < 8; ++r) by_row.push_back(BoxRead{w, Box{{r, 0}, {1, 4}}, reinterpret_cast<char*>(&rows[r * 4])});
+  SC_ASSERT_OK(reader->Read(by_row));
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(rows[i], Bf16(i)) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVersions, MultiVersion,

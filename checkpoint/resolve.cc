@@ -1,11 +1,11 @@
 #include "checkpoint/resolve.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -14,9 +14,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/safe_file.h"
+#include "common/text_escape.h"
 
 namespace shardcast {
 namespace {
+
+constexpr uint64_t kMaxTrackerBytes = 4096;
 
 bool IsDir(const std::string& p) {
   struct stat st;
@@ -25,6 +29,12 @@ bool IsDir(const std::string& p) {
 bool IsFile(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+// Anything at `p` (a FIFO or device too): such a `.metadata` is then refused by name when it is
+// opened (common/safe_file.h), rather than reported as missing.
+bool Exists(const std::string& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
 }
 
 std::vector<std::string> ListDir(const std::string& p) {
@@ -48,7 +58,7 @@ std::string Describe(const std::vector<std::string>& entries) {
 
 absl::StatusOr<ResolvedCheckpoint> CheckDcpDir(const std::string& dir, ResolvedCheckpoint r, absl::string_view why) {
   if (!IsDir(dir)) return absl::NotFoundError(absl::StrCat(why, ", but ", dir, " does not exist"));
-  if (!IsFile(dir + "/.metadata")) {
+  if (!Exists(dir + "/.metadata")) {
     return absl::NotFoundError(absl::StrCat(why, ", but ", dir, " has no .metadata (incomplete save?); ",
                                             Describe(ListDir(dir))));
   }
@@ -71,16 +81,18 @@ absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path_in,
     return CheckDcpDir(absl::StrFormat("%s/iter_%07d", path, *iteration), r,
                        absl::StrCat("--iteration ", *iteration, " was given"));
   }
-  if (IsFile(path + "/.metadata")) {
+  if (Exists(path + "/.metadata")) {
     r.dir = path;
     return r;
   }
   const std::string tracker = path + "/latest_checkpointed_iteration.txt";
-  if (IsFile(tracker)) {
-    std::ifstream in(tracker);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text(absl::StripAsciiWhitespace(ss.str()));
+  if (Exists(tracker)) {
+    // Megatron writes a number or "release": a few bytes. Capped, and never a blocking open.
+    char real[PATH_MAX];  // a symlinked tracker is fine: the user chose this folder
+    const std::string target = ::realpath(tracker.c_str(), real) != nullptr ? std::string(real) : tracker;
+    absl::StatusOr<std::string> content = ReadSmallFile(target, kMaxTrackerBytes, "Megatron tracker file");
+    if (!content.ok()) return content.status();
+    std::string text(absl::StripAsciiWhitespace(*content));
     if (text == "release") {
       r.release = true;
       return CheckDcpDir(path + "/release", r, absl::StrCat(tracker, " says 'release'"));
@@ -88,7 +100,8 @@ absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path_in,
     int64_t it;
     if (!absl::SimpleAtoi(text, &it) || it < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(tracker, " holds '", text.substr(0, 40), "'; expected an iteration number or 'release'"));
+          absl::StrCat(tracker, " holds '", EscapeForTerminal(text.substr(0, 40)),
+                       "'; expected an iteration number or 'release'"));
     }
     r.iteration = it;
     return CheckDcpDir(absl::StrFormat("%s/iter_%07d", path, it), r, absl::StrCat(tracker, " says ", it));

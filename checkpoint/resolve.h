@@ -19,7 +19,8 @@ struct ResolvedCheckpoint {
 };
 
 // NotFound / InvalidArgument with a message that says what was found at `path` and what was
-// expected. Reads only directory entries and the tracker file.
+// expected. Reads only directory entries and the tracker file (at most 4 KiB, a regular file:
+// ResourceExhausted / FailedPrecondition otherwise, never a blocking open).
 absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path, std::optional<int64_t> iteration);
 
 }  // namespace shardcast

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/safe_file.h"
 #include "common/status_macros.h"
 
 namespace shardcast {
@@ -72,15 +73,15 @@ absl::StatusOr<CheckpointFiles::OpenFile*> CheckpointFiles::Get(const std::strin
     return absl::PermissionDeniedError(
         absl::StrCat("checkpoint file '", rel, "' resolves to ", resolved, ", outside the checkpoint folder ", dir_));
   }
+  // O_NONBLOCK | O_NOFOLLOW, then S_ISREG on the descriptor: a FIFO or device in place of a data
+  // file is refused at once instead of blocking open() or reading forever.
+  SC_ASSIGN_OR_RETURN(RegularFile file, OpenRegularFile(resolved));
   auto f = std::make_unique<OpenFile>();
-  f->fd = ::open(resolved, O_RDONLY | O_CLOEXEC);
-  if (f->fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", resolved));
-  struct stat st;
-  if (::fstat(f->fd, &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", resolved));
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(resolved, " is not a regular file"));
-  f->size = static_cast<uint64_t>(st.st_size);
+  f->size = file.size;
+  f->fd = file.fd.release();
   if (options_.o_direct) {
-    f->direct_fd = ::open(resolved, O_RDONLY | O_CLOEXEC | O_DIRECT);  // may fail (tmpfs): fall back
+    absl::StatusOr<RegularFile> direct = OpenRegularFile(resolved, O_DIRECT);  // may fail (tmpfs): fall back
+    if (direct.ok()) f->direct_fd = direct->fd.release();
   }
   OpenFile* raw = f.get();
   files_[rel] = std::move(f);
@@ -132,8 +133,8 @@ absl::Status CheckpointFiles::ReadAt(const std::string& rel, uint64_t offset, ui
 absl::StatusOr<std::string> CheckpointFiles::ReadFile(const std::string& rel, uint64_t max_bytes) {
   SC_ASSIGN_OR_RETURN(uint64_t size, FileSize(rel));
   if (size > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(dir_, "/", rel, " is ", size, " bytes; more than the ", max_bytes,
-                                                   " expected"));
+    return absl::ResourceExhaustedError(absl::StrCat(dir_, "/", rel, " is ", size, " bytes, more than the ", max_bytes,
+                                                     "-byte limit for it"));
   }
   std::string out(size, '\0');
   SC_RETURN_IF_ERROR(ReadAt(rel, 0, size, out.data()));

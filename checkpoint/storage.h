@@ -31,14 +31,16 @@ class CheckpointFiles {
   const std::string& dir() const { return dir_; }
 
   // Size of a file inside the folder. NotFound if missing; PermissionDenied if the path (or a
-  // symlink on it) leads outside the folder.
+  // symlink on it) leads outside the folder; FailedPrecondition if it is not a regular file (a
+  // FIFO, device, socket or directory is refused without a blocking open).
   absl::StatusOr<uint64_t> FileSize(const std::string& relative_path);
 
   // Reads exactly n bytes at `offset`. OutOfRange (naming the file) if the range passes the
   // file's end; DataLoss on a short read.
   absl::Status ReadAt(const std::string& relative_path, uint64_t offset, uint64_t n, char* out);
 
-  // Reads a whole (small) file, up to `max_bytes`.
+  // Reads a whole (small) file; ResourceExhausted naming its size and `max_bytes` if larger,
+  // before anything is allocated.
   absl::StatusOr<std::string> ReadFile(const std::string& relative_path, uint64_t max_bytes);
 
  private:

@@ -326,6 +326,7 @@ absl::StatusOr<TensorRecord> ParseTensorRecord(const RecordSource& base, const s
   }
   SC_ASSIGN_OR_RETURN(rec.data_offset, ZipEntryDataOffset(r, *data, src));
   rec.data_length = data->size;
+  rec.data_crc32 = data->crc32;
 
   // The highest element the view touches must lie inside the storage.
   SC_ASSIGN_OR_RETURN(int64_t numel, NumElements(rec.shape));

@@ -64,6 +64,7 @@ struct TensorRecord {
   int64_t storage_offset = 0;  // in elements
   uint64_t data_offset = 0;    // byte offset of the storage payload (`data/<key>`) in the record
   uint64_t data_length = 0;    // storage bytes
+  uint32_t data_crc32 = 0;     // the payload entry's CRC-32 from the central directory (0: none)
   bool big_endian = false;
 
   // True when the elements are stored densely in C order (no gaps, no transposition).

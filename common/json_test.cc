@@ -1,5 +1,9 @@
 #include "common/json.h"
 
+#include <cmath>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace shardcast {
@@ -30,6 +34,90 @@ TEST(Json, RejectsMalformed) {
 TEST(Json, EscapesControlCharacters) {
   Json j(std::string("a\x01" "b"));
   EXPECT_EQ(j.Dump(), "\"a\\u0001b\"");
+}
+
+TEST(Json, NonUtf8StringsStillDumpAsValidJson) {
+  // A stray byte becomes U+FFFD; valid multi-byte text passes through.
+  Json j = Json::Object();
+  j.Set(std::string("k\xff\xfe"), std::string("caf\xc3\xa9 \xe2\x82"));
+  const std::string out = j.Dump();
+  EXPECT_EQ(out, "{\"k\\ufffd\\ufffd\":\"caf\xc3\xa9 \\ufffd\\ufffd\"}");
+  auto back = Json::Parse(out);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->members()[0].first, "k\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+TEST(Json, PickleSurrogatesDumpAsSurrogateEscapes) {
+  // Python's pickle writes the lone surrogate U+D800 as ED A0 80; json.dumps writes \ud800.
+  EXPECT_EQ(Json(std::string("a\xed\xa0\x80")).Dump(), "\"a\\ud800\"");
+}
+
+TEST(Json, ControlCharactersAndSeparatorsAreEscaped) {
+  EXPECT_EQ(Json(std::string("a\nb\x7f\xe2\x80\xa8")).Dump(), "\"a\\nb\\u007f\\u2028\"");
+}
+
+TEST(Json, Uint64AboveInt64MaxIsKept) {
+  const uint64_t big = 18446744073709551615ull;
+  Json j(big);
+  EXPECT_EQ(j.Dump(), "18446744073709551615");
+  EXPECT_EQ(j.as_uint(), big);
+  EXPECT_EQ(j.as_int(), INT64_MAX);  // saturates, never wraps negative
+  auto p = Json::Parse("[18446744073709551615, 9223372036854775807, -9223372036854775808]");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->items()[0].as_uint(), big);
+  EXPECT_EQ(p->items()[0].type(), Json::Type::kUint);
+  EXPECT_EQ(p->items()[1].as_int(), INT64_MAX);
+  EXPECT_EQ(p->items()[2].as_int(), INT64_MIN);
+  EXPECT_EQ(Json(int64_t{-1}).as_uint(), 0u);
+}
+
+TEST(Json, RefusesIntegersPast64Bits) {
+  auto p = Json::Parse("18446744073709551616");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("does not fit 64 bits"), std::string::npos) << p.status();
+  EXPECT_FALSE(Json::Parse("-9223372036854775809").ok());
+  EXPECT_FALSE(Json::Parse("1e999").ok());
+}
+
+TEST(Json, IntegralDoublesStayDoubles) {
+  EXPECT_EQ(Json(5.0).Dump(), "5.0");
+  EXPECT_EQ(Json(-0.0).Dump(), "-0.0");
+  EXPECT_EQ(Json::Parse(Json(5.0).Dump())->type(), Json::Type::kDouble);
+  EXPECT_EQ(Json(0.1).Dump(), "0.10000000000000001");
+}
+
+TEST(Json, DoublesOutOfIntRangeConvertWithoutUb) {
+  EXPECT_EQ(Json(1e300).as_int(), INT64_MAX);
+  EXPECT_EQ(Json(-1e300).as_int(), INT64_MIN);
+  EXPECT_EQ(Json(std::nan("")).as_int(), 0);
+}
+
+TEST(Json, CombinesSurrogatePairsOnParse) {
+  auto p = Json::Parse("\"\\ud83d\\ude00|\\ud800|\\udc00x\"");
+  ASSERT_TRUE(p.ok()) << p.status();
+  // U+1F600 as four UTF-8 bytes; lone surrogates as U+FFFD.
+  EXPECT_EQ(p->as_string(), "\xf0\x9f\x98\x80|\xef\xbf\xbd|\xef\xbf\xbdx");
+  EXPECT_EQ(Json(p->as_string()).Dump(), "\"\xf0\x9f\x98\x80|\xef\xbf\xbd|\xef\xbf\xbdx\"");
+}
+
+TEST(Json, StrictGrammar) {
+  for (const char* bad : {"\"\\u12g4\"", "\"\\u12\"", "\"a\nb\"", "\"\xff\"", "-", "+1", "01", "1.", ".5", "1e", "--1",
+                          "1-2", "[1,]", "{\"a\":1,}", "nul", "\"\xed\xa0\x80\""}) {
+    EXPECT_FALSE(Json::Parse(bad).ok()) << bad;
+  }
+  for (const char* good : {"0", "-0", "1.5e-3", "1E+2", "[]", "{}", "\"\\/\"", " [ 1 , 2 ] "}) {
+    EXPECT_TRUE(Json::Parse(good).ok()) << good;
+  }
+}
+
+TEST(Json, DuplicateKeysLastWinsInLinearTime) {
+  std::string text = "{";
+  for (int i = 0; i < 200000; ++i) absl::StrAppend(&text, i ? "," : "", "\"k", i % 1000, "\":", i);
+  text += "}";
+  auto p = Json::Parse(text);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->size(), 1000u);
+  EXPECT_EQ(p->Find("k999")->as_int(), 199999);
 }
 
 }  // namespace

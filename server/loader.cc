@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
   ReaderOptions ro;
   ro.iteration = options.iteration;
   ro.threads = options.read_threads;
+  ro.verify_storage_crc = options.verify_storage_crc;
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(options.checkpoint, ro));
   std::unique_ptr<Loader> l(new Loader(std::move(options), std::move(memory), std::move(reader)));
   l->selected_ = l->reader_->Select(l->options_.prefix);

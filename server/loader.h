@@ -43,6 +43,7 @@ struct LoaderOptions {
   size_t max_leases = 4096;             // pins outstanding at once
   std::chrono::milliseconds lease_ttl{60000};  // a pin's deadline
   int read_threads = 8;
+  bool verify_storage_crc = true;       // check records' ZIP CRC-32 (ReaderOptions)
   uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
 };
 

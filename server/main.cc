@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   p.AddFlag("ready-file", "F", "rank 0 writes {address, pid, world_size} here when ready");
   p.AddFlag("nccl-lib", "PATH", "libnccl.so.2 to use (the training processes' own); or SHARDCAST_NCCL_LIBRARY");
   p.AddFlag("read-threads", "N", "parallel reads per rank", "8");
+  p.AddSwitch("no-verify-storage-crc", "do not check each record's stored CRC-32 while loading");
   p.AddFlag("tls-cert", "F", "serve TLS with this PEM certificate (it must name every rank's host)");
   p.AddFlag("tls-key", "F", "the certificate's PEM private key");
   p.AddFlag("tls-ca", "F", "CA the ranks trust for each other (default: the certificate itself)");
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
   if (!threads.ok()) return usage(std::string(threads.status().message()));
   o.deadline = std::chrono::seconds(*deadline);
   o.loader.read_threads = static_cast<int>(*threads);
+  o.loader.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
   o.ready_file = p.Get("ready-file");
   o.nccl_library = p.Get("nccl-lib");
   if (p.Has("token-file")) {

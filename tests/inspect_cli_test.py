@@ -2,9 +2,14 @@
 table, --prefix/--key selection, and errors with non-zero exits."""
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import struct
+import time
 import unittest
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
@@ -100,6 +105,104 @@ class InspectCli(unittest.TestCase):
         p = run("inspect", "--bogus", check=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("unknown flag --bogus", p.stderr)
+
+    def copy_fixture(self, name="min_pt2.14_py3.14"):
+        tmp = tempfile.mkdtemp(prefix="inspect_cli_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        dst = os.path.join(tmp, "ckpt")
+        shutil.copytree(os.path.join(FIXTURES, "dcp-multiversion", name), dst)
+        for f in os.listdir(dst):
+            os.chmod(os.path.join(dst, f), 0o644)
+        return dst
+
+    def rename_key_w(self, path, new_key):
+        """Renames tensor 'w' of the min fixture to new_key (raw bytes) in .metadata."""
+        meta = os.path.join(path, ".metadata")
+        with open(meta, "rb") as f:
+            data = f.read()
+        old = b"\x8c\x01w\x94"  # SHORT_BINUNICODE 'w', MEMOIZE (the fqn refers to the memo)
+        self.assertEqual(data.count(old), 1)
+        with open(meta, "wb") as f:
+            f.write(data.replace(old, b"\x8c" + bytes([len(new_key)]) + new_key + b"\x94"))
+
+    def test_hostile_key_gives_valid_json(self):
+        path = self.copy_fixture()
+        self.rename_key_w(path, b"w\nfake.key\xff\xed\xa0\x80")
+        # run() decodes stdout as strict UTF-8: a raw 0xff in the output would fail here.
+        out = json.loads(run("inspect", path, "--json", "--digest").stdout)
+        # \xff -> U+FFFD; the pickle-style surrogate ED A0 80 -> \ud800, as Python's json writes it.
+        self.assertEqual([t["key"] for t in out["tensors"]], ["w\nfake.key\ufffd\ud800"])
+
+    def test_key_with_newline_cannot_forge_a_line(self):
+        path = self.copy_fixture()
+        self.rename_key_w(path, b"w\nfake.key  float32")
+        text = run("inspect", path).stdout
+        lines = text.splitlines()
+        self.assertFalse([l for l in lines if l.startswith("fake.key")], text)
+        self.assertIn("w\\nfake.key  float32", text)
+        self.assertEqual(len([l for l in lines if "bfloat16" in l]), 1, text)
+        # reshard --digest's human table escapes the same way.
+        text = run("reshard", path, "--tp", "1", "--rank", "0", "--digest").stdout
+        self.assertFalse([l for l in text.splitlines() if l.startswith("fake.key")], text)
+        self.assertIn("w\\nfake.key  float32", text)
+
+    def test_fifo_in_place_of_a_file_is_refused_quickly(self):
+        for victim in ("__0_0.distcp", ".metadata"):
+            path = self.copy_fixture()
+            os.unlink(os.path.join(path, victim))
+            os.mkfifo(os.path.join(path, victim))
+            start = time.monotonic()
+            p = run("inspect", path, "--digest", check=False)
+            self.assertLess(time.monotonic() - start, 10)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("is a FIFO, not a regular file", p.stderr)
+            self.assertIn(victim, p.stderr)
+
+    def test_tracker_file_is_capped_and_never_blocks(self):
+        tmp = tempfile.mkdtemp(prefix="inspect_cli_")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        with open(os.path.join(tmp, "latest_checkpointed_iteration.txt"), "w") as f:
+            f.write("1" * 5000)
+        p = run("inspect", tmp, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("5000 bytes, more than the 4096-byte limit", p.stderr)
+        os.unlink(os.path.join(tmp, "latest_checkpointed_iteration.txt"))
+        os.mkfifo(os.path.join(tmp, "latest_checkpointed_iteration.txt"))
+        start = time.monotonic()
+        p = run("inspect", tmp, check=False)
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a FIFO, not a regular file", p.stderr)
+
+    def test_flipped_payload_bit_fails_the_crc_check(self):
+        path = self.copy_fixture()
+        out = json.loads(run("inspect", path, "--digest", "--json").stdout)
+        self.assertEqual(out["storage_crc"]["verified_records"], 2)
+        self.assertEqual(out["storage_crc"]["unverified_partial_records"], 0)
+        # __1_0.distcp is one torch.save record (item offset 0): flip a bit of its payload.
+        data_file = os.path.join(path, "__1_0.distcp")
+        with zipfile.ZipFile(data_file) as z:
+            info = [i for i in z.infolist() if i.filename.endswith("/data/0")][0]
+        with open(data_file, "rb") as f:
+            blob = bytearray(f.read())
+        name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26:info.header_offset + 30])
+        blob[info.header_offset + 30 + name_len + extra_len + 5] ^= 0x10
+        with open(data_file, "wb") as f:
+            f.write(blob)
+        p = run("inspect", path, "--digest", check=False)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("key 'w'", p.stderr)
+        self.assertIn("__1_0.distcp", p.stderr)
+        self.assertIn("CRC-32", p.stderr)
+        p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("CRC-32", p.stderr)
+        # Switched off, the bytes are served as they are.
+        out = json.loads(run("inspect", path, "--digest", "--json", "--no-verify-storage-crc").stdout)
+        self.assertEqual(out["storage_crc"]["verified_records"], 0)
+        run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--no-verify-storage-crc")
+        text = run("inspect", FIXTURES + "/dcp-multiversion/min_pt2.14_py3.14", "--digest").stdout
+        self.assertIn("storage CRC-32: 2 records verified", text)
 
     def test_help(self):
         p = run("inspect", "--help")

@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   libopenmpi-dev openmpi-bin                      # Open MPI 4.1
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   libzstd-dev libssl-dev openssl                  # zstd transform, sha256; test certificates (TLS)
+  libdeflate-dev                                  # CRC-32 (PCLMUL) of torch.save records
   python3 python3-pip                             # CI summary script, Python tests
 )
 

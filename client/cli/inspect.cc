@@ -10,6 +10,7 @@
 #include "common/args.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
+#include "common/text_escape.h"
 
 namespace shardcast::cli {
 
@@ -80,6 +81,16 @@ absl::StatusOr<Json> Inspect(CheckpointReader& reader, const InspectOptions& opt
     tensors.Append(std::move(j));
   }
   out.Set("tensors", std::move(tensors));
+  if (options.digest) {
+    // What the digest read could check: records read whole are verified against their stored
+    // CRC-32 (unless switched off); records storing none are counted apart.
+    const ReaderStats stats = reader.stats();
+    Json crc = Json::Object();
+    crc.Set("verified_records", stats.crc_verified_records);
+    crc.Set("absent_records", stats.crc_absent_records);
+    crc.Set("unverified_partial_records", stats.crc_unverified_partial_records);
+    out.Set("storage_crc", std::move(crc));
+  }
   Json bytes = Json::Array();
   for (const BytesEntry& b : md.bytes_entries) {
     if (!options.key.empty() ? b.key != options.key : b.key.rfind(options.prefix, 0) != 0) continue;
@@ -95,33 +106,48 @@ absl::StatusOr<Json> Inspect(CheckpointReader& reader, const InspectOptions& opt
 std::string FormatInspect(const Json& j) {
   std::string out;
   const Json* it = j.Find("iteration");
-  absl::StrAppend(&out, "checkpoint  ", j.Find("path")->as_string(), "\n");
+  // Keys and paths come from the checkpoint: escaped so that none can forge a line (a newline in
+  // a key) or send terminal control sequences (common/text_escape.h).
+  absl::StrAppend(&out, "checkpoint  ", EscapeForTerminal(j.Find("path")->as_string()), "\n");
   if (it && !it->is_null()) {
-    absl::StrAppend(&out, "iteration   ", it->is_string() ? it->as_string() : absl::StrCat(it->as_int()), "\n");
+    absl::StrAppend(&out, "iteration   ", it->is_string() ? EscapeForTerminal(it->as_string()) : absl::StrCat(it->as_int()),
+                    "\n");
   }
   const auto& tensors = j.Find("tensors")->items();
   absl::StrAppend(&out, "tensors     ", j.Find("tensor_count")->as_int(), " (", tensors.size(), " selected)\n");
-  absl::StrAppend(&out, "bytes       ", HumanBytes(j.Find("total_bytes")->as_int()), " total, ",
-                  HumanBytes(j.Find("selected_bytes")->as_int()), " selected\n\n");
+  absl::StrAppend(&out, "bytes       ", HumanBytes(j.Find("total_bytes")->as_uint()), " total, ",
+                  HumanBytes(j.Find("selected_bytes")->as_uint()), " selected\n\n");
+  std::vector<std::string> keys;
   size_t key_w = 3;
-  for (const Json& t : tensors) key_w = std::max(key_w, t.Find("key")->as_string().size());
+  for (const Json& t : tensors) {
+    keys.push_back(EscapeForTerminal(t.Find("key")->as_string()));
+    key_w = std::max(key_w, keys.back().size());
+  }
   const bool digest = !tensors.empty() && tensors[0].Find("sha256") != nullptr;
   absl::StrAppend(&out, absl::StrFormat("%-*s  %-14s %-18s %6s %10s%s\n", key_w, "key", "dtype", "shape", "chunks",
                                         "bytes", digest ? "  sha256" : ""));
-  for (const Json& t : tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Json& t = tensors[i];
     std::vector<int64_t> shape;
     for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
-    absl::StrAppend(&out, absl::StrFormat("%-*s  %-14s %-18s %6d %10s", key_w, t.Find("key")->as_string(),
-                                          t.Find("dtype")->as_string(), absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
-                                          t.Find("chunks")->size(), HumanBytes(t.Find("bytes")->as_int())));
+    absl::StrAppend(&out, absl::StrFormat("%-*s  %-14s %-18s %6d %10s", key_w, keys[i], t.Find("dtype")->as_string(),
+                                          absl::StrCat("[", absl::StrJoin(shape, ","), "]"), t.Find("chunks")->size(),
+                                          HumanBytes(t.Find("bytes")->as_uint())));
     if (digest) absl::StrAppend(&out, "  ", t.Find("sha256")->as_string());
     out += "\n";
+  }
+  if (const Json* crc = j.Find("storage_crc")) {
+    absl::StrAppend(&out, "\nstorage CRC-32: ", crc->Find("verified_records")->as_uint(), " records verified",
+                    crc->Find("absent_records")->as_uint() ? absl::StrCat(", ", crc->Find("absent_records")->as_uint(),
+                                                                         " store none") : "",
+                    "\n");
   }
   const auto& bytes = j.Find("bytes_entries")->items();
   if (!bytes.empty()) {
     out += "\nnon-tensor entries:\n";
     for (const Json& b : bytes) {
-      absl::StrAppend(&out, "  ", b.Find("key")->as_string(), "  ", HumanBytes(b.Find("bytes")->as_int()), "\n");
+      absl::StrAppend(&out, "  ", EscapeForTerminal(b.Find("key")->as_string()), "  ",
+                      HumanBytes(b.Find("bytes")->as_uint()), "\n");
     }
   }
   return out;
@@ -141,13 +167,14 @@ int RunInspect(const std::vector<std::string>& args) {
   p.AddFlag("threads", "N", "parallel reads", "8");
   p.AddFlag("block-size", "BYTES", "bytes per read request", "16MiB");
   p.AddSwitch("direct", "read with O_DIRECT (bypass the page cache)");
+  p.AddSwitch("no-verify-storage-crc", "with --digest: do not check each record's stored CRC-32");
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
     std::cout << p.Help();
     return 0;
   }
   auto fail = [](const absl::Status& st, int code) {
-    std::cerr << "shardcast inspect: error: " << st.message() << "\n";
+    std::cerr << "shardcast inspect: error: " << EscapeForTerminal(st.message()) << "\n";
     return code;
   };
   if (!s.ok()) return fail(s, 2);
@@ -162,6 +189,7 @@ int RunInspect(const std::vector<std::string>& args) {
   ro.threads = static_cast<int>(*threads);
   ro.block_size = *block;
   ro.storage.o_direct = p.GetSwitch("direct");
+  ro.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
   absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
   if (!reader.ok()) return fail(reader.status(), 1);
   InspectOptions io{p.Get("prefix"), p.Get("key"), p.GetSwitch("digest")};

@@ -19,6 +19,7 @@
 #include "common/sha256.h"
 #include "common/shard_request.h"
 #include "common/status_macros.h"
+#include "common/text_escape.h"
 #include "reshard/layout.h"
 
 namespace shardcast::cli {
@@ -64,7 +65,8 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
     }
     for (Work& w : batch) {
       for (size_t k = 0; k < w.local.ops.size(); ++k) {
-        reads.push_back(BoxRead{w.local.tensor, w.local.ops[k].src, static_cast<char*>(const_cast<void*>(w.sources[k].data))});
+        reads.push_back(BoxRead{w.local.tensor, w.local.ops[k].src, static_cast<char*>(const_cast<void*>(w.sources[k].data)),
+                                plan.shards[w.index].ops[k].chunk});  // the stored chunk holding the box
       }
     }
     SC_RETURN_IF_ERROR(reader.Read(reads));
@@ -82,7 +84,7 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
 namespace {
 
 absl::Status Fail(absl::string_view cmd, const absl::Status& s) {
-  std::cerr << "shardcast " << cmd << ": error: " << s.message() << "\n";
+  std::cerr << "shardcast " << cmd << ": error: " << EscapeForTerminal(s.message()) << "\n";
   return s;
 }
 
@@ -130,6 +132,7 @@ int RunReshard(const std::vector<std::string>& args) {
   p.AddFlag("iteration", "N", "Megatron iteration folder to open");
   p.AddFlag("threads", "N", "parallel reads", "8");
   p.AddFlag("batch", "BYTES", "host memory per batch of shards", "1GiB");
+  p.AddSwitch("no-verify-storage-crc", "do not check records' stored CRC-32 (checked when a record is read whole)");
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
     std::cout << p.Help();
@@ -179,6 +182,7 @@ int RunReshard(const std::vector<std::string>& args) {
     ReaderOptions ro;
     ro.threads = static_cast<int>(*threads);
     ro.iteration = *iter;
+    ro.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
     absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
     if (!reader.ok()) return Fail("reshard", reader.status());
     absl::StatusOr<Layout> layout = Layout::Load(p.Get("layout"), p.GetAll("rule"));
@@ -191,7 +195,7 @@ int RunReshard(const std::vector<std::string>& args) {
     }
     if (p.GetSwitch("verbose")) {
       for (const ShardPlan& sp : plan.shards) {
-        if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << sp.key() << "\n";
+        if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
       }
     }
     if (p.Has("expect")) {
@@ -251,13 +255,20 @@ int RunReshard(const std::vector<std::string>& args) {
     if (json) {
       std::cout << out.Dump(1) << "\n";
     } else {
+      // Names come from the checkpoint: escaped so that none can forge an output line.
       size_t w = 4;
-      for (const Json& t : out.Find("tensors")->items()) w = std::max(w, t.Find("name")->as_string().size());
+      std::vector<std::string> names;
       for (const Json& t : out.Find("tensors")->items()) {
+        names.push_back(EscapeForTerminal(t.Find("name")->as_string()));
+        w = std::max(w, names.back().size());
+      }
+      for (size_t i = 0; i < names.size(); ++i) {
+        const Json& t = out.Find("tensors")->items()[i];
         std::vector<int64_t> shape;
         for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
-        std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", w, t.Find("name")->as_string(), t.Find("dtype")->as_string(),
-                                     absl::StrCat("[", absl::StrJoin(shape, ","), "]"), t.Find("rule")->as_string(),
+        std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", w, names[i], t.Find("dtype")->as_string(),
+                                     absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
+                                     EscapeForTerminal(t.Find("rule")->as_string()),
                                      t.Find("sha256") ? "  " + t.Find("sha256")->as_string() : "");
       }
       std::cout << absl::StrFormat("%d shards for TP rank %d of %d, %.1f MB%s\n", out.Find("tensors")->size(), *rank, *tp,

@@ -8,7 +8,7 @@
 #   --sequential   run the fuzzers one after the other (default: all at once, one core each)
 #   --keep-going   fork mode (-fork=1 -ignore_crashes=1 ...): keep fuzzing after a crash, so a
 #                  known bug does not end the campaign; every crash still lands in artifacts/
-#   --only NAME    run one fuzzer only (metadata, record or request)
+#   --only NAME    run one fuzzer only (metadata, record, json or request)
 #   --minimize     afterwards, shrink each corpus to the inputs that keep its coverage (-merge=1)
 #   --regressions  build, then only replay the reproducers of reported bugs (make_regressions.py)
 #                  through the fuzzers (-timeout=10); exits 1 while any still fails
@@ -23,6 +23,8 @@
 #   tests/fuzz/build/gen/                       protoc's C++ for the request target
 #   tests/fuzz/corpus_{metadata,record,request}/  the corpora (seeds + what the fuzzer kept;
 #                                               they grow from run to run)
+#   tests/fuzz/corpus_json/                     seeded from tests/fuzz/seeds_json/ and the
+#                                               fixtures' *.json files
 # Ends with a summary per fuzzer: executions, corpus size, new artifacts; exits 1 if any fuzzer
 # produced a crash/leak/timeout/oom artifact during this run (or failed), 0 otherwise.
 # Environment: CXX (default clang++), FIXTURES (default <repo>/../shared/fixtures, else
@@ -60,7 +62,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-FUZZERS=(metadata record request)
+FUZZERS=(metadata record json request)
 [[ -n "$ONLY" ]] && FUZZERS=("$ONLY")
 
 # ---- build ------------------------------------------------------------------------------------
@@ -73,9 +75,10 @@ declare -A SOURCES=(
   [metadata]="tests/fuzz/metadata_fuzzer.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
   [record]="tests/fuzz/record_fuzzer.cc checkpoint/pickle.cc checkpoint/torch_record.cc checkpoint/region_copy.cc common/box.cc common/dtype.cc"
   [request]="tests/fuzz/request_fuzzer.cc tests/fuzz/build/gen/proto/shardcast/v1/shardcast.pb.cc common/shard_request.cc reshard/layout.cc reshard/layout_cache.cc reshard/planner.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
+  [json]="tests/fuzz/json_fuzzer.cc common/json.cc common/text_escape.cc"
 )
 declare -A EXTRA_LIBS=([request]="$REQUEST_LIBS")
-declare -A MAX_LEN=([metadata]=65536 [record]=1048576 [request]=65536)
+declare -A MAX_LEN=([metadata]=65536 [record]=1048576 [request]=65536 [json]=2048)
 
 mkdir -p "$BUILD"
 for f in "${FUZZERS[@]}"; do
@@ -128,6 +131,9 @@ echo "== seeds from $FIXTURES"
 python3 "$HERE/prepare_corpora.py" "$FIXTURES" "$HERE/corpus_metadata" "$HERE/corpus_record"
 python3 "$HERE/request_seeds.py" "$HERE/corpus_request"
 export SHARDCAST_FUZZ_METADATA="${SHARDCAST_FUZZ_METADATA:-$FIXTURES/dcp-torch2.11/vit_tp2/.metadata}"
+mkdir -p "$HERE/corpus_json"
+cp "$HERE"/seeds_json/* "$HERE/corpus_json/"
+find "$FIXTURES" -name '*.json' -size -64k -exec cp {} "$HERE/corpus_json/" \;
 
 # ---- fuzz -------------------------------------------------------------------------------------
 STAMP="$BUILD/.run_started"
