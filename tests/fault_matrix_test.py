@@ -11,9 +11,11 @@ never NOT_FOUND).
 |                                         | UNAVAILABLE "loader rank 1 failed", long before its own deadline   |
 | data file removed / truncated after the | nothing: the tensors were read once; the same bytes are served      |
 | load                                    |                                                                     |
-| data file truncated before the load     | state failed within seconds, the reason names the file             |
-| FIFO in place of a data file            | state failed within seconds, the reason names the file (needs the  |
-|                                         | reader's non-regular-file check: passes once that is merged)       |
+| data file truncated before the load     | refused within seconds, naming the file and "passes the end of the |
+|                                         | file" (the reader checks sizes at open: mpirun exits non-zero;     |
+|                                         | a later failure would show as status failed with the same reason)  |
+| FIFO in place of a data file            | refused within seconds, naming the file: "is a FIFO, not a regular |
+|                                         | file" (no blocking open)                                           |
 | client killed mid-transfer              | other clients get exact bytes; clients_active returns to 0         |
 | SIGTERM to the ranks                    | health NOT_SERVING, state stopping, new requests UNAVAILABLE,      |
 |                                         | in-flight transfers finish, every rank and mpirun exit 0           |
@@ -385,7 +387,10 @@ class Faults(unittest.TestCase):
             svc.stop()
 
     def start_expecting_failure(self, ckpt):
-        """Starts shardcastd on a checkpoint that cannot load; returns (status, seconds to failed)."""
+        """Starts shardcastd on a checkpoint that cannot load. Either the ranks refuse it while
+        opening it (the reader checks every data file's size and kind at open: mpirun exits
+        non-zero, the error on stderr) or the service starts and turns `failed`. Returns
+        ({"reason": ...}, seconds), or (None, seconds) if neither happened in time."""
         d = tempfile.mkdtemp()
         cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0", "-np",
                "2", runfile("shardcast/server/shardcastd", "SHARDCASTD_BIN"), "--checkpoint", ckpt, "--device", "cpu",
@@ -394,10 +399,15 @@ class Faults(unittest.TestCase):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         t0 = time.time()
         try:
-            address = wait_for(lambda: [l.split("serving on ")[1].split()[0] for l in open(log.name)
-                                        if "serving on " in l], 20)
-            self.assertTrue(address, open(log.name).read())
-            address = address[0]
+            def serving_or_exited():
+                lines = [l.split("serving on ")[1].split()[0] for l in open(log.name) if "serving on " in l]
+                return lines or proc.poll() is not None
+
+            self.assertTrue(wait_for(serving_or_exited, 20), open(log.name).read())
+            if proc.poll() is not None:
+                self.assertNotEqual(proc.returncode, 0, open(log.name).read())
+                return {"reason": open(log.name).read()}, time.time() - t0
+            address = [l.split("serving on ")[1].split()[0] for l in open(log.name) if "serving on " in l][0]
 
             def failed():
                 p = subprocess.run([SHARDCAST, "status", "--server", address, "--json"], capture_output=True, text=True)
@@ -406,7 +416,8 @@ class Faults(unittest.TestCase):
             st = wait_for(failed, 10, step=0.2)
             return st, time.time() - t0
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -419,13 +430,14 @@ class Faults(unittest.TestCase):
         with open(victim, "r+b") as f:
             f.truncate(100)
         st, took = self.start_expecting_failure(ckpt)
-        self.assertTrue(st, "the service never reported failed")
+        self.assertTrue(st, "the service neither refused the checkpoint nor reported failed")
         self.assertIn(os.path.basename(victim), st["reason"])
+        self.assertIn("passes the end of the file", st["reason"])
         self.assertLess(took, 15)
 
     def test_fifo_in_place_of_a_data_file_fails_naming_the_file(self):
-        # Needs the reader to refuse non-regular files before any blocking open (issue 9, item 7):
-        # before that fix the service stays 'loading' for ever and this fails.
+        # The reader refuses non-regular files before any blocking open (issue 9, item 7): before
+        # that fix the service stayed 'loading' for ever.
         ckpt = self.copy_checkpoint("fifo")
         victim = self.data_files(ckpt)[0]
         os.remove(victim)
@@ -437,8 +449,9 @@ class Faults(unittest.TestCase):
                 os.close(os.open(victim, os.O_WRONLY | os.O_NONBLOCK))
             except OSError:
                 pass
-        self.assertTrue(st, "the service never reported failed")
+        self.assertTrue(st, "the service neither refused the checkpoint nor reported failed")
         self.assertIn(os.path.basename(victim), st["reason"])
+        self.assertIn("is a FIFO, not a regular file", st["reason"])
         self.assertLess(took, 15)
 
     def test_client_killed_mid_transfer_leaves_others_unaffected(self):

@@ -32,6 +32,34 @@ absl::StatusOr<std::string> ExportIpcHandle(int device, const void* base) {
   return std::string(reinterpret_cast<const char*>(&h), sizeof(h));
 }
 
+namespace {
+
+// The size of the allocation that `mapped` (an IPC mapping's base) lies in, from the driver's
+// cuMemGetAddressRange, reached through the runtime (no link against libcuda): the client checks
+// the server's offsets against it, so that a hostile or broken sidecar cannot make it read
+// outside what was exported.
+absl::StatusOr<uint64_t> MappedAllocationBytes(void* mapped) {
+  using GetAddressRange = int (*)(unsigned long long* base, size_t* size, unsigned long long ptr);
+  static GetAddressRange get_range = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      fn = nullptr;
+    }
+    return reinterpret_cast<GetAddressRange>(fn);
+  }();
+  if (get_range == nullptr) return absl::InternalError("the CUDA driver lacks cuMemGetAddressRange");
+  unsigned long long base = 0;
+  size_t size = 0;
+  if (const int rc = get_range(&base, &size, reinterpret_cast<unsigned long long>(mapped)); rc != 0) {
+    return absl::InternalError(absl::StrCat("cuMemGetAddressRange of a CUDA IPC mapping failed (CUresult ", rc, ")"));
+  }
+  return static_cast<uint64_t>(size - (reinterpret_cast<unsigned long long>(mapped) - base));
+}
+
+}  // namespace
+
 absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
                      std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
@@ -55,11 +83,23 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     s = CudaStatus(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
              "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)");
   }
+  std::vector<uint64_t> mapped_bytes(mapped.size(), 0);
+  for (size_t i = 0; i < mapped.size() && s.ok(); ++i) {
+    absl::StatusOr<uint64_t> n = MappedAllocationBytes(mapped[i]);
+    if (n.ok()) mapped_bytes[i] = *n;
+    s = n.status();
+  }
   if (s.ok()) s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   for (const IpcPiece& p : pieces) {
     if (!s.ok()) break;
     if (p.region >= mapped.size()) {
       s = absl::DataLossError(absl::StrCat("a shard names CUDA IPC region ", p.region, " of ", mapped.size()));
+      break;
+    }
+    const uint64_t have = mapped_bytes[p.region];
+    if (p.offset > have || p.nbytes > have - p.offset) {
+      s = absl::DataLossError(absl::StrCat("a shard of ", p.nbytes, " bytes at offset ", p.offset,
+                                           " lies outside the loader's CUDA IPC allocation of ", have, " bytes"));
       break;
     }
     s = CudaStatus(cudaMemcpyAsync(p.dst, static_cast<const char*>(mapped[p.region]) + p.offset, p.nbytes,
