@@ -1,0 +1,77 @@
+"""The sanitizer configs really work (CI phases asan and tsan, tools/test.sh): under
+--config=asan / --config=tsan the build is instrumented, each deliberate defect of
+tools/sanitizers/canary fails its process with the sanitizer's report, the suppression files that
+tools/sanitizers/env.sh names exist, and this python runs with the runtime preloaded (so the ctypes
+tests can load libshardcast_client.so) without handing the preload to the processes it starts. In
+the normal phase the build is plain. Reports of the canary go to a temporary folder, never to CI's."""
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import junit_unittest  # noqa: E402  (first: re-executes this python with the runtime preloaded)
+from testenv import runfile  # noqa: E402
+
+CANARY = runfile("shardcast/tools/sanitizers/canary")
+KIND = os.environ.get("SHARDCAST_SANITIZER", "")  # set by .bazelrc's asan / tsan configs
+OPTION_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS")
+
+# mode -> text the report must hold, per config.
+FINDINGS = {
+    "asan": {"heap-overflow": "heap-buffer-overflow", "signed-overflow": "signed integer overflow",
+             "leak": "detected memory leaks"},
+    "tsan": {"race": "data race"},
+}
+
+
+def run_canary(mode, report_dir):
+    env = dict(os.environ)
+    for var in OPTION_VARS:  # the options env.sh set, with the reports sent to report_dir
+        opts = re.sub(r"(^|:)log_path=[^:]*", "", env.get(var, ""))
+        env[var] = opts + ":log_path=" + os.path.join(report_dir, var.split("_")[0].lower())
+    p = subprocess.run([CANARY, mode], env=env, capture_output=True, text=True, timeout=60)
+    report = "".join(open(f, errors="replace").read() for f in sorted(glob.glob(os.path.join(report_dir, "*"))))
+    return p, report + p.stderr
+
+
+class SanitizerCanary(unittest.TestCase):
+    def test_build_matches_the_config(self):
+        out = subprocess.run([CANARY, "config"], capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(out, KIND or "none")
+
+    def test_a_clean_run_reports_nothing(self):
+        with tempfile.TemporaryDirectory() as d:
+            p, report = run_canary("ok", d)
+            self.assertEqual(p.returncode, 0, report)
+            self.assertEqual(report, "")
+
+    def test_each_defect_fails_its_process_with_a_report(self):
+        self.assertIn(KIND, ("", "asan", "tsan"))
+        for mode, text in FINDINGS.get(KIND, {}).items():
+            with self.subTest(mode=mode), tempfile.TemporaryDirectory() as d:
+                p, report = run_canary(mode, d)
+                self.assertNotEqual(p.returncode, 0, "%s: the process did not fail" % mode)
+                self.assertIn(text, report)
+
+    def test_suppression_files_exist(self):
+        for var in OPTION_VARS:
+            for path in re.findall(r"(?:^|:)suppressions=([^:]+)", os.environ.get(var, "")):
+                self.assertTrue(os.path.isfile(path), "%s names %s" % (var, path))
+        if KIND:
+            var = "LSAN_OPTIONS" if KIND == "asan" else "TSAN_OPTIONS"
+            self.assertIn("suppressions=", os.environ.get(var, ""))
+
+    def test_runtime_preloaded_here_and_not_inherited(self):
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+        for kind in ("asan", "tsan"):
+            self.assertEqual("lib%s.so" % kind in maps, kind == KIND, "lib%s.so mapped in the test's python" % kind)
+        self.assertNotIn(os.environ.get("SHARDCAST_SANITIZER_PRELOAD") or "-", os.environ.get("LD_PRELOAD", ""))
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
