@@ -32,4 +32,5 @@ for phase in "${phases[@]}"; do
   testlogs=$(bazel info "${config[@]}" bazel-testlogs 2>/dev/null) || testlogs=bazel-testlogs
   summary+=(--phase "$phase" "$testlogs" "$((start - 1))" "$rc" "$secs" "$logs/$phase")
 done
+echo "==== sanitizer reports, if any: $logs/<phase>/" >&2
 python3 tools/ci_summary.py "${summary[@]}"
