@@ -88,20 +88,24 @@ class SanitizerCanary(unittest.TestCase):
 
 
 class ShardcastdExit(unittest.TestCase):
-    def test_ranks_stopped_with_sigterm_exit_cleanly_without_reports(self):
+    def start_fetch_stop(self, tls):
         with tempfile.TemporaryDirectory() as d:
+            extra, cli = (), ()
+            if tls:
+                cert, key = service_test.make_certificate(d, "service")
+                extra, cli = ("--tls-cert", cert, "--tls-key", key), ("--tls-ca", cert)
             saved = dict(os.environ)
-            os.environ.update(reporting_to(d))  # inherited by mpirun and the ranks
+            os.environ.update(reporting_to(os.path.join(d, "reports")))  # inherited by mpirun and the ranks
             try:
-                svc = service_test.Service(os.path.join(fixtures_dir(), "dcp-torch2.11", "vit_tp2"))
+                svc = service_test.Service(os.path.join(fixtures_dir(), "dcp-torch2.11", "vit_tp2"), extra=extra)
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
             try:
-                res = service_test.fetch_json(svc, 2, 1)
+                res = service_test.fetch_json(svc, 2, 1, *cli)
                 self.assertEqual(res["report"]["crc_checked"], len(res["tensors"]))
                 with open(svc.ready) as f:
-                    pids = {json.load(f)["pid"]} | {r["pid"] for r in svc.status()["ranks"]}
+                    pids = {json.load(f)["pid"]} | {r["pid"] for r in json.loads(svc.cli("status", "--json", *cli).stdout)["ranks"]}
                 self.assertEqual(len(pids), 2)
                 for pid in pids:  # the ranks themselves, so that each leaves through main()
                     os.kill(pid, signal.SIGTERM)
@@ -111,8 +115,13 @@ class ShardcastdExit(unittest.TestCase):
             with open(svc.log.name) as f:
                 log = f.read()
             self.assertEqual(rc, 0, log)
-            self.assertEqual(reports(d), "")
+            self.assertEqual(reports(os.path.join(d, "reports")), "")
 
+    def test_ranks_stopped_with_sigterm_exit_cleanly_without_reports(self):
+        self.start_fetch_stop(tls=False)
+
+    def test_tls_ranks_stopped_with_sigterm_exit_cleanly_without_reports(self):
+        self.start_fetch_stop(tls=True)
 
 if __name__ == "__main__":
     junit_unittest.main()
