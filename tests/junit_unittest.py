@@ -1,10 +1,42 @@
 """Runs a unittest module and, under `bazel test`, writes JUnit XML to $XML_OUTPUT_FILE so that
-each Python test case is counted as one test case (as GoogleTest's are)."""
+each Python test case is counted as one test case (as GoogleTest's are).
+
+Under the sanitizer configs (--config=asan / --config=tsan, tools/sanitizers/env.sh), importing
+this module first re-executes the test's python with the sanitizer runtime preloaded, so that
+libshardcast_client.so (instrumented) can be loaded with ctypes; the processes the test starts do
+not inherit the preload. Leak checking is off in that python process only (CPython itself is not
+instrumented and keeps memory until exit); shardcastd and the CLI keep it."""
 import os
 import sys
 import time
 import unittest
 from xml.sax.saxutils import quoteattr, escape
+
+
+def _preload_sanitizer_runtime():
+    runtime = os.environ.get("SHARDCAST_SANITIZER_PRELOAD")
+    if not runtime:
+        return
+    if os.environ.get("_SHARDCAST_PRELOADED") == runtime:  # the re-executed process
+        for name, saved in (("LD_PRELOAD", "_SHARDCAST_SAVED_LD_PRELOAD"),
+                            ("ASAN_OPTIONS", "_SHARDCAST_SAVED_ASAN_OPTIONS")):
+            value = os.environ.pop(saved, None)
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+        return
+    env = dict(os.environ, _SHARDCAST_PRELOADED=runtime, LD_PRELOAD=runtime,
+               _SHARDCAST_SAVED_LD_PRELOAD=os.environ.get("LD_PRELOAD", ""),
+               _SHARDCAST_SAVED_ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", ""))
+    if "ASAN_OPTIONS" in os.environ:
+        env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":detect_leaks=0"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+_preload_sanitizer_runtime()
 
 
 class _Result(unittest.TextTestResult):
