@@ -1,5 +1,7 @@
 #include "server/grpc_util.h"
 
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 
 namespace shardcast {
@@ -17,6 +19,19 @@ absl::Status FromGrpcStatus(const grpc::Status& s, const std::string& context) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
 }
 
+namespace {
+
+// Compares in a time that depends only on the lengths (a token's length is no secret, its bytes
+// are): no early exit at the first differing byte for a timing probe to find.
+bool SameSecret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = diff | static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
 grpc::Status CheckToken(const grpc::ServerContext& ctx, const std::string& token) {
   if (token.empty()) return grpc::Status::OK;
   const auto& md = ctx.client_metadata();
@@ -25,7 +40,7 @@ grpc::Status CheckToken(const grpc::ServerContext& ctx, const std::string& token
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "this shardcastd requires a token: pass --token-file (or SHARDCAST_TOKEN_FILE) with the job's token");
   }
-  if (std::string(it->second.data(), it->second.size()) != "Bearer " + token) {
+  if (!SameSecret(std::string_view(it->second.data(), it->second.size()), "Bearer " + token)) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong token");
   }
   return grpc::Status::OK;
