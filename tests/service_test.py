@@ -25,7 +25,6 @@ FIXTURES = fixtures_dir()
 LAYOUT = runfile("shardcast/tests/data/fixtures.layout", "SHARDCAST_LAYOUT")
 GENERATOR = runfile("shardcast/tools/gen_synthetic_dcp.py", "SHARDCAST_GENERATOR")
 CLIENT_SO = runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO")
-RAW_REQUEST = runfile("shardcast/tests/raw_request", "SHARDCAST_RAW_REQUEST")
 DEADLINE = 4  # seconds, the servers' --deadline
 
 
@@ -184,7 +183,8 @@ class FixtureService(unittest.TestCase):
 
     def raw(self, text_proto, timeout=60):
         """Sends one ShardRequest (text format) straight to rank 0, without the client's checks."""
-        p = subprocess.run([RAW_REQUEST, self.svc.address, self.svc.token_file, text_proto], capture_output=True,
+        raw_request = runfile("shardcast/tests/raw_request", "SHARDCAST_RAW_REQUEST")
+        p = subprocess.run([raw_request, self.svc.address, self.svc.token_file, text_proto], capture_output=True,
                            text=True, timeout=timeout)
         return p.stdout.strip()
 
