@@ -184,7 +184,19 @@ class Resources(unittest.TestCase):
         # 1500 distinct requests (a rename that matches nothing makes each one new) on a small
         # checkpoint, each received; the cache keeps at most 64 of them. Before: +230 MB per rank
         # per 2000 requests, linearly; now flat after the first few hundred.
-        svc = Service(VIT, extra=("--max-cached-requests", "64"))
+        # Under the sanitizers the runtimes' own memory grows too (ASan's quarantine of freed
+        # blocks, made small here; TSan's shadow): a looser bound that still fails on the linear
+        # growth of before (~140 MB over these 1200 requests).
+        sanitizer = os.environ.get("SHARDCAST_SANITIZER", "")
+        bound = (64 << 20) if sanitizer else (24 << 20)
+        saved = os.environ.get("ASAN_OPTIONS")
+        if saved is not None:
+            os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=16"
+        try:
+            svc = Service(VIT, extra=("--max-cached-requests", "64"))
+        finally:
+            if saved is not None:
+                os.environ["ASAN_OPTIONS"] = saved
         abi = Abi(svc.address)
         try:
             pids = rank_pids(svc)
@@ -202,7 +214,7 @@ class Resources(unittest.TestCase):
             after = {r: rss_bytes(p) for r, p in pids.items()}
             print("rank RSS after 300 / 1500 requests: %s / %s" % (before, after), file=sys.stderr)
             for r in pids:
-                self.assertLess(after[r] - before[r], 24 << 20, "rank %d grew from %d to %d bytes" % (r, before[r], after[r]))
+                self.assertLess(after[r] - before[r], bound, "rank %d grew from %d to %d bytes" % (r, before[r], after[r]))
             st = svc.status()
             self.assertLessEqual(len(st["cached_layouts"]), 64)
         finally:

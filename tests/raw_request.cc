@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <iostream>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: raw_request ADDR TOKEN_FILE|- TEXT_PROTO\n";
     return 2;
   }
+  setenv("GRPC_DNS_RESOLVER", "native", /*overwrite=*/0);  // as the client library does
   std::string text = argv[3];
   if (!text.empty() && text[0] == '@') {
     std::ifstream in(text.substr(1), std::ios::binary);
