@@ -235,7 +235,7 @@ std::optional<std::pair<const StoredChunk*, const StoredChunk*>> FindOverlap(
 
 }  // namespace
 
-// Exact tiling in O(n 2^k log n) for n chunks varying in k dims, by signed corners: a box
+// Exact tiling in O(n 2^k) (hash map) for n chunks varying in k dims, by signed corners: a box
 // [a, b) is the sum over its 2^k corners p (each coordinate a_d or b_d) of
 // (-1)^(number of b_d) * [x >= p]. These orthant indicators are linearly independent, so the
 // chunks' indicators sum to the tensor's indicator (every element stored exactly once) if and
@@ -289,40 +289,40 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
       }
     }
   }
+  // n chunks cost n * 2^k corner updates. Real grids shard one or two dims; a grid beyond this
+  // work (e.g. 65536 one-element chunks of a [2]^16 tensor) is refused, not validated slowly.
   constexpr size_t kMaxCornerDims = 16;
-  if (dims.size() <= kMaxCornerDims) {
-    absl::flat_hash_map<std::vector<int64_t>, int64_t> net;
-    net.reserve(nonempty.size() << dims.size());
-    std::vector<int64_t> corner(dims.size());
-    auto add_corners = [&](const Shape& offsets, const Shape& sizes, int64_t weight) {
-      for (uint32_t mask = 0; mask < (1u << dims.size()); ++mask) {
-        int64_t sign = weight;
-        for (size_t k = 0; k < dims.size(); ++k) {
-          const bool upper = (mask >> k) & 1;
-          corner[k] = offsets[dims[k]] + (upper ? sizes[dims[k]] : 0);
-          if (upper) sign = -sign;
-        }
-        auto it = net.try_emplace(corner, 0).first;
-        if ((it->second += sign) == 0) net.erase(it);
-      }
-    };
-    for (const StoredChunk* c : nonempty) add_corners(c->box.offsets, c->box.sizes, 1);
-    add_corners(Shape(t.shape.size(), 0), t.shape, -1);
-    if (net.empty()) return absl::OkStatus();
-    // Same element count but not a tiling: some elements are stored twice, as many not at all.
-    if (auto pair = FindOverlap(nonempty, t.shape.size(), 1 << 22)) {
-      return err(absl::StrCat("chunks overlap: ", BoxToString(pair->first->box), " and ", BoxToString(pair->second->box)));
-    }
-    std::vector<std::string> where;
-    for (size_t k = 0; k < dims.size(); ++k) where.push_back(absl::StrCat("dim ", dims[k], " = ", net.begin()->first[k]));
-    return err(absl::StrCat("chunks overlap (and leave as many elements uncovered); a chunk corner at ",
-                            absl::StrJoin(where, ", "), " does not fit"));
+  constexpr uint64_t kMaxCornerWork = uint64_t{1} << 23;
+  if (dims.size() > kMaxCornerDims || (static_cast<uint64_t>(nonempty.size()) << dims.size()) > kMaxCornerWork) {
+    return err(absl::StrCat(nonempty.size(), " chunks sharded over ", dims.size(),
+                            " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
   }
-  // More than 16 sharded dims (never seen in practice): the sweep, without a budget.
-  if (auto pair = FindOverlap(nonempty, t.shape.size(), INT64_MAX)) {
+  absl::flat_hash_map<std::vector<int64_t>, int64_t> net;
+  net.reserve(nonempty.size() << dims.size());
+  std::vector<int64_t> corner(dims.size());
+  auto add_corners = [&](const Shape& offsets, const Shape& sizes, int64_t weight) {
+    for (uint32_t mask = 0; mask < (1u << dims.size()); ++mask) {
+      int64_t sign = weight;
+      for (size_t k = 0; k < dims.size(); ++k) {
+        const bool upper = (mask >> k) & 1;
+        corner[k] = offsets[dims[k]] + (upper ? sizes[dims[k]] : 0);
+        if (upper) sign = -sign;
+      }
+      auto it = net.try_emplace(corner, 0).first;
+      if ((it->second += sign) == 0) net.erase(it);
+    }
+  };
+  for (const StoredChunk* c : nonempty) add_corners(c->box.offsets, c->box.sizes, 1);
+  add_corners(Shape(t.shape.size(), 0), t.shape, -1);
+  if (net.empty()) return absl::OkStatus();
+  // Same element count but not a tiling: some elements are stored twice, as many not at all.
+  if (auto pair = FindOverlap(nonempty, t.shape.size(), 1 << 22)) {
     return err(absl::StrCat("chunks overlap: ", BoxToString(pair->first->box), " and ", BoxToString(pair->second->box)));
   }
-  return absl::OkStatus();
+  std::vector<std::string> where;
+  for (size_t k = 0; k < dims.size(); ++k) where.push_back(absl::StrCat("dim ", dims[k], " = ", net.begin()->first[k]));
+  return err(absl::StrCat("chunks overlap (and leave as many elements uncovered); a chunk corner at ",
+                          absl::StrJoin(where, ", "), " does not fit"));
 }
 
 namespace {

@@ -203,6 +203,25 @@ TEST(ValidateChunkTiling, HoleInAStaircaseIsRefused) {
   EXPECT_NE(s.message().find("(missing chunks)"), std::string::npos) << s;
 }
 
+TEST(ValidateChunkTiling, AGridBeyondTheCornerBudgetIsRefusedAtOnce) {
+  // A [2]^16 tensor in 65536 one-element chunks: 65536 x 2^16 corner updates (and a 2^32-slot
+  // hash map) before the budget; now refused by its numbers before any of that work.
+  TensorEntry t;
+  t.key = "cube";
+  t.dtype = DType::kUInt8;
+  t.shape = Shape(16, 2);
+  for (uint32_t i = 0; i < (1u << 16); ++i) {
+    Box b{Shape(16, 0), Shape(16, 1)};
+    for (int d = 0; d < 16; ++d) b.offsets[d] = (i >> d) & 1;
+    t.chunks.push_back(StoredChunk{b, {}});
+  }
+  const absl::Time start = absl::Now();
+  absl::Status s = ValidateChunkTiling(t, "x");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("65536 chunks sharded over 16 dims: more than shardcast validates"), std::string::npos) << s;
+}
+
 TEST(ValidateChunkTiling, SmallCases) {
   TensorEntry t;
   t.key = "k";

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <future>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -50,6 +49,27 @@ void Prepare(grpc::ClientContext* ctx, const ClientOptions& o) {
 
 // Runs `fn(rank, address, destinations)` for every loader rank owning some destination, in
 // parallel, and returns the first error. `entries[i]` is dst[i]'s manifest entry.
+// Runs fn(0..n-1) on at most kMaxParallelOwners threads at once (however many loader ranks a
+// possibly hostile manifest names); the first error wins.
+absl::Status ForEachBounded(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  constexpr size_t kMaxParallelOwners = 32;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  absl::Status first;
+  auto worker = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      absl::Status s = fn(i);
+      std::lock_guard<std::mutex> lock(mu);
+      if (first.ok() && !s.ok()) first = s;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(n, kMaxParallelOwners); ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  return first;
+}
+
 absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst,
                           const std::vector<const ShardEntry*>& entries,
                           const std::function<absl::Status(int, const std::string&,
@@ -63,24 +83,9 @@ absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst
     }
     work.emplace_back(rank, &list);
   }
-  // At most kMaxParallelOwners transfers at once, however many ranks a (possibly hostile)
-  // manifest names: workers take owners from a shared index.
-  constexpr size_t kMaxParallelOwners = 32;
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  absl::Status first;
-  auto worker = [&] {
-    for (size_t i = next++; i < work.size(); i = next++) {
-      absl::Status s = fn(work[i].first, m.endpoints[work[i].first], *work[i].second);
-      std::lock_guard<std::mutex> lock(mu);
-      if (first.ok() && !s.ok()) first = s;
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(work.size(), kMaxParallelOwners); ++t) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  return first;
+  return ForEachBounded(work.size(), [&](size_t i) {
+    return fn(work[i].first, m.endpoints[work[i].first], *work[i].second);
+  });
 }
 
 }  // namespace
@@ -564,26 +569,20 @@ absl::StatusOr<NcclPeerComm*> Client::SessionComm(const std::string& address, co
 absl::Status Client::WarmUp(const Manifest& m, int device) {
   SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
   SC_RETURN_IF_ERROR(LoadNccl());
-  std::set<int> owners;
-  for (const ShardEntry& e : m.shards) owners.insert(e.owner_rank);
-  std::vector<std::future<absl::Status>> calls;
+  std::set<int> owner_set;
+  for (const ShardEntry& e : m.shards) owner_set.insert(e.owner_rank);
+  const std::vector<int> owners(owner_set.begin(), owner_set.end());
   for (int rank : owners) {
     if (rank < 0 || rank >= static_cast<int>(m.endpoints.size())) {
       return absl::DataLossError(absl::StrCat("the manifest lacks an endpoint for loader rank ", rank));
     }
-    calls.push_back(std::async(std::launch::async, [this, &m, &uuid, rank, device]() -> absl::Status {
-      const std::string& address = m.endpoints[rank];
-      SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, {}, uuid, /*warm_up=*/true));
-      if (reply.nccl_unique_id().empty() && !reply.reused()) return absl::OkStatus();  // same GPU: CUDA IPC, nothing to form
-      return SessionComm(address, reply, device).status();
-    }));
   }
-  absl::Status first;
-  for (auto& c : calls) {
-    absl::Status s = c.get();
-    if (first.ok() && !s.ok()) first = s;
-  }
-  return first;
+  return ForEachBounded(owners.size(), [&](size_t i) -> absl::Status {
+    const std::string& address = m.endpoints[owners[i]];
+    SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, owners[i], address, {}, uuid, /*warm_up=*/true));
+    if (reply.nccl_unique_id().empty() && !reply.reused()) return absl::OkStatus();  // same GPU: CUDA IPC, nothing to form
+    return SessionComm(address, reply, device).status();
+  });
 }
 
 absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {

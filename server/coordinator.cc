@@ -1,5 +1,7 @@
 #include "server/coordinator.h"
 
+#include <sys/random.h>
+
 #include <map>
 #include <random>
 
@@ -59,11 +61,16 @@ std::unique_ptr<RankCall<Reply>[]> CallEveryRank(
   return calls;
 }
 
+// 128 bits from the kernel's CSPRNG (getrandom): a lease id is a capability (a Fetch or EndLease
+// naming it unpins the request), so it must not be predictable from earlier ones.
 std::string NewLeaseId() {
-  static std::mutex mu;
-  static std::mt19937_64 gen{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mu);
-  return absl::StrCat(absl::Hex(gen(), absl::kZeroPad16), absl::Hex(gen(), absl::kZeroPad16));
+  uint64_t words[2];
+  size_t got = 0;
+  while (got < sizeof(words)) {
+    const ssize_t n = getrandom(reinterpret_cast<char*>(words) + got, sizeof(words) - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  return absl::StrCat(absl::Hex(words[0], absl::kZeroPad16), absl::Hex(words[1], absl::kZeroPad16));
 }
 
 }  // namespace
@@ -103,7 +110,9 @@ void Coordinator::SetState(const std::string& state, const std::string& reason) 
   bool changed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == "failed" || state_ == "stopping") return;  // sticky
+    // Sticky: failed stays failed; stopping gives way only to failed (a rank that dies during the
+    // drain must still fail its in-flight clients at once).
+    if (state_ == "failed" || (state_ == "stopping" && state != "failed")) return;
     changed = state_ != state;
     state_ = state;
     reason_ = reason;
@@ -185,12 +194,11 @@ void Coordinator::StartDraining() {
   if (options_.on_state) options_.on_state("stopping");
 }
 
-void Coordinator::EndLease(const std::string& lease, const std::vector<bool>& on_rank) {
+void Coordinator::EndLease(const std::string& lease) {
   v1::EndLeaseRequest req;
   req.set_lease_id(lease);
   CallEveryRank<v1::EndLeaseReply>(stubs_.size(), options_.token, std::min(options_.deadline, std::chrono::milliseconds(2000)),
                                    [&](size_t r, RankCall<v1::EndLeaseReply>* call, std::function<void(grpc::Status)> done) {
-                                     if (!on_rank[r]) return done(grpc::Status::OK);
                                      stubs_[r]->async()->EndLease(&call->ctx, &req, &call->reply, std::move(done));
                                    });
 }
@@ -217,11 +225,9 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
       });
   std::map<std::string, v1::ShardInfo> owned;
   absl::Status first_error;
-  std::vector<bool> pinned(stubs_.size(), false);  // ranks whose Prepare succeeded (and may pin)
   for (size_t r = 0; r < stubs_.size(); ++r) {
     const grpc::Status& s = calls[r].status;
     const v1::PrepareReply& reply = calls[r].reply;
-    pinned[r] = s.ok();
     if (!s.ok()) {
       if (first_error.ok()) {
         // A request error is the same on every rank: report it plainly; otherwise name the rank.
@@ -234,7 +240,9 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     for (const v1::ShardInfo& si : reply.shards()) owned[si.name()] = si;
   }
   if (!first_error.ok()) {
-    EndLease(pr.lease_id(), pinned);  // what the other ranks pinned
+    // What the other ranks pinned; also on a rank whose Prepare timed out here but may still
+    // finish (EndLease of an unknown lease is a no-op).
+    EndLease(pr.lease_id());
     if (first_error.code() == absl::StatusCode::kDeadlineExceeded) {
       return absl::UnavailableError(std::string(first_error.message()));
     }
@@ -247,7 +255,7 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     // it again here (the same plan on every rank).
     absl::StatusOr<std::shared_ptr<const PreparedRequest>> again = local_->Prepare(spec);
     if (!again.ok()) {
-      EndLease(pr.lease_id(), pinned);
+      EndLease(pr.lease_id());
       return again.status();
     }
     local = *std::move(again);
@@ -260,6 +268,7 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
   for (const PreparedShard& s : local->shards) {
     auto it = owned.find(s.name);
     if (it == owned.end()) {
+      EndLease(pr.lease_id());
       return absl::InternalError(absl::StrCat("rank ", s.owner, " did not report shard '", s.name, "'"));
     }
     *m.add_shards() = it->second;

@@ -55,7 +55,7 @@ class Coordinator {
  private:
   void Poll();
   void SetState(const std::string& state, const std::string& reason);
-  void EndLease(const std::string& lease, const std::vector<bool>& on_rank);
+  void EndLease(const std::string& lease);
 
   CoordinatorOptions options_;
   Loader* local_;

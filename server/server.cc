@@ -54,10 +54,11 @@ Server::~Server() {
   if (impl_->load_done.load()) {
     impl_->load_thread.join();
   } else if (impl_->load_thread.joinable()) {
-    // Stopped while a read blocks (a hung file system): leave the reader and what it reads into
+    // Stopped while a read blocks (a hung file system): leave the load thread, and everything it
+    // may still touch when the read returns (the loader, the flags, the bootstrap: all of Impl),
     // to the process's exit rather than wait for it.
     impl_->load_thread.detach();
-    (void)impl_->loader.release();
+    (void)impl_.release();
   }
 }
 
@@ -145,7 +146,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", options.device, "'"));
   }
   SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, bootstrap, memory.get()));
-  options.loader.lease_ttl = options.deadline;
+  // Twice the deadline: a pin starts when its rank prepared, and rank 0 may wait up to a deadline
+  // for the slowest rank before the client even has the manifest.
+  options.loader.lease_ttl = 2 * options.deadline;
   SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
 
   DeviceSessions sessions;

@@ -259,9 +259,12 @@ class Client:
         if problems:
             raise ShardcastError(3, "refusing to load (nothing was transferred):\n  " + "\n  ".join(problems))
         reports = []
-        if host:
-            reports.append(self._receive(text, host, -1))
-        for dev, items in device.items():
+        groups = ([(host, -1)] if host else []) + [(items, dev) for dev, items in device.items()]
+        for i, (items, dev) in enumerate(groups):
+            if i > 0:
+                # A manifest's lease covers one receive (its transfers end the pin on each rank):
+                # every further receive asks again, which re-pins the cached request (no re-cut).
+                text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
             reports.append(self._receive(text, items, dev))
         return {"bytes": sum(r["bytes"] for r in reports), "shards": sum(r["shards"] for r in reports),
                 "crc_checked": sum(r["crc_checked"] for r in reports), "seconds": sum(r["seconds"] for r in reports),
