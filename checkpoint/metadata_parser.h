@@ -26,7 +26,8 @@ absl::StatusOr<CheckpointMetadata> ParseMetadata(absl::string_view pickle_bytes,
                                                  const std::string& source = ".metadata");
 
 // Checks that `t`'s chunks lie inside its shape and tile it exactly (no overlap, no hole) in
-// O(n log n) for n chunks (signed corner counting; see the .cc). InvalidArgument naming the key
+// O(n 2^k) for n chunks sharded over k dims (signed corner counting; see the .cc); refused
+// beyond 2^23 corner updates. InvalidArgument naming the key
 // and, when one is found cheaply, the two overlapping chunks. ParseMetadata calls it per tensor.
 absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source);
 
