@@ -5,7 +5,7 @@
 # (staging path), page cache dropped, with and without --no-verify-storage-crc, alternating.
 # Run from the repo root on a GPU host with a bundle (deploy/bundle/make_gpu_bundle.sh):
 #
-#   bench/storage_crc_cost.sh [BUNDLE_DIR] [OUT_DIR]
+#   bench/storage_crc_cost.sh [BUNDLE_DIR] [OUT_DIR]      (ONLY=sidecar: part 2 only)
 #
 # Writes OUT_DIR/read_bench_crc_{cold,warm}.txt, read_bench_crc.json and sidecar_ready_crc.txt.
 set -uo pipefail
@@ -18,10 +18,10 @@ WORK=${WORK:-/tmp/shardcast_crc_cost}
 export NCCL_NVLS_ENABLE=0
 mkdir -p "$WORK"
 [ -f "$WORK/vith/.metadata" ] || python3 tools/gen_synthetic_dcp.py "$WORK/vith" --preset vit-h --writers 2 --force | tail -1
-for t in 8 16; do
+[ "${ONLY:-}" = sidecar ] || for t in 8 16; do
   "$BIN/read_bench" "$WORK/vith" --threads $t --repeat 3 --crc-cost | tee -a "$OUT/read_bench_crc.txt"
 done
-"$BIN/read_bench" "$WORK/vith" --threads 16 --repeat 3 --crc-cost --json > "$OUT/read_bench_crc.json"
+[ "${ONLY:-}" = sidecar ] || "$BIN/read_bench" "$WORK/vith" --threads 16 --repeat 3 --crc-cost --json > "$OUT/read_bench_crc.json"
 
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 ready_seconds() {  # extra shardcastd flags...
@@ -34,7 +34,9 @@ ready_seconds() {  # extra shardcastd flags...
   local pid=$!
   while [ ! -s "$WORK/ready.json" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
   t1=$(date +%s%N)
-  kill -USR1 $pid 2>/dev/null; wait $pid 2>/dev/null
+  pkill -TERM -x shardcastd 2>/dev/null  # the ranks drain and exit 0 (SIGTERM to mpirun would abort)
+  for _ in $(seq 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
   [ -s "$WORK/ready.json" ] || { echo "sidecar failed:"; cat "$WORK/sidecar.log"; return 1; }
   echo "$(( (t1 - t0) / 1000000 ))" 
 }

@@ -298,7 +298,7 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
                             " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
   }
   absl::flat_hash_map<std::vector<int64_t>, int64_t> net;
-  net.reserve(nonempty.size() << dims.size());
+  net.reserve(std::min<size_t>(nonempty.size() << dims.size(), size_t{1} << 16));  // grows past that if needed
   std::vector<int64_t> corner(dims.size());
   auto add_corners = [&](const Shape& offsets, const Shape& sizes, int64_t weight) {
     for (uint32_t mask = 0; mask < (1u << dims.size()); ++mask) {
