@@ -1,12 +1,7 @@
 #include "reshard/layout.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <re2/re2.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -15,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/safe_file.h"
 #include "common/shard_request.h"
 #include "common/status_macros.h"
 
@@ -283,40 +279,13 @@ absl::StatusOr<Layout> Layout::Preset(absl::string_view name) {
 }
 
 absl::StatusOr<std::string> Layout::ReadFile(const std::string& path) {
-  // stat() first: opening a FIFO would block, and /dev/zero never ends.
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
+  // Regular files only, opened without blocking (a FIFO would block, /dev/zero never ends), and
+  // the size cap checked before anything is allocated.
+  absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxLayoutTextBytes, "layout file");
+  if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(absl::StrCat("layout '", path, "' is neither a preset (", absl::StrJoin(PresetNames(), ", "),
-                                            ") nor a readable file: ", std::strerror(errno)));
+                                            ") nor a readable file: ", text.status().message()));
   }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' is not a regular file"));
-  }
-  if (static_cast<uint64_t>(st.st_size) > kMaxLayoutTextBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' has ", st.st_size,
-                                                   " bytes, more than the limit of ", kMaxLayoutTextBytes));
-  }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open layout file '", path, "': ", std::strerror(errno)));
-  std::string text(kMaxLayoutTextBytes + 1, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, &text[got], text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return absl::NotFoundError(absl::StrCat("cannot read layout file '", path, "': ", std::strerror(err)));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (got > kMaxLayoutTextBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("layout file '", path, "' is larger than the limit of ",
-                                                   kMaxLayoutTextBytes, " bytes"));
-  }
-  text.resize(got);
   return text;
 }
 

@@ -14,7 +14,9 @@
 namespace shardcast {
 namespace {
 
-// Counts completions of asynchronous calls and lets one thread wait for all of them.
+// Counts completions of asynchronous calls and lets one thread wait for all of them. (Not
+// absl::BlockingCounter: its absl::Mutex lives in Debian's uninstrumented Abseil, where TSan
+// cannot see the hand-over of each call's reply; std::mutex it sees.)
 class Latch {
  public:
   explicit Latch(size_t n) : left_(n) {}
@@ -46,18 +48,23 @@ struct RankCall {
 template <typename Reply>
 std::unique_ptr<RankCall<Reply>[]> CallEveryRank(
     size_t ranks, const std::string& token, std::chrono::milliseconds deadline,
-    const std::function<void(size_t, RankCall<Reply>*, std::function<void(grpc::Status)>)>& start) {
+    const std::function<void(size_t, RankCall<Reply>*, std::function<void(grpc::Status)>)>& start,
+    InflightCalls* inflight = nullptr) {
   std::unique_ptr<RankCall<Reply>[]> calls(new RankCall<Reply>[ranks]);
   Latch latch(ranks);
   for (size_t r = 0; r < ranks; ++r) {
     RankCall<Reply>* call = &calls[r];
     PrepareClientContext(&call->ctx, token, deadline);
+    if (inflight != nullptr) inflight->Add(&call->ctx);
     start(r, call, [call, &latch](grpc::Status s) {
       call->status = std::move(s);
       latch.CountDown();
     });
   }
   latch.Wait();
+  if (inflight != nullptr) {
+    for (size_t r = 0; r < ranks; ++r) inflight->Remove(&calls[r].ctx);
+  }
   return calls;
 }
 
@@ -74,6 +81,23 @@ std::string NewLeaseId() {
 }
 
 }  // namespace
+
+void InflightCalls::Add(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.insert(ctx);
+  if (cancelled_) ctx->TryCancel();
+}
+
+void InflightCalls::Remove(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.erase(ctx);
+}
+
+void InflightCalls::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* ctx : calls_) ctx->TryCancel();
+}
 
 Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(std::move(options)), local_(local) {
   for (const std::string& addr : options_.rank_addresses) {
@@ -118,6 +142,7 @@ void Coordinator::SetState(const std::string& state, const std::string& reason) 
     reason_ = reason;
   }
   cv_.notify_all();
+  if (changed && state == "failed") manifest_calls_.CancelAll();  // they would wait on the dead rank
   if (changed && options_.on_state) options_.on_state(state);
 }
 
@@ -222,7 +247,8 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
       stubs_.size(), options_.token, options_.deadline,
       [&](size_t r, RankCall<v1::PrepareReply>* call, std::function<void(grpc::Status)> done) {
         stubs_[r]->async()->Prepare(&call->ctx, &pr, &call->reply, std::move(done));
-      });
+      },
+      &manifest_calls_);
   std::map<std::string, v1::ShardInfo> owned;
   absl::Status first_error;
   for (size_t r = 0; r < stubs_.size(); ++r) {
@@ -240,6 +266,10 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     for (const v1::ShardInfo& si : reply.shards()) owned[si.name()] = si;
   }
   if (!first_error.ok()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (state_ == "failed") first_error = absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
+    }
     // What the other ranks pinned; also on a rank whose Prepare timed out here but may still
     // finish (EndLease of an unknown lease is a no-op).
     EndLease(pr.lease_id());

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,21 @@
 #include "transport/grpc_tls.h"
 
 namespace shardcast {
+
+// The client contexts of manifest calls in flight, so that a rank turning failed cuts them
+// short (TryCancel) instead of letting each wait out its deadline on a frozen rank.
+class InflightCalls {
+ public:
+  void Add(grpc::ClientContext* ctx);
+  void Remove(grpc::ClientContext* ctx);
+  // Cancels every call in flight and every one added later.
+  void CancelAll();
+
+ private:
+  std::mutex mu_;
+  std::set<grpc::ClientContext*> calls_;
+  bool cancelled_ = false;
+};
 
 struct CoordinatorOptions {
   std::vector<std::string> rank_addresses;  // index = rank
@@ -66,6 +82,7 @@ class Coordinator {
   std::string reason_;
   std::vector<v1::RankState> ranks_;
   std::vector<std::chrono::steady_clock::time_point> last_ok_;
+  InflightCalls manifest_calls_;                // Prepare calls of manifests in flight
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};
   std::thread thread_;

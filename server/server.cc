@@ -1,5 +1,9 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -94,6 +98,27 @@ constexpr int kMaxOutgoingMessageBytes = 64 << 20;
 // Threads gRPC's synchronous server may run handlers on, per port; beyond it calls wait.
 constexpr int kMaxServerThreads = 512;
 
+// True when `host` is not a loopback name but every address it resolves to is loopback (Debian
+// and Ubuntu map the host name to 127.0.1.1 in /etc/hosts): a port bound there is reachable from
+// this node only.
+bool ResolvesOnlyToLoopback(const std::string& host) {
+  if (IsLoopbackHost(host)) return false;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return false;
+  bool only_loopback = true;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      only_loopback &= (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      only_loopback &= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    }
+  }
+  freeaddrinfo(found);
+  return only_loopback;
+}
+
 // How long a stopping service keeps answering (health: NOT_SERVING) before it closes its ports.
 constexpr std::chrono::milliseconds kDrainLinger{2000};
 
@@ -169,6 +194,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
   SC_ASSIGN_OR_RETURN(const HostPort listen_hp, SplitHostPort(listen, "--listen"));
   const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, impl->host);
+  for (const std::string& h : {listen_hp.host, data_host}) {
+    if (ResolvesOnlyToLoopback(h)) {
+      std::cerr << "shardcastd rank " << bootstrap->rank() << ": warning: '" << h
+                << "' resolves only to loopback addresses (/etc/hosts?): clients on other nodes cannot reach it; "
+                   "pass --listen ADDRESS:PORT (and --data-host ADDRESS) with this node's network address"
+                << std::endl;
+      break;
+    }
+  }
   SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(data_host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
                                                    options.tls));
   SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));

@@ -354,6 +354,25 @@ class Faults(unittest.TestCase):
             os.kill(pids[1], signal.SIGKILL)
             svc.stop()
 
+    def test_a_manifest_waiting_on_a_frozen_rank_fails_once_the_rank_is_marked_failed(self):
+        # With a 30 s deadline, a manifest whose Prepare waits on a frozen rank used to take the
+        # whole 30 s; rank 0 now cancels it when it marks the rank failed (~3-5 s).
+        svc = Service(VIT, deadline=30)
+        pids = rank_pids(svc)
+        abi = Abi(svc.address, timeout=60.0)
+        try:
+            os.kill(pids[1], signal.SIGSTOP)
+            t0 = time.time()
+            rc, text = abi.manifest({"tp_size": 2, "tp_rank": 0, "renames": ["frozen.=x."]})
+            took = time.time() - t0
+            self.assertEqual(rc, UNAVAILABLE, text)
+            self.assertIn("loader rank 1", text)
+            self.assertLess(took, 15, text)
+        finally:
+            abi.close()
+            os.kill(pids[1], signal.SIGKILL)
+            svc.stop()
+
     def test_kill_9_of_a_loader_rank_mid_transfer_fails_the_client_at_once(self):
         svc = Service(VIT)
         abi = Abi(svc.address, timeout=60.0)

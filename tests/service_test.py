@@ -31,7 +31,7 @@ DEADLINE = 4  # seconds, the servers' --deadline
 class Service:
     """One `mpirun -np N shardcastd` job."""
 
-    def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=(), listen="localhost:0"):
+    def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=(), listen="localhost:0", deadline=DEADLINE):
         self.dir = tempfile.mkdtemp()
         self.ready = os.path.join(self.dir, "ready.json")
         self.token_file = None
@@ -43,7 +43,7 @@ class Service:
             args += ["--token-file", self.token_file]
         cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0",
                "-np", str(ranks), SHARDCASTD, "--checkpoint", ckpt, "--device", "cpu", "--listen", listen,
-               "--ready-file", self.ready, "--deadline", str(DEADLINE), "--layout", layout, *args, *extra]
+               "--ready-file", self.ready, "--deadline", str(deadline), "--layout", layout, *args, *extra]
         self.log = open(os.path.join(self.dir, "log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         end = time.time() + 60

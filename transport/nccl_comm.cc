@@ -94,7 +94,7 @@ NcclPeerComm::~NcclPeerComm() {
 }
 
 absl::Status NcclPeerComm::Transfer(const std::vector<NcclBuffer>& buffers, bool send, std::chrono::milliseconds deadline) {
-  if (broken_) return absl::UnavailableError("the NCCL session is broken; open a new one");
+  if (broken()) return absl::UnavailableError("the NCCL session is broken; open a new one");
   SC_RETURN_IF_ERROR(CudaErr(cudaSetDevice(device_), "cudaSetDevice"));
   ncclResult_t r = lib_->GroupStart();
   for (const NcclBuffer& b : buffers) {

@@ -31,7 +31,8 @@ class NcclPeerComm {
 
   // Sends (rank 0) or receives (rank 1) every buffer in order, grouped, and waits for completion.
   absl::Status Transfer(const std::vector<NcclBuffer>& buffers, bool send, std::chrono::milliseconds deadline);
-  bool broken() const { return broken_; }
+  // A cancel that came after the last Transfer returned also breaks it (its state is unknown).
+  bool broken() const { return broken_.load() || cancelled_.load(); }
   // Makes a Transfer waiting now (or later) return Cancelled and leaves the communicator broken
   // (thread-safe; e.g. the client, once rank 0 has marked the peer failed).
   void Cancel() { cancelled_ = true; }
@@ -48,7 +49,7 @@ class NcclPeerComm {
   void* stream_ = nullptr;  // cudaStream_t
   int device_ = 0;
   int peer_ = 0;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};
   std::atomic<bool> cancelled_{false};
 };
 
