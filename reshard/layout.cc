@@ -286,6 +286,10 @@ absl::StatusOr<std::string> Layout::ReadFile(const std::string& path) {
     return absl::NotFoundError(absl::StrCat("layout '", path, "' is neither a preset (", absl::StrJoin(PresetNames(), ", "),
                                             ") nor a readable file: ", text.status().message()));
   }
+  // Not a regular file, or too large: a bad layout argument (what callers have always been told).
+  if (absl::IsFailedPrecondition(text.status()) || absl::IsResourceExhausted(text.status())) {
+    return absl::InvalidArgumentError(text.status().message());
+  }
   return text;
 }
 

@@ -229,6 +229,16 @@ void Coordinator::EndLease(const std::string& lease) {
 }
 
 absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& request) {
+  absl::StatusOr<v1::Manifest> m = ManifestOnce(request);
+  if (!absl::IsResourceExhausted(m.status())) return m;
+  // Under memory pressure, concurrent manifests can each hold, on some rank, the room another
+  // needs (every rank produces requests in its own order), so that none succeeds everywhere:
+  // retry once with such retries one at a time, which lets one request through.
+  std::lock_guard<std::mutex> lock(retry_mu_);
+  return ManifestOnce(request);
+}
+
+absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ == "stopping") return absl::UnavailableError("shardcastd is shutting down: no new requests");

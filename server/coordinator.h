@@ -72,6 +72,7 @@ class Coordinator {
   void Poll();
   void SetState(const std::string& state, const std::string& reason);
   void EndLease(const std::string& lease);
+  absl::StatusOr<v1::Manifest> ManifestOnce(const v1::ShardRequest& request);
 
   CoordinatorOptions options_;
   Loader* local_;
@@ -82,6 +83,7 @@ class Coordinator {
   std::string reason_;
   std::vector<v1::RankState> ranks_;
   std::vector<std::chrono::steady_clock::time_point> last_ok_;
+  std::mutex retry_mu_;                         // serialises Manifest's retry under memory pressure
   InflightCalls manifest_calls_;                // Prepare calls of manifests in flight
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};
