@@ -23,7 +23,7 @@ mpirun --allow-run-as-root --oversubscribe --mca orte_abort_on_non_zero_status 0
   bazel-bin/server/shardcastd --checkpoint "$ckpt" --device cpu --listen localhost:0 \
   --token-file "$work/token" --ready-file "$work/ready.json" > "$work/shardcastd.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 300); do [ -s "$work/ready.json" ] && break; sleep 0.1; done
 addr=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['address'])" "$work/ready.json")
 export SHARDCAST_ADDR=$addr SHARDCAST_TOKEN_FILE=$work/token
