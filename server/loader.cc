@@ -296,6 +296,12 @@ absl::Status Loader::MakeRoom(uint64_t bytes) {
 }
 
 absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const ShardRequestSpec& spec, const std::string& lease) {
+  // Rank 0 makes 32-hex-digit ids; anything much longer is not one of them (and would be kept).
+  constexpr size_t kMaxLeaseIdBytes = 64;
+  if (lease.size() > kMaxLeaseIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("lease_id: ", lease.size(), " bytes, more than the limit of ",
+                                                   kMaxLeaseIdBytes));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ == "failed") return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " failed: ", last_error_));

@@ -111,6 +111,14 @@ TEST(LoaderCache, NamesAreCountedAgainstTheBudget) {
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
 }
 
+TEST(LoaderCache, AnOversizedLeaseIdIsRefused) {
+  std::unique_ptr<Loader> l = NewLoader(0);
+  absl::Status s = l->Prepare(Request(1), std::string(1 << 20, 'x')).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("lease_id: 1048576 bytes"), std::string::npos) << s;
+  SC_ASSERT_OK(l->Prepare(Request(1), std::string(64, 'x')).status());
+}
+
 TEST(LoaderCache, DrainingRefusesNewRequestsButKeepsPreparedOnes) {
   std::unique_ptr<Loader> l = NewLoader(0);
   SC_ASSERT_OK_AND_ASSIGN(auto a, l->Prepare(Request(1), "lease"));
