@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "kernels/cuda_executor.h"
+#include "reshard/cuda_executor.h"
 #include "kernels/cuda_status.h"
 #include "kernels/device_crc32c.h"
 

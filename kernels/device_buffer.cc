@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/cuda_executor.h"
+#include "kernels/cuda_device.h"
 #include "kernels/cuda_status.h"
 
 namespace shardcast {

@@ -1,5 +1,5 @@
 // Shard executors: fill planned shards from source buffers. The CPU executor here is the
-// reference; the CUDA executor (kernels/cuda_executor.h) has the same interface and runs the same
+// reference; the CUDA executor (reshard/cuda_executor.h) has the same interface and runs the same
 // CopyDesc math on the GPU.
 #ifndef SHARDCAST_RESHARD_EXECUTOR_H_
 #define SHARDCAST_RESHARD_EXECUTOR_H_

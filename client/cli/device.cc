@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
-#include "kernels/cuda_executor.h"
+#include "reshard/cuda_executor.h"
 
 namespace shardcast::cli {
 

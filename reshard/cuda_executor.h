@@ -1,20 +1,17 @@
 // The CUDA shard executor: the same interface and CopyDesc math as the CPU reference executor
-// (reshard/executor.h), run by the kernels in strided_copy.cu.
-#ifndef SHARDCAST_KERNELS_CUDA_EXECUTOR_H_
-#define SHARDCAST_KERNELS_CUDA_EXECUTOR_H_
+// (executor.h, beside it), run by the kernels of kernels/strided_copy.cu. It lives here, above
+// kernels/, because it implements reshard's ShardExecutor interface.
+#ifndef SHARDCAST_RESHARD_CUDA_EXECUTOR_H_
+#define SHARDCAST_RESHARD_CUDA_EXECUTOR_H_
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernels/cuda_device.h"  // RequireCudaDevice, for callers
 #include "reshard/executor.h"
 
 namespace shardcast {
-
-// Number of CUDA devices visible (0 when there is no driver or no GPU).
-int CudaDeviceCount();
-// Unavailable, saying to use --device cpu, when `device` is not a visible CUDA device.
-absl::Status RequireCudaDevice(int device);
 
 // Sources and destinations are device pointers on `device`. Run() returns after the copies
 // finished (stream synchronized); launch and execution errors come back as Internal.
@@ -26,4 +23,4 @@ absl::StatusOr<std::unique_ptr<ShardExecutor>> NewCudaStagingExecutor(int device
 
 }  // namespace shardcast
 
-#endif  // SHARDCAST_KERNELS_CUDA_EXECUTOR_H_
+#endif  // SHARDCAST_RESHARD_CUDA_EXECUTOR_H_

@@ -1,4 +1,4 @@
-#include "kernels/cuda_executor.h"
+#include "reshard/cuda_executor.h"
 
 #include <cuda_runtime.h>
 
@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/cuda_device.h"
 #include "kernels/cuda_status.h"
 #include "kernels/strided_copy.h"
 
@@ -117,22 +118,6 @@ class CudaStagingExecutor : public ShardExecutor {
 };
 
 }  // namespace
-
-int CudaDeviceCount() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
-
-absl::Status RequireCudaDevice(int device) {
-  const int n = CudaDeviceCount();
-  if (device >= 0 && device < n) return absl::OkStatus();
-  return absl::UnavailableError(
-      absl::StrCat("no CUDA device ", device, " (", n, " visible); use --device cpu on machines without a GPU"));
-}
 
 absl::StatusOr<std::unique_ptr<ShardExecutor>> NewCudaExecutor(int device) {
   SC_RETURN_IF_ERROR(RequireCudaDevice(device));

@@ -9,7 +9,7 @@
 
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
-#include "kernels/cuda_executor.h"
+#include "reshard/cuda_executor.h"
 #include "reshard/executor.h"
 #include "reshard/planner.h"
 
