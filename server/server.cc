@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/status_macros.h"
-#include "kernels/cuda_memory_space.h"
+#include "server/cuda_memory_space.h"
 #include "server/coordinator.h"
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
