@@ -107,7 +107,7 @@ Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(s
   last_ok_.assign(stubs_.size(), std::chrono::steady_clock::now());
   for (size_t r = 0; r < ranks_.size(); ++r) {
     ranks_[r].set_rank(r);
-    ranks_[r].set_state("loading");
+    ranks_[r].set_state(std::string(RankStateName(RankState::kLoading)));
     ranks_[r].set_address(options_.rank_addresses[r]);
   }
 }
@@ -130,19 +130,19 @@ void Coordinator::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Coordinator::SetState(const std::string& state, const std::string& reason) {
+void Coordinator::SetState(RankState state, const std::string& reason) {
   bool changed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Sticky: failed stays failed; stopping gives way only to failed (a rank that dies during the
     // drain must still fail its in-flight clients at once).
-    if (state_ == "failed" || (state_ == "stopping" && state != "failed")) return;
+    if (state_ == RankState::kFailed || (state_ == RankState::kStopping && state != RankState::kFailed)) return;
     changed = state_ != state;
     state_ = state;
     reason_ = reason;
   }
   cv_.notify_all();
-  if (changed && state == "failed") manifest_calls_.CancelAll();  // they would wait on the dead rank
+  if (changed && state == RankState::kFailed) manifest_calls_.CancelAll();  // they would wait on the dead rank
   if (changed && options_.on_state) options_.on_state(state);
 }
 
@@ -170,14 +170,15 @@ void Coordinator::Poll() {
         st.set_address(options_.rank_addresses[r]);
         ranks_[r] = st;
         last_ok_[r] = now;
-        if (st.state() == "failed" && failure.empty()) {
+        const std::optional<RankState> rank_state = ParseRankState(st.state());
+        if (rank_state == RankState::kFailed && failure.empty()) {
           failure = absl::StrCat("loader rank ", r, " failed: ", st.last_error());
         }
-        all_ready &= st.state() == "ready";
+        all_ready &= rank_state == RankState::kReady;
       } else {
         all_ready = false;
         if (now - last_ok_[r] > grace) {
-          ranks_[r].set_state("failed");
+          ranks_[r].set_state(std::string(RankStateName(RankState::kFailed)));
           ranks_[r].set_last_error(absl::StrCat("not answering: ", s.error_message()));
           if (failure.empty()) {
             failure = absl::StrCat("loader rank ", r, " (", options_.rank_addresses[r], ") stopped answering for ",
@@ -189,34 +190,34 @@ void Coordinator::Poll() {
     }
   }
   if (!failure.empty()) {
-    SetState("failed", failure);
+    SetState(RankState::kFailed, failure);
     return;
   }
-  SetState(all_ready ? "ready" : "loading", "");
+  SetState(all_ready ? RankState::kReady : RankState::kLoading, "");
 }
 
-std::string Coordinator::state() {
+RankState Coordinator::state() {
   std::lock_guard<std::mutex> lock(mu_);
   return state_;
 }
 
-std::string Coordinator::WaitUntilSettled(std::chrono::milliseconds timeout) {
+RankState Coordinator::WaitUntilSettled(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return state_ != "loading"; });
+  cv_.wait_for(lock, timeout, [this] { return state_ != RankState::kLoading; });
   return state_;
 }
 
 void Coordinator::StartDraining() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == "stopping") return;
-    if (state_ != "failed") {
-      state_ = "stopping";
+    if (state_ == RankState::kStopping) return;
+    if (state_ != RankState::kFailed) {
+      state_ = RankState::kStopping;
       reason_ = "shutting down: no new requests; transfers in flight finish";
     }
   }
   cv_.notify_all();
-  if (options_.on_state) options_.on_state("stopping");
+  if (options_.on_state) options_.on_state(RankState::kStopping);
 }
 
 void Coordinator::EndLease(const std::string& lease) {
@@ -241,9 +242,9 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
 absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == "stopping") return absl::UnavailableError("shardcastd is shutting down: no new requests");
-    if (state_ == "failed") return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
-    if (state_ != "ready") return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
+    if (state_ == RankState::kStopping) return absl::UnavailableError("shardcastd is shutting down: no new requests");
+    if (state_ == RankState::kFailed) return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
+    if (state_ != RankState::kReady) return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
   }
   const ShardRequestSpec spec = FromProto(request);
   const std::string id = local_->RequestId(spec);
@@ -278,7 +279,7 @@ absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& r
   if (!first_error.ok()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (state_ == "failed") first_error = absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
+      if (state_ == RankState::kFailed) first_error = absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
     }
     // What the other ranks pinned; also on a rank whose Prepare timed out here but may still
     // finish (EndLease of an unknown lease is a no-op).
@@ -327,7 +328,7 @@ absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& r
 v1::ServiceStatus Coordinator::Status() {
   v1::ServiceStatus st;
   std::lock_guard<std::mutex> lock(mu_);
-  st.set_state(state_);
+  st.set_state(std::string(RankStateName(state_)));
   st.set_reason(reason_);
   st.set_uptime_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   st.set_checkpoint(options_.checkpoint);

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "server/loader.h"
+#include "server/rank_state.h"
 #include "transport/grpc_tls.h"
 
 namespace shardcast {
@@ -47,8 +48,8 @@ struct CoordinatorOptions {
   std::string checkpoint;
   int nccl_version = 0;
   TlsConfig tls;                            // for the connections to the ranks
-  // Called whenever the state changes ("loading", "ready", "failed", "stopping").
-  std::function<void(const std::string&)> on_state;
+  // Called whenever the state changes.
+  std::function<void(RankState)> on_state;
 };
 
 class Coordinator {
@@ -62,15 +63,15 @@ class Coordinator {
   // own errors as the ranks report them.
   absl::StatusOr<v1::Manifest> Manifest(const v1::ShardRequest& request);
   v1::ServiceStatus Status();
-  std::string state();
+  RankState state();
   // Blocks until ready or failed or the timeout passes; returns the state.
-  std::string WaitUntilSettled(std::chrono::milliseconds timeout);
-  // State "stopping" (sticky): new manifests are refused with UNAVAILABLE.
+  RankState WaitUntilSettled(std::chrono::milliseconds timeout);
+  // State kStopping (sticky): new manifests are refused with UNAVAILABLE.
   void StartDraining();
 
  private:
   void Poll();
-  void SetState(const std::string& state, const std::string& reason);
+  void SetState(RankState state, const std::string& reason);
   void EndLease(const std::string& lease);
   absl::StatusOr<v1::Manifest> ManifestOnce(const v1::ShardRequest& request);
 
@@ -79,7 +80,7 @@ class Coordinator {
   std::vector<std::unique_ptr<v1::LoaderRank::Stub>> stubs_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::string state_ = "loading";
+  RankState state_ = RankState::kLoading;
   std::string reason_;
   std::vector<v1::RankState> ranks_;
   std::vector<std::chrono::steady_clock::time_point> last_ok_;

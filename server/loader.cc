@@ -13,31 +13,14 @@
 namespace shardcast {
 
 Loader::Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader)
-    : options_(std::move(options)), memory_(std::move(memory)), reader_(std::move(reader)) {}
+    : options_(std::move(options)),
+      memory_(std::move(memory)),
+      reader_(std::move(reader)),
+      tensors_(reader_.get(), memory_.get(), options_.staging_bytes),
+      cache_(ShardCacheOptions{options_.rank, options_.memory_budget, options_.max_cached_requests, options_.max_leases,
+                               options_.lease_ttl}) {}
 
-namespace {
-
-// Offsets of `sizes` packed into one allocation, each aligned to 256 bytes (what cudaMalloc
-// gives and every vectorized copy wants); returns the total.
-constexpr uint64_t kSlabAlign = 256;
-uint64_t PackSlab(const std::vector<uint64_t>& sizes, std::vector<uint64_t>* offsets) {
-  uint64_t total = 0;
-  offsets->clear();
-  for (uint64_t n : sizes) {
-    offsets->push_back(total);
-    total += (n + kSlabAlign - 1) / kSlabAlign * kSlabAlign;
-  }
-  return total;
-}
-
-}  // namespace
-
-Loader::~Loader() {
-  for (auto& e : cache_) {
-    for (void* p : e.request->allocations) memory_->Free(p);
-  }
-  if (tensor_slab_ != nullptr) memory_->Free(tensor_slab_);
-}
+Loader::~Loader() = default;
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory) {
   ReaderOptions ro;
@@ -53,6 +36,7 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
                                             l->reader_->resolved().dir));
   }
   l->owners_ = AssignOwners(l->selected_, l->options_.world_size);
+  for (size_t i = 0; i < l->selected_.size(); ++i) l->owner_of_[l->selected_[i]] = l->owners_[i];
   SC_ASSIGN_OR_RETURN(l->executor_, l->memory_->NewExecutor());
   // The default layout (shardcastd's own --layout: a preset or a server-side file) is read once;
   // requests only ever name presets or carry text. Fail fast on a bad one.
@@ -67,113 +51,31 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
 
 void Loader::SetFailed(const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
-  state_ = "failed";
+  state_ = RankState::kFailed;
   last_error_ = error;
 }
 
 absl::Status Loader::Load() {
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<const TensorEntry*> mine;
-  uint64_t bytes = 0;
-  for (size_t i = 0; i < selected_.size(); ++i) {
-    if (owners_[i] == options_.rank) {
-      mine.push_back(selected_[i]);
-      bytes += selected_[i]->nbytes();
-    }
+  const std::vector<const TensorEntry*> mine = TensorLoader::OwnedBy(selected_, owners_, options_.rank);
+  const uint64_t bytes = TensorLoader::TotalBytes(mine);
+  absl::Status s;
+  if (options_.memory_budget && bytes > options_.memory_budget) {
+    s = absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, " owns ", bytes,
+                                                  " bytes of tensors; more than --memory-budget ",
+                                                  options_.memory_budget));
+  } else {
+    s = tensors_.Load(mine);
   }
-  auto fail = [&](const absl::Status& s) {
+  if (!s.ok()) {
     SetFailed(std::string(s.message()));
     return s;
-  };
-  if (options_.memory_budget && bytes > options_.memory_budget) {
-    return fail(absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, " owns ", bytes,
-                                                          " bytes of tensors; more than --memory-budget ",
-                                                          options_.memory_budget)));
-  }
-  // One allocation for every owned tensor: one CUDA IPC handle covers them all.
-  std::vector<uint64_t> sizes, offsets;
-  for (const TensorEntry* t : mine) sizes.push_back(t->nbytes());
-  const uint64_t slab_bytes = PackSlab(sizes, &offsets);
-  {
-    absl::StatusOr<void*> p = memory_->Allocate(slab_bytes);
-    if (!p.ok()) return fail(p.status());
-    tensor_slab_ = *p;
-  }
-  for (size_t i = 0; i < mine.size(); ++i) tensors_[mine[i]] = static_cast<char*>(tensor_slab_) + offsets[i];
-  if (!memory_->is_device()) {
-    // Host memory: read straight into the final buffers, all tensors in one parallel batch.
-    std::vector<BoxRead> reads;
-    for (const TensorEntry* t : mine) reads.push_back(BoxRead{t, FullBox(t->shape), static_cast<char*>(tensors_[t])});
-    absl::Status s = reader_->Read(reads);
-    if (!s.ok()) return fail(s);
-  } else {
-    // GPU: read into one pinned buffer while the other is copied to the device. A tensor larger
-    // than a buffer goes in dim-0 slabs (contiguous in the tensor).
-    const uint64_t cap = options_.staging_bytes;
-    void* staging[2];
-    for (void*& b : staging) {
-      absl::StatusOr<void*> p = memory_->AllocateStaging(cap);
-      if (!p.ok()) return fail(p.status());
-      b = *p;
-    }
-    struct Piece {
-      const TensorEntry* t;
-      Box box;
-      uint64_t dst_offset, bytes;
-    };
-    std::vector<Piece> pieces;
-    for (const TensorEntry* t : mine) {
-      if (t->nbytes() <= cap || t->shape.empty()) {
-        pieces.push_back({t, FullBox(t->shape), 0, t->nbytes()});
-        continue;
-      }
-      const uint64_t row = t->nbytes() / static_cast<uint64_t>(std::max<int64_t>(1, t->shape[0]));
-      if (row > cap) return fail(absl::ResourceExhaustedError(absl::StrCat("a row of '", t->key, "' exceeds the staging buffer")));
-      const int64_t rows_per = static_cast<int64_t>(cap / row);
-      for (int64_t r0 = 0; r0 < t->shape[0]; r0 += rows_per) {
-        Box b = FullBox(t->shape);
-        b.offsets[0] = r0;
-        b.sizes[0] = std::min<int64_t>(rows_per, t->shape[0] - r0);
-        pieces.push_back({t, b, static_cast<uint64_t>(r0) * row, static_cast<uint64_t>(b.sizes[0]) * row});
-      }
-    }
-    size_t i = 0;
-    int which = 0;
-    while (i < pieces.size()) {
-      std::vector<BoxRead> reads;
-      std::vector<const Piece*> batch;
-      uint64_t used = 0;
-      while (i < pieces.size() && used + pieces[i].bytes <= cap) {
-        reads.push_back(BoxRead{pieces[i].t, pieces[i].box, static_cast<char*>(staging[which]) + used});
-        batch.push_back(&pieces[i]);
-        used += pieces[i].bytes;
-        ++i;
-      }
-      absl::Status s = reader_->Read(reads);  // overlaps the copy of the previous batch
-      if (s.ok()) s = memory_->Synchronize();  // the other buffer is free again after this
-      uint64_t off = 0;
-      for (const Piece* p : batch) {
-        if (!s.ok()) break;
-        s = memory_->CopyIn(static_cast<char*>(tensors_[p->t]) + p->dst_offset, static_cast<char*>(staging[which]) + off,
-                            p->bytes);
-        off += p->bytes;
-      }
-      if (!s.ok()) {
-        memory_->Synchronize().IgnoreError();
-        for (void* b : staging) memory_->FreeStaging(b);
-        return fail(s);
-      }
-      which ^= 1;
-    }
-    absl::Status s = memory_->Synchronize();
-    for (void* b : staging) memory_->FreeStaging(b);
-    if (!s.ok()) return fail(s);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  cache_.SetTensorBytes(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  tensor_bytes_ = bytes;
   read_gbps_ = secs > 0 ? bytes / secs / 1e9 : 0;
-  state_ = "ready";
+  state_ = RankState::kReady;
   return absl::OkStatus();
 }
 
@@ -190,112 +92,9 @@ std::string Loader::RequestId(const ShardRequestSpec& s) const {
   return Sha256Hex(text).substr(0, 24);
 }
 
-std::shared_ptr<const PreparedRequest> Loader::Find(const std::string& id) { return FindAndPin(id, ""); }
-
-std::shared_ptr<const PreparedRequest> Loader::FindAndPin(const std::string& id, const std::string& lease) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = index_.find(id);
-  if (it == index_.end()) return nullptr;
-  cache_.splice(cache_.begin(), cache_, it->second);
-  Pin(id, lease);
-  return cache_.front().request;
-}
-
-namespace {
-
-// A heap block's bookkeeping, and what a string costs beyond its characters.
-constexpr uint64_t kHeapOverhead = 32;
-uint64_t StringBytes(const std::string& s) { return sizeof(std::string) + (s.capacity() > 15 ? s.capacity() + kHeapOverhead : 0); }
-
-}  // namespace
-
-uint64_t Loader::HostBytes(const PreparedRequest& r) {
-  // The request, its cache entry and index slot, and every string and vector it owns.
-  uint64_t n = sizeof(PreparedRequest) + sizeof(CacheEntry) + 2 * kHeapOverhead + 64 + StringBytes(r.id) * 2 +
-               StringBytes(r.description);
-  n += r.shards.capacity() * sizeof(PreparedShard) + kHeapOverhead;
-  for (const PreparedShard& s : r.shards) {
-    n += StringBytes(s.name) + StringBytes(s.key) + StringBytes(s.rule) - 3 * sizeof(std::string);
-    n += s.shape.capacity() * sizeof(int64_t) + (s.shape.capacity() ? kHeapOverhead : 0);
-  }
-  for (const std::string& o : r.opaque) n += StringBytes(o);
-  n += r.allocations.capacity() * sizeof(void*) + 2 * kHeapOverhead;  // the opaque and allocation vectors
-  return n;
-}
-
-void Loader::ExpireLeases() {
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = leases_.begin(); it != leases_.end();) {
-    if (it->second.expires <= now) {
-      auto e = index_.find(it->second.request_id);
-      if (e != index_.end()) --e->second->pins;
-      it = leases_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-void Loader::Pin(const std::string& id, const std::string& lease) {
-  if (lease.empty()) return;
-  auto e = index_.find(id);
-  if (e == index_.end()) return;
-  // Only a rank that holds some of the request's shards sees its transfer (which ends the lease).
-  const std::vector<PreparedShard>& shards = e->second->request->shards;
-  if (std::none_of(shards.begin(), shards.end(), [&](const PreparedShard& s) { return s.owner == options_.rank; })) return;
-  auto [it, added] = leases_.try_emplace(lease, LeaseInfo{id, {}});
-  it->second.expires = std::chrono::steady_clock::now() + options_.lease_ttl;
-  if (added) ++e->second->pins;
-}
-
-void Loader::EndLease(const std::string& lease) {
-  if (lease.empty()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = leases_.find(lease);
-  if (it == leases_.end()) return;
-  auto e = index_.find(it->second.request_id);
-  if (e != index_.end()) --e->second->pins;
-  leases_.erase(it);
-}
-
 void Loader::StartDraining() { draining_ = true; }
 
-absl::Status Loader::MakeRoom(uint64_t bytes) {
-  ExpireLeases();
-  const uint64_t budget = options_.memory_budget;
-  auto over = [&] {
-    return (budget && tensor_bytes_ + cache_bytes_ + bytes > budget) || cache_.size() + 1 > options_.max_cached_requests;
-  };
-  while (over() && !cache_.empty()) {
-    // Evict the least recently used request that no lease pins and nobody is reading (use_count
-    // 1: only the cache).
-    auto victim = cache_.end();
-    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->pins == 0 && it->request.use_count() == 1) victim = it;
-    }
-    if (victim == cache_.end()) break;
-    for (void* p : victim->request->allocations) memory_->Free(p);
-    cache_bytes_ -= victim->request->owned_bytes + victim->host_bytes;
-    index_.erase(victim->request->id);
-    cache_.erase(victim);
-  }
-  if (!over()) return absl::OkStatus();
-  size_t pinned = 0;
-  for (const CacheEntry& e : cache_) pinned += e.pins > 0 || e.request.use_count() > 1;
-  if (cache_.size() + 1 > options_.max_cached_requests) {
-    return absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, ": ", cache_.size(),
-                                                     " requests are cached (the limit, --max-cached-requests ",
-                                                     options_.max_cached_requests, ") and ", pinned,
-                                                     " of them are pinned by in-flight clients; retry later"));
-  }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "rank ", options_.rank, ": the request needs ", bytes, " bytes; tensors (", tensor_bytes_,
-      ") and cached requests (", cache_bytes_, " bytes in ", cache_.size(), " requests, ", pinned,
-      " pinned by in-flight clients) leave ", budget - std::min(budget, tensor_bytes_ + cache_bytes_),
-      " of --memory-budget ", budget));
-}
-
-absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const ShardRequestSpec& spec, const std::string& lease) {
+absl::Status Loader::CheckAccepting(const std::string& lease) {
   // Rank 0 makes 32-hex-digit ids; anything much longer is not one of them (and would be kept).
   constexpr size_t kMaxLeaseIdBytes = 64;
   if (lease.size() > kMaxLeaseIdBytes) {
@@ -304,35 +103,26 @@ absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const Sha
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == "failed") return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " failed: ", last_error_));
-    if (state_ != "ready") return absl::FailedPreconditionError("still loading the checkpoint; retry when ready");
-    if (draining_) return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " is shutting down"));
-    ExpireLeases();
-    if (!lease.empty() && !leases_.count(lease) && leases_.size() >= options_.max_leases) {
-      return absl::ResourceExhaustedError(absl::StrCat("rank ", options_.rank, ": ", leases_.size(),
-                                                       " manifests are awaiting their transfers (the limit); retry later"));
+    if (state_ == RankState::kFailed) {
+      return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " failed: ", last_error_));
     }
+    if (state_ != RankState::kReady) return absl::FailedPreconditionError("still loading the checkpoint; retry when ready");
   }
+  if (draining_) return absl::UnavailableError(absl::StrCat("loader rank ", options_.rank, " is shutting down"));
+  return cache_.CheckLeaseRoom(lease);
+}
+
+absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const ShardRequestSpec& spec, const std::string& lease) {
+  SC_RETURN_IF_ERROR(CheckAccepting(lease));
   SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
   const std::string id = RequestId(spec);
-  if (auto hit = FindAndPin(id, lease)) return hit;
+  if (auto hit = cache_.FindAndPin(id, lease)) return hit;
   // Layout compilation and planning run outside prepare_mu_: a heavy request delays only itself.
   SC_ASSIGN_OR_RETURN(const CompiledRequest compiled, Compile(spec));
   std::lock_guard<std::mutex> produce(prepare_mu_);
-  if (auto hit = FindAndPin(id, lease)) return hit;  // produced while this one compiled
+  if (auto hit = cache_.FindAndPin(id, lease)) return hit;  // produced while this one compiled
   SC_ASSIGN_OR_RETURN(std::shared_ptr<PreparedRequest> req, Produce(spec, id, compiled));
-  std::lock_guard<std::mutex> lock(mu_);
-  // Admit it with its host bytes counted too (the shard bytes had room when they were allocated).
-  const uint64_t host = HostBytes(*req);
-  if (absl::Status room = MakeRoom(req->owned_bytes + host); !room.ok()) {
-    for (void* p : req->allocations) memory_->Free(p);
-    return room;
-  }
-  cache_.push_front(CacheEntry{req, host, 0});
-  index_[id] = cache_.begin();
-  cache_bytes_ += req->owned_bytes + host;
-  Pin(id, lease);
-  return std::shared_ptr<const PreparedRequest>(req);
+  return cache_.Admit(std::move(req), lease);
 }
 
 absl::StatusOr<Loader::CompiledRequest> Loader::Compile(const ShardRequestSpec& spec) {
@@ -376,12 +166,19 @@ absl::StatusOr<Loader::CompiledRequest> Loader::Compile(const ShardRequestSpec& 
 
 absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequestSpec& spec, const std::string& id,
                                                                  const CompiledRequest& compiled) {
-  const std::optional<DType> dtype = compiled.dtype;
   const RankPlan& plan = compiled.plans[0];
   if (plan.shards.empty()) return absl::NotFoundError(absl::StrCat("no tensor selected by prefix '", compiled.prefix, "'"));
-  std::map<const TensorEntry*, int> owner_of;
-  for (size_t i = 0; i < selected_.size(); ++i) owner_of[selected_[i]] = owners_[i];
+  std::shared_ptr<PreparedRequest> req = NewPreparedRequest(spec, id, compiled);
+  std::vector<uint64_t> cut_offsets;
+  SC_RETURN_IF_ERROR(AllocateCutShards(plan, compiled.dtype, req.get(), &cut_offsets));
+  SC_RETURN_IF_ERROR(CutShards(plan, compiled.dtype, cut_offsets, req.get()));
+  SC_RETURN_IF_ERROR(ChecksumOwnedShards(req.get()));
+  return req;
+}
 
+std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSpec& spec, const std::string& id,
+                                                            const CompiledRequest& compiled) const {
+  const RankPlan& plan = compiled.plans[0];
   auto req = std::make_shared<PreparedRequest>();
   req->id = id;
   req->description = absl::StrCat(id, ": layout ", compiled.layout_description,
@@ -390,28 +187,35 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
                                   compiled.prefix.empty() ? "" : ", prefix " + compiled.prefix,
                                   spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
-  // A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
-  auto is_whole_tensor = [&](const ShardPlan& sp) {
-    return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && OutputDType(sp.tensor->dtype, dtype) == sp.tensor->dtype;
-  };
+  return req;
+}
+
+// A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
+bool Loader::IsWholeTensor(const ShardPlan& sp, std::optional<DType> dtype) const {
+  return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && OutputDType(sp.tensor->dtype, dtype) == sp.tensor->dtype;
+}
+
+absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* req,
+                                       std::vector<uint64_t>* offsets) {
   // The shards this rank cuts go into one allocation (one CUDA IPC handle per request).
-  std::vector<uint64_t> cut_sizes, cut_offsets;
+  std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
-    if (owner_of[sp.tensor] == options_.rank && !is_whole_tensor(sp)) {
+    if (owner_of_.at(sp.tensor) == options_.rank && !IsWholeTensor(sp, dtype)) {
       cut_sizes.push_back(sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype)));
     }
   }
-  const uint64_t need = PackSlab(cut_sizes, &cut_offsets);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    SC_RETURN_IF_ERROR(MakeRoom(need));
-  }
-  void* slab = nullptr;
-  if (!cut_sizes.empty()) {
-    SC_ASSIGN_OR_RETURN(slab, memory_->Allocate(need));
-    req->allocations.push_back(slab);
-    req->owned_bytes = need;
-  }
+  const uint64_t need = PackSlab(cut_sizes, offsets);
+  SC_RETURN_IF_ERROR(cache_.Reserve(need));
+  if (cut_sizes.empty()) return absl::OkStatus();
+  SC_ASSIGN_OR_RETURN(Buffer slab, memory_->Allocate(need));
+  req->allocations.push_back(std::move(slab));
+  req->owned_bytes = need;
+  return absl::OkStatus();
+}
+
+absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype, const std::vector<uint64_t>& cut_offsets,
+                               PreparedRequest* req) {
+  char* slab = req->allocations.empty() ? nullptr : req->allocations.front().bytes();
   size_t next_cut = 0;
   std::vector<ShardJob> jobs;
   std::vector<std::vector<SourceBuffer>> sources(plan.shards.size());
@@ -424,14 +228,14 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     ps.dtype = OutputDType(sp.tensor->dtype, dtype);
     ps.shape = sp.shape;
     ps.nbytes = sp.num_elements() * ItemSize(ps.dtype);
-    ps.owner = owner_of[sp.tensor];
+    ps.owner = owner_of_.at(sp.tensor);
     if (ps.owner == options_.rank) {
-      void* tensor = tensors_.at(sp.tensor);
-      if (is_whole_tensor(sp)) {
+      void* tensor = tensors_.data(sp.tensor);
+      if (IsWholeTensor(sp, dtype)) {
         ps.data = tensor;
-        ps.allocation = tensor_slab_;
+        ps.allocation = tensors_.allocation();
       } else {
-        void* out = static_cast<char*>(slab) + cut_offsets[next_cut++];
+        char* out = slab + cut_offsets[next_cut++];
         ps.data = out;
         ps.allocation = slab;
         sources[i].assign(sp.tensor->chunks.size(), SourceBuffer{tensor, FullBox(sp.tensor->shape)});
@@ -440,11 +244,10 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     }
     req->shards.push_back(std::move(ps));
   }
-  absl::Status s = executor_->Run(jobs);
-  if (!s.ok()) {
-    for (void* p : req->allocations) memory_->Free(p);
-    return s;
-  }
+  return executor_->Run(jobs);
+}
+
+absl::Status Loader::ChecksumOwnedShards(PreparedRequest* req) {
   // CRC32C of every owned shard, where it lives (on a GPU: computed there).
   std::vector<PreparedShard*> owned;
   std::vector<std::pair<const void*, uint64_t>> spans;
@@ -453,13 +256,9 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
     owned.push_back(&ps);
     spans.emplace_back(ps.data, ps.nbytes);
   }
-  absl::StatusOr<std::vector<uint32_t>> crcs = memory_->Checksums(spans);
-  if (!crcs.ok()) {
-    for (void* p : req->allocations) memory_->Free(p);
-    return crcs.status();
-  }
-  for (size_t i = 0; i < owned.size(); ++i) owned[i]->crc32c = (*crcs)[i];
-  return req;
+  SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, memory_->Checksums(spans));
+  for (size_t i = 0; i < owned.size(); ++i) owned[i]->crc32c = crcs[i];
+  return absl::OkStatus();
 }
 
 absl::Status Loader::CopyOut(const PreparedShard& shard, uint64_t offset, uint64_t n, char* dst) {
@@ -472,22 +271,22 @@ absl::Status Loader::CopyOut(const PreparedShard& shard, uint64_t offset, uint64
 
 RankSnapshot Loader::Snapshot() const {
   RankSnapshot s;
-  std::lock_guard<std::mutex> lock(mu_);
-  s.state = state_;
-  s.device = memory_->name();
-  s.last_error = last_error_;
-  s.read_gbps = read_gbps_;
-  s.memory_held = tensor_bytes_ + cache_bytes_;
-  s.bytes_read = reader_->bytes_read();
-  for (size_t i = 0; i < selected_.size(); ++i) {
-    if (owners_[i] == options_.rank) {
-      s.bytes_selected += selected_[i]->nbytes();
-      ++s.tensors_owned;
-    }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.state = state_;
+    s.last_error = last_error_;
+    s.read_gbps = read_gbps_;
   }
-  s.clients_served = clients_served_.load();
-  s.clients_active = clients_active_.load();
-  for (const auto& e : cache_) s.cached_requests.push_back(e.request->description);
+  s.device = memory_->name();
+  s.memory_held = cache_.held_bytes();
+  s.bytes_read = reader_->bytes_read();
+  for (const TensorEntry* t : TensorLoader::OwnedBy(selected_, owners_, options_.rank)) {
+    s.bytes_selected += t->nbytes();
+    ++s.tensors_owned;
+  }
+  s.clients_served = counters_.clients_served();
+  s.clients_active = counters_.clients_active();
+  s.cached_requests = cache_.Descriptions();
   return s;
 }
 

@@ -1,9 +1,9 @@
-// Loader: one loader rank's core (plain C++, no gRPC or MPI). It opens the checkpoint, takes the
-// tensors it owns (see ownership.h), reads them once into its MemorySpace, and prepares shards
-// for requests: plan (reshard/planner) -> executor (CPU or CUDA) -> CRC32C, cached within the
-// memory budget (shard bytes plus an estimate of each cached request's host bytes) and a cap on the
-// number of cached requests. A prepared request is pinned by a lease from its manifest to the end
-// of its transfer (or the lease's deadline), so eviction never takes it from an in-flight client.
+// Loader: one loader rank's core (plain C++, no gRPC or MPI), a composition. It opens the
+// checkpoint, takes the tensors it owns (see ownership.h), reads them once into its MemorySpace
+// (TensorLoader), and prepares shards for requests: plan (reshard/planner) -> executor (CPU or
+// CUDA) -> CRC32C, kept in a ShardCache (memory budget, cap on cached requests, LRU, leases that
+// pin a request from its manifest to the end of its transfer). It keeps the rank's state and its
+// client counters (RankCounters, which the transports report to as a TransferObserver).
 // The gRPC adapters (loader_service.h) and rank 0's coordinator sit on top.
 #ifndef SHARDCAST_SERVER_LOADER_H_
 #define SHARDCAST_SERVER_LOADER_H_
@@ -11,9 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +25,11 @@
 #include "reshard/layout_cache.h"
 #include "reshard/planner.h"
 #include "server/memory_space.h"
+#include "server/prepared_request.h"
+#include "server/rank_counters.h"
+#include "server/rank_state.h"
+#include "server/shard_cache.h"
+#include "server/tensor_loader.h"
 
 namespace shardcast {
 
@@ -47,28 +50,8 @@ struct LoaderOptions {
   uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
 };
 
-struct PreparedShard {
-  std::string name, key, rule;
-  DType dtype = DType::kFloat32;
-  Shape shape;
-  uint64_t nbytes = 0;
-  uint32_t crc32c = 0;
-  int owner = 0;
-  const void* data = nullptr;           // in the memory space; only on the owner
-  const void* allocation = nullptr;     // the allocation `data` lies in (for CUDA IPC export)
-};
-
-struct PreparedRequest {
-  std::string id;
-  std::string description;              // "layout megatron, TP 2 rank 1, prefix ..., 12 shards"
-  std::vector<PreparedShard> shards;    // every shard of the request, in plan order
-  std::vector<std::string> opaque;
-  uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
-  std::vector<void*> allocations;       // freed on eviction (one slab of cut shards, or none)
-};
-
 struct RankSnapshot {
-  std::string state;                    // loading | ready | failed
+  RankState state = RankState::kLoading;  // loading | ready | failed
   std::string device;
   uint64_t bytes_read = 0, bytes_selected = 0, memory_held = 0, clients_served = 0;
   uint32_t tensors_owned = 0, clients_active = 0;
@@ -100,14 +83,14 @@ class Loader {
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(const ShardRequestSpec& spec,
                                                                  const std::string& lease = "");
   // Unpins what `lease` pinned (no-op for an unknown or expired lease).
-  void EndLease(const std::string& lease);
+  void EndLease(const std::string& lease) { cache_.EndLease(lease); }
   // Refuses new requests from now on (Prepare: Unavailable); transfers of prepared ones go on.
   void StartDraining();
   bool draining() const { return draining_.load(); }
   // What the cache holds beyond shard bytes, in host memory, for one prepared request.
-  static uint64_t HostBytes(const PreparedRequest& request);
+  static uint64_t HostBytes(const PreparedRequest& request) { return ShardCache::HostBytes(request); }
   // A prepared request by id (nullptr if unknown or evicted).
-  std::shared_ptr<const PreparedRequest> Find(const std::string& id);
+  std::shared_ptr<const PreparedRequest> Find(const std::string& id) { return cache_.Find(id); }
 
   // Copies `n` bytes of a prepared shard, from `offset`, to host memory.
   absl::Status CopyOut(const PreparedShard& shard, uint64_t offset, uint64_t n, char* dst);
@@ -117,8 +100,8 @@ class Loader {
   const LoaderOptions& options() const { return options_; }
   const CheckpointReader& reader() const { return *reader_; }
   const std::vector<int>& owners() const { return owners_; }
-  void ClientStarted() { ++clients_served_; ++clients_active_; }
-  void ClientFinished() { --clients_active_; }
+  // Where transports report a client's transfer (see TransferGuard).
+  TransferObserver* transfers() { return &counters_; }
   void SetFailed(const std::string& error);
 
  private:
@@ -131,52 +114,40 @@ class Loader {
   };
   Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::unique_ptr<CheckpointReader> reader);
   absl::StatusOr<CompiledRequest> Compile(const ShardRequestSpec& spec);
+  // Refuses a request unless the rank is ready and not draining, and the lease has room.
+  absl::Status CheckAccepting(const std::string& lease);
   absl::StatusOr<std::shared_ptr<PreparedRequest>> Produce(const ShardRequestSpec& spec, const std::string& id,
                                                            const CompiledRequest& compiled);
-  // Evicts least recently used unpinned requests until `bytes` more and one more request fit;
-  // ResourceExhausted with the numbers otherwise. Requires mu_.
-  absl::Status MakeRoom(uint64_t bytes);
-  void ExpireLeases();  // requires mu_
-  void Pin(const std::string& id, const std::string& lease);  // requires mu_
-  // Find() that also pins the request under `lease` (if non-empty).
-  std::shared_ptr<const PreparedRequest> FindAndPin(const std::string& id, const std::string& lease);
-
-  struct CacheEntry {
-    std::shared_ptr<PreparedRequest> request;
-    uint64_t host_bytes = 0;
-    int pins = 0;                       // live leases
-  };
-  struct LeaseInfo {
-    std::string request_id;
-    std::chrono::steady_clock::time_point expires;
-  };
+  // Produce's steps.
+  std::shared_ptr<PreparedRequest> NewPreparedRequest(const ShardRequestSpec& spec, const std::string& id,
+                                                      const CompiledRequest& compiled) const;
+  bool IsWholeTensor(const ShardPlan& shard, std::optional<DType> dtype) const;
+  absl::Status AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* request,
+                                 std::vector<uint64_t>* offsets);
+  absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, const std::vector<uint64_t>& cut_offsets,
+                         PreparedRequest* request);
+  absl::Status ChecksumOwnedShards(PreparedRequest* request);
 
   LoaderOptions options_;
-  std::unique_ptr<MemorySpace> memory_;
+  std::unique_ptr<MemorySpace> memory_;                      // declared first: destroyed last
   std::unique_ptr<CheckpointReader> reader_;
   std::unique_ptr<ShardExecutor> executor_;
   std::string default_layout_text_;                          // --layout, read once at Create
   LayoutCache layouts_;                                      // compiled request layouts
   std::vector<const TensorEntry*> selected_;
   std::vector<int> owners_;                                  // per selected tensor
-  std::map<const TensorEntry*, void*> tensors_;              // owned, loaded (in tensor_slab_)
-  void* tensor_slab_ = nullptr;                              // one allocation for all owned tensors
-  uint64_t tensor_bytes_ = 0;
+  std::map<const TensorEntry*, int> owner_of_;               // the same, by tensor
+  TensorLoader tensors_;                                     // the owned tensors, once loaded
+  ShardCache cache_;                                         // prepared requests
 
   mutable std::mutex mu_;
-  std::string state_ = "loading";
+  RankState state_ = RankState::kLoading;
   std::string last_error_;
   double read_gbps_ = 0;
-  std::list<CacheEntry> cache_;                               // most recently used first
-  std::unordered_map<std::string, std::list<CacheEntry>::iterator> index_;  // by request id
-  std::unordered_map<std::string, LeaseInfo> leases_;         // by lease id
-  uint64_t cache_bytes_ = 0;                                  // shard bytes + host bytes of cache_
   std::atomic<bool> draining_{false};
   std::mutex prepare_mu_;                                     // one Produce at a time
-  std::atomic<uint64_t> clients_served_{0};
-  std::atomic<uint32_t> clients_active_{0};
+  RankCounters counters_;
 };
-
 
 }  // namespace shardcast
 

@@ -41,15 +41,12 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
                                      " (its lease expired?): ask rank 0 for the manifest again"));
   }
   const std::set<std::string> wanted(req->names().begin(), req->names().end());
-  loader_->ClientStarted();
+  TransferGuard transfer(loader_->transfers());
   // The transfer holds the request from here; its end (however it ends) ends the manifest's lease.
   struct Done {
     Loader* l;
     std::string lease;
-    ~Done() {
-      l->EndLease(lease);
-      l->ClientFinished();
-    }
+    ~Done() { l->EndLease(lease); }
   } done{loader_, req->lease_id()};
   std::string buf;
   for (const PreparedShard& s : prepared->shards) {

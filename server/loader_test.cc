@@ -1,13 +1,19 @@
-// The loader's cache: budget (shard bytes plus host bytes), the cap on cached requests, leases
-// that pin a request from its manifest to its transfer (or their deadline), and draining. On the
-// shared vit_tp2 fixture, one rank, host memory; requests cast to fp32 so that every shard is cut
-// (owned bytes), each made distinct by a rename.
+// The loader as a composition, on the shared vit_tp2 fixture in host memory: states (loading ->
+// ready, failed with the reason), TP 2 shards over two loader ranks against expected.json's
+// digests and their own CRC32Cs, whole-tensor shards aliasing the tensors, and the cache as the
+// Loader drives it: budget (shard bytes plus host bytes), the cap on cached requests, leases that
+// pin a request from its manifest to its transfer (or their deadline), and draining. The cache
+// requests cast to fp32 so that every shard is cut (owned bytes), each made distinct by a rename.
 #include "server/loader.h"
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "checkpoint/test_fixtures.h"
+#include "common/crc32c.h"
+#include "common/json.h"
+#include "common/sha256.h"
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
 
@@ -41,6 +47,131 @@ std::pair<uint64_t, uint64_t> Footprint() {
   const uint64_t tensors = l->Snapshot().memory_held;
   EXPECT_TRUE(l->Prepare(Request(0)).ok());
   return {tensors, l->Snapshot().memory_held - tensors};
+}
+
+// The rules the fixtures were cut with (tests/data/fixtures.layout).
+constexpr char kFixtureLayout[] = R"(.*language_model.*mlp\.linear_fc1\.weight     sections:0:2
+.*(linear_qkv|linear_fc1)\.(weight|bias)      split:0
+.*embedder\.(weight|bias)                     split:0
+.*word_embeddings\.weight                     split:0
+.*(linear_proj|linear_fc2)\.weight            split:1
+)";
+
+LoaderOptions FixtureOptions(int rank = 0, int world_size = 1) {
+  LoaderOptions o;
+  o.checkpoint = testing::FixturePath("dcp-torch2.11/vit_tp2");
+  o.rank = rank;
+  o.world_size = world_size;
+  o.read_threads = 2;
+  return o;
+}
+
+// The bytes of a prepared shard, through CopyOut in two pieces.
+std::string ShardBytes(Loader& l, const PreparedShard& s) {
+  std::string out(s.nbytes, '\0');
+  const uint64_t half = s.nbytes / 2;
+  EXPECT_TRUE(l.CopyOut(s, 0, half, out.data()).ok());
+  EXPECT_TRUE(l.CopyOut(s, half, s.nbytes - half, out.data() + half).ok());
+  return out;
+}
+
+TEST(LoaderState, LoadingThenReady) {
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
+  EXPECT_EQ(l->Snapshot().state, RankState::kLoading);
+  absl::Status s = l->Prepare(ShardRequestSpec{}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  SC_ASSERT_OK(l->Load());
+  const RankSnapshot snap = l->Snapshot();
+  EXPECT_EQ(snap.state, RankState::kReady);
+  EXPECT_EQ(snap.bytes_selected, snap.memory_held);  // one rank owns every tensor, nothing cached
+  EXPECT_GT(snap.tensors_owned, 0u);
+  EXPECT_EQ(snap.device, "cpu");
+}
+
+TEST(LoaderState, TensorsBeyondTheBudgetFailTheRank) {
+  LoaderOptions o = FixtureOptions();
+  o.memory_budget = 1000;
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(o, NewHostMemorySpace()));
+  absl::Status s = l->Load();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("more than --memory-budget 1000"), std::string::npos) << s;
+  const RankSnapshot snap = l->Snapshot();
+  EXPECT_EQ(snap.state, RankState::kFailed);
+  EXPECT_EQ(snap.last_error, s.message());
+  absl::Status refused = l->Prepare(ShardRequestSpec{}).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_NE(refused.message().find("loader rank 0 failed: rank 0 owns"), std::string::npos) << refused;
+}
+
+TEST(LoaderShards, TensorParallelShardsOfTwoRanksMatchExpectedAndTheirCrcs) {
+  SC_ASSERT_OK_AND_ASSIGN(Json expected,
+                          Json::Parse(testing::ReadFileOrDie(testing::FixturePath("dcp-torch2.11/expected.json"))));
+  const Json& tensors = *expected.Find("tensors");
+  std::vector<std::unique_ptr<Loader>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(r, 2), NewHostMemorySpace()));
+    SC_ASSERT_OK(l->Load());
+    ranks.push_back(std::move(l));
+  }
+  for (int tp_rank = 0; tp_rank < 2; ++tp_rank) {
+    ShardRequestSpec spec;
+    spec.tp_size = 2;
+    spec.tp_rank = tp_rank;
+    spec.layout_text = kFixtureLayout;
+    std::set<std::string> checked;
+    for (int r = 0; r < 2; ++r) {
+      SC_ASSERT_OK_AND_ASSIGN(auto prepared, ranks[r]->Prepare(spec));
+      EXPECT_EQ(prepared->id, ranks[1 - r]->RequestId(spec));  // the same id on every rank
+      for (const PreparedShard& s : prepared->shards) {
+        if (s.owner != r) continue;
+        const std::string bytes = ShardBytes(*ranks[r], s);
+        EXPECT_EQ(Crc32c(bytes.data(), bytes.size()), s.crc32c) << s.key;
+        const Json* e = tensors.Find(s.key);
+        ASSERT_NE(e, nullptr) << s.key;
+        EXPECT_EQ(Sha256Hex(bytes), (*e->Find("shards")->Find("2"))[tp_rank].as_string()) << s.key << " rank " << tp_rank;
+        EXPECT_TRUE(checked.insert(s.key).second) << s.key << " is owned twice";
+      }
+    }
+    EXPECT_EQ(checked.size(), tensors.size());  // every tensor's shard, from exactly one rank
+  }
+}
+
+TEST(LoaderShards, WholeTensorShardsAliasTheTensorsAndCostNoShardBytes) {
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
+  SC_ASSERT_OK(l->Load());
+  const uint64_t tensors = l->Snapshot().memory_held;
+  ShardRequestSpec spec;  // TP 1, no cast, no vocab padding
+  spec.layout_text = kFixtureLayout;
+  SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(spec));
+  EXPECT_EQ(prepared->owned_bytes, 0u);
+  EXPECT_TRUE(prepared->allocations.empty());
+  ASSERT_FALSE(prepared->shards.empty());
+  for (const PreparedShard& s : prepared->shards) {
+    EXPECT_EQ(s.allocation, prepared->shards[0].allocation) << s.key;  // the tensors' one slab
+    EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
+  }
+  EXPECT_EQ(l->Snapshot().memory_held, tensors + Loader::HostBytes(*prepared));
+}
+
+TEST(LoaderShards, CopyOutRefusesShardsOfOtherRanksAndReadsPastTheEnd) {
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(0, 2), NewHostMemorySpace()));
+  SC_ASSERT_OK(l->Load());
+  SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(ShardRequestSpec{}));
+  char byte;
+  for (const PreparedShard& s : prepared->shards) {
+    absl::Status st = l->CopyOut(s, s.nbytes, 1, &byte);
+    EXPECT_EQ(st.code(), s.owner == 0 ? absl::StatusCode::kOutOfRange : absl::StatusCode::kInvalidArgument) << st;
+  }
+}
+
+TEST(LoaderCounters, TransfersAreCountedThroughTheObserver) {
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
+  {
+    TransferGuard a(l->transfers()), b(l->transfers());
+    EXPECT_EQ(l->Snapshot().clients_active, 2u);
+  }
+  EXPECT_EQ(l->Snapshot().clients_active, 0u);
+  EXPECT_EQ(l->Snapshot().clients_served, 2u);
 }
 
 TEST(LoaderCache, APinnedRequestIsNotEvictedAndTheRefusalHasTheNumbers) {

@@ -18,16 +18,14 @@ class HostMemorySpace : public MemorySpace {
  public:
   std::string name() const override { return "cpu"; }
   bool is_device() const override { return false; }
-  absl::StatusOr<void*> Allocate(size_t n) override {
+  absl::StatusOr<Buffer> Allocate(size_t n) override {
     void* p = nullptr;
     if (::posix_memalign(&p, 64, n ? n : 1) != 0) {
       return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", n, " bytes of host memory"));
     }
-    return p;
+    return Buffer(p, n, [](void* data) { std::free(data); });
   }
-  void Free(void* p) override { std::free(p); }
-  absl::StatusOr<void*> AllocateStaging(size_t n) override { return Allocate(n); }
-  void FreeStaging(void* p) override { std::free(p); }
+  absl::StatusOr<Buffer> AllocateStaging(size_t n) override { return Allocate(n); }
   absl::Status CopyIn(void* dst, const void* src, size_t n) override {
     std::memcpy(dst, src, n);
     return absl::OkStatus();
@@ -53,6 +51,16 @@ class HostMemorySpace : public MemorySpace {
 };
 
 }  // namespace
+
+uint64_t PackSlab(const std::vector<uint64_t>& sizes, std::vector<uint64_t>* offsets) {
+  uint64_t total = 0;
+  offsets->clear();
+  for (uint64_t n : sizes) {
+    offsets->push_back(total);
+    total += (n + kSlabAlign - 1) / kSlabAlign * kSlabAlign;
+  }
+  return total;
+}
 
 std::unique_ptr<MemorySpace> NewHostMemorySpace() { return std::make_unique<HostMemorySpace>(); }
 

@@ -40,7 +40,7 @@ void ToProto(const PreparedShard& s, v1::ShardInfo* p) {
 }
 
 void ToProto(const RankSnapshot& s, v1::RankState* p) {
-  p->set_state(s.state);
+  p->set_state(std::string(RankStateName(s.state)));
   p->set_device(s.device);
   p->set_bytes_read(s.bytes_read);
   p->set_bytes_selected(s.bytes_selected);

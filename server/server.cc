@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/status_macros.h"
-#include "kernels/cuda_memory_space.h"
+#include "server/cuda_memory_space.h"
 #include "server/coordinator.h"
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
@@ -71,7 +71,7 @@ std::string Server::address() const {
 }
 
 bool Server::failed() const {
-  return impl_->load_failed.load() || (impl_->coordinator && impl_->coordinator->state() == "failed");
+  return impl_->load_failed.load() || (impl_->coordinator && impl_->coordinator->state() == RankState::kFailed);
 }
 
 namespace {
@@ -216,12 +216,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     co.checkpoint = impl->loader->reader().resolved().dir;
     co.nccl_version = impl->device_sender ? impl->device_sender->version() : 0;
     Impl* raw = impl.get();
-    co.on_state = [raw](const std::string& state) {
+    co.on_state = [raw](RankState state) {
       if (raw->client_server && raw->client_server->GetHealthCheckService()) {
-        raw->client_server->GetHealthCheckService()->SetServingStatus(state == "ready");
+        raw->client_server->GetHealthCheckService()->SetServingStatus(state == RankState::kReady);
       }
-      std::cout << "shardcastd: " << state << (state == "failed" || state == "stopping" ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "")
-                << std::endl;
+      const bool with_reason = state == RankState::kFailed || state == RankState::kStopping;
+      std::cout << "shardcastd: " << RankStateName(state)
+                << (with_reason ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "") << std::endl;
     };
     impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
     impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
@@ -254,8 +255,8 @@ int Server::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     if (i.coordinator) {
-      const std::string state = i.coordinator->state();
-      if (state == "ready" && !ready_written) {
+      const RankState state = i.coordinator->state();
+      if (state == RankState::kReady && !ready_written) {
         ready_written = true;
         if (!i.options.ready_file.empty()) {
           Json j = Json::Object();

@@ -60,7 +60,6 @@ absl::StatusOr<std::unique_ptr<DeviceSender>> DeviceSender::Create(const std::st
 DeviceSender::~DeviceSender() {
   std::lock_guard<std::mutex> lock(mu_);
   sessions_.clear();
-  for (size_t i = 0; i < leases_.size(); ++i) loader_->ClientFinished();
   leases_.clear();
 }
 
@@ -69,7 +68,6 @@ void DeviceSender::ExpireLeases() {
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires < now) {
       std::cerr << "shardcastd: CUDA IPC lease " << it->first << " expired unreleased" << std::endl;
-      loader_->ClientFinished();
       it = leases_.erase(it);
     } else {
       ++it;
@@ -101,8 +99,8 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const
                                                      loader_->options().rank, " (the limit); retry later"));
   }
   const std::string lease = absl::StrCat("ipc-", loader_->options().rank, "-", ++next_lease_);
-  leases_[lease] = Lease{std::move(request), std::chrono::steady_clock::now() + deadline_};
-  loader_->ClientStarted();
+  leases_.emplace(lease, Lease{std::move(request), std::chrono::steady_clock::now() + deadline_,
+                               TransferGuard(loader_->transfers())});
   reply.set_ipc_lease(lease);
   return reply;
 }
@@ -114,8 +112,7 @@ absl::Status DeviceSender::ReleaseIpc(const std::string& lease) {
     ExpireLeases();
     return absl::NotFoundError(absl::StrCat("no CUDA IPC lease '", lease, "' (expired after the service's deadline?)"));
   }
-  leases_.erase(it);
-  loader_->ClientFinished();
+  leases_.erase(it);  // its TransferGuard reports the transfer finished
   ExpireLeases();
   return absl::OkStatus();
 }
@@ -225,18 +222,17 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
   idle.clear();
   if (open.warm_up()) return reply;  // the session's thread forms the communicator; nothing to send yet
   // Keep the prepared request alive until its bytes have left.
-  Loader* loader = loader_;
-  loader->ClientStarted();
+  // The transfer is reported finished when its work item is done with (run or dropped).
+  auto transfer = std::make_shared<TransferGuard>(loader_->transfers());
   auto deadline = deadline_;
   {
     std::lock_guard<std::mutex> lock(session->mu);
     session->last_used = std::chrono::steady_clock::now();
-    session->work.push_back([request, buffers, deadline, loader](NcclPeerComm* comm) {
+    session->work.push_back([request, buffers, deadline, transfer](NcclPeerComm* comm) {
       if (comm != nullptr) {
         absl::Status s = comm->Transfer(buffers, /*send=*/true, deadline);
         if (!s.ok()) std::cerr << "shardcastd: NCCL send: " << s.message() << std::endl;
       }
-      loader->ClientFinished();
     });
   }
   session->cv.notify_all();

@@ -41,6 +41,7 @@ class DeviceSender {
   struct Lease {
     std::shared_ptr<const PreparedRequest> request;
     std::chrono::steady_clock::time_point expires;
+    TransferGuard transfer;             // the client's transfer, finished when the lease goes
   };
   DeviceSender() = default;
   absl::StatusOr<v1::OpenSessionReply> OpenIpc(std::shared_ptr<const PreparedRequest> request,

@@ -1,12 +1,13 @@
-#include "kernels/cuda_memory_space.h"
+#include "server/cuda_memory_space.h"
 
 #include <cuda_runtime.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "reshard/cuda_executor.h"
+#include "kernels/cuda_device.h"
 #include "kernels/cuda_status.h"
 #include "kernels/device_crc32c.h"
+#include "reshard/cuda_executor.h"
 
 namespace shardcast {
 namespace {
@@ -23,20 +24,18 @@ class CudaMemorySpace : public MemorySpace {
   }
   std::string name() const override { return absl::StrCat("cuda:", device_); }
   bool is_device() const override { return true; }
-  absl::StatusOr<void*> Allocate(size_t n) override {
+  absl::StatusOr<Buffer> Allocate(size_t n) override {
     cudaSetDevice(device_);
     void* p = nullptr;
     SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, n ? n : 1), "cudaMalloc"));
-    return p;
+    return Buffer(p, n, [](void* data) { cudaFree(data); });
   }
-  void Free(void* p) override { cudaFree(p); }
-  absl::StatusOr<void*> AllocateStaging(size_t n) override {
+  absl::StatusOr<Buffer> AllocateStaging(size_t n) override {
     cudaSetDevice(device_);
     void* p = nullptr;
     SC_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "cudaHostAlloc"));
-    return p;
+    return Buffer(p, n, [](void* data) { cudaFreeHost(data); });
   }
-  void FreeStaging(void* p) override { cudaFreeHost(p); }
   absl::Status CopyIn(void* dst, const void* src, size_t n) override {
     return CudaStatus(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync H2D");
   }

@@ -1,0 +1,109 @@
+#include "server/tensor_loader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace shardcast {
+
+TensorLoader::TensorLoader(CheckpointReader* reader, MemorySpace* memory, uint64_t staging_bytes)
+    : reader_(reader), memory_(memory), staging_bytes_(staging_bytes) {}
+
+std::vector<const TensorEntry*> TensorLoader::OwnedBy(const std::vector<const TensorEntry*>& selected,
+                                                      const std::vector<int>& owners, int rank) {
+  std::vector<const TensorEntry*> mine;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    if (owners[i] == rank) mine.push_back(selected[i]);
+  }
+  return mine;
+}
+
+uint64_t TensorLoader::TotalBytes(const std::vector<const TensorEntry*>& entries) {
+  uint64_t bytes = 0;
+  for (const TensorEntry* t : entries) bytes += t->nbytes();
+  return bytes;
+}
+
+void* TensorLoader::data(const TensorEntry* tensor) const {
+  auto it = tensors_.find(tensor);
+  return it == tensors_.end() ? nullptr : it->second;
+}
+
+absl::Status TensorLoader::Load(const std::vector<const TensorEntry*>& owned) {
+  SC_RETURN_IF_ERROR(AllocateSlab(owned));
+  return memory_->is_device() ? ReadThroughStaging(owned) : ReadIntoHost(owned);
+}
+
+absl::Status TensorLoader::AllocateSlab(const std::vector<const TensorEntry*>& owned) {
+  std::vector<uint64_t> sizes, offsets;
+  for (const TensorEntry* t : owned) sizes.push_back(t->nbytes());
+  SC_ASSIGN_OR_RETURN(slab_, memory_->Allocate(PackSlab(sizes, &offsets)));
+  for (size_t i = 0; i < owned.size(); ++i) tensors_[owned[i]] = slab_.bytes() + offsets[i];
+  return absl::OkStatus();
+}
+
+absl::Status TensorLoader::ReadIntoHost(const std::vector<const TensorEntry*>& owned) {
+  std::vector<BoxRead> reads;
+  for (const TensorEntry* t : owned) reads.push_back(BoxRead{t, FullBox(t->shape), static_cast<char*>(tensors_[t])});
+  return reader_->Read(reads);
+}
+
+absl::StatusOr<std::vector<TensorLoader::Piece>> TensorLoader::CutPieces(
+    const std::vector<const TensorEntry*>& owned) const {
+  const uint64_t cap = staging_bytes_;
+  std::vector<Piece> pieces;
+  for (const TensorEntry* t : owned) {
+    if (t->nbytes() <= cap || t->shape.empty()) {
+      pieces.push_back({t, FullBox(t->shape), 0, t->nbytes()});
+      continue;
+    }
+    const uint64_t row = t->nbytes() / static_cast<uint64_t>(std::max<int64_t>(1, t->shape[0]));
+    if (row > cap) return absl::ResourceExhaustedError(absl::StrCat("a row of '", t->key, "' exceeds the staging buffer"));
+    const int64_t rows_per = static_cast<int64_t>(cap / row);
+    for (int64_t r0 = 0; r0 < t->shape[0]; r0 += rows_per) {
+      Box b = FullBox(t->shape);
+      b.offsets[0] = r0;
+      b.sizes[0] = std::min<int64_t>(rows_per, t->shape[0] - r0);
+      pieces.push_back({t, b, static_cast<uint64_t>(r0) * row, static_cast<uint64_t>(b.sizes[0]) * row});
+    }
+  }
+  return pieces;
+}
+
+absl::Status TensorLoader::StageBatch(const std::vector<Piece>& pieces, size_t* next, const Buffer& staging) {
+  std::vector<BoxRead> reads;
+  std::vector<const Piece*> batch;
+  uint64_t used = 0;
+  for (size_t& i = *next; i < pieces.size() && used + pieces[i].bytes <= staging_bytes_; ++i) {
+    reads.push_back(BoxRead{pieces[i].tensor, pieces[i].box, staging.bytes() + used});
+    batch.push_back(&pieces[i]);
+    used += pieces[i].bytes;
+  }
+  SC_RETURN_IF_ERROR(reader_->Read(reads));  // overlaps the copy of the previous batch
+  SC_RETURN_IF_ERROR(memory_->Synchronize());  // the other buffer is free again after this
+  uint64_t off = 0;
+  for (const Piece* p : batch) {
+    SC_RETURN_IF_ERROR(memory_->CopyIn(static_cast<char*>(tensors_[p->tensor]) + p->dst_offset, staging.bytes() + off,
+                                       p->bytes));
+    off += p->bytes;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntry*>& owned) {
+  Buffer staging[2];
+  for (Buffer& b : staging) {
+    SC_ASSIGN_OR_RETURN(b, memory_->AllocateStaging(staging_bytes_));
+  }
+  SC_ASSIGN_OR_RETURN(const std::vector<Piece> pieces, CutPieces(owned));
+  size_t next = 0;
+  absl::Status s;
+  for (int which = 0; s.ok() && next < pieces.size(); which ^= 1) s = StageBatch(pieces, &next, staging[which]);
+  // The staging buffers are freed only once no copy reads them.
+  absl::Status synced = memory_->Synchronize();
+  return s.ok() ? synced : s;
+}
+
+}  // namespace shardcast

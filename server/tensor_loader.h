@@ -1,0 +1,64 @@
+// TensorLoader: reads the tensors a loader rank owns, once, into one allocation of its
+// MemorySpace (one CUDA IPC handle covers them all), and hands out where each one lives. Host
+// memory: read straight into place, all tensors in one parallel batch. GPU: through two pinned
+// staging buffers, one read while the other is copied up; a tensor larger than a buffer goes in
+// dim-0 slabs (contiguous in the tensor). It opens nothing itself.
+#ifndef SHARDCAST_SERVER_TENSOR_LOADER_H_
+#define SHARDCAST_SERVER_TENSOR_LOADER_H_
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "checkpoint/reader.h"
+#include "common/box.h"
+#include "server/memory_space.h"
+
+namespace shardcast {
+
+class TensorLoader {
+ public:
+  // `reader` and `memory` must outlive the loader; `staging_bytes` is the size of each of the two
+  // staging buffers of a device space.
+  TensorLoader(CheckpointReader* reader, MemorySpace* memory, uint64_t staging_bytes);
+
+  // The entries of `selected` that `owners` (one per entry) gives to `rank`.
+  static std::vector<const TensorEntry*> OwnedBy(const std::vector<const TensorEntry*>& selected,
+                                                 const std::vector<int>& owners, int rank);
+  // The sum of the entries' bytes.
+  static uint64_t TotalBytes(const std::vector<const TensorEntry*>& entries);
+
+  // Reads `owned` into the memory space. Call once.
+  absl::Status Load(const std::vector<const TensorEntry*>& owned);
+
+  // Where a loaded tensor lives (nullptr if it was not loaded here).
+  void* data(const TensorEntry* tensor) const;
+  // The one allocation that holds every loaded tensor.
+  const void* allocation() const { return slab_.data(); }
+
+ private:
+  // A part of a tensor that goes through a staging buffer in one piece.
+  struct Piece {
+    const TensorEntry* tensor;
+    Box box;
+    uint64_t dst_offset, bytes;
+  };
+  absl::Status AllocateSlab(const std::vector<const TensorEntry*>& owned);
+  absl::Status ReadIntoHost(const std::vector<const TensorEntry*>& owned);
+  absl::Status ReadThroughStaging(const std::vector<const TensorEntry*>& owned);
+  absl::StatusOr<std::vector<Piece>> CutPieces(const std::vector<const TensorEntry*>& owned) const;
+  // Reads pieces from `*next` into `staging` while the previous batch is copied up, then queues
+  // the copy of this batch; advances `*next` past the pieces that fit.
+  absl::Status StageBatch(const std::vector<Piece>& pieces, size_t* next, const Buffer& staging);
+
+  CheckpointReader* reader_;
+  MemorySpace* memory_;
+  const uint64_t staging_bytes_;
+  Buffer slab_;
+  std::map<const TensorEntry*, void*> tensors_;
+};
+
+}  // namespace shardcast
+
+#endif  // SHARDCAST_SERVER_TENSOR_LOADER_H_

@@ -1,0 +1,109 @@
+// TensorLoader on the shared vit_tp2 fixture: straight into host memory, and through the staging
+// pipeline of a device space (a host-backed fake that says it is a device, with staging buffers
+// smaller than the largest tensor so that tensors go in dim-0 slabs); both give the bytes a plain
+// read gives, in one allocation.
+#include "server/tensor_loader.h"
+
+#include <algorithm>
+#include <string>
+
+#include "checkpoint/test_fixtures.h"
+#include "common/status_testutil.h"
+#include "gtest/gtest.h"
+
+namespace shardcast {
+namespace {
+
+// Host memory that says it is a device: Load takes the staging path. Counts what it is asked.
+class FakeDeviceSpace : public MemorySpace {
+ public:
+  std::string name() const override { return "fake-device"; }
+  bool is_device() const override { return true; }
+  absl::StatusOr<Buffer> Allocate(size_t n) override {
+    ++allocations;
+    return host_->Allocate(n);
+  }
+  absl::StatusOr<Buffer> AllocateStaging(size_t n) override {
+    staging_sizes.push_back(n);
+    return host_->AllocateStaging(n);
+  }
+  absl::Status CopyIn(void* dst, const void* src, size_t n) override {
+    ++copies_in;
+    return host_->CopyIn(dst, src, n);
+  }
+  absl::Status CopyOut(void* dst, const void* src, size_t n) override { return host_->CopyOut(dst, src, n); }
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<uint32_t>> Checksums(const std::vector<std::pair<const void*, uint64_t>>& s) override {
+    return host_->Checksums(s);
+  }
+  absl::StatusOr<uint64_t> FreeBytes() override { return host_->FreeBytes(); }
+  absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return host_->NewExecutor(); }
+
+  int allocations = 0, copies_in = 0;
+  std::vector<size_t> staging_sizes;
+
+ private:
+  std::unique_ptr<MemorySpace> host_ = NewHostMemorySpace();
+};
+
+class TensorLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SC_ASSERT_OK_AND_ASSIGN(reader_, CheckpointReader::Open(testing::FixturePath("dcp-torch2.11/vit_tp2")));
+    for (const TensorEntry& t : reader_->metadata().tensors) all_.push_back(&t);
+  }
+  // Every loaded tensor equals a plain read of it.
+  void ExpectLoaded(const TensorLoader& loader) {
+    for (const TensorEntry* t : all_) {
+      std::string want(t->nbytes(), '\0');
+      ASSERT_TRUE(reader_->Read({BoxRead{t, FullBox(t->shape), want.data()}}).ok());
+      ASSERT_NE(loader.data(t), nullptr) << t->key;
+      EXPECT_EQ(std::string(static_cast<const char*>(loader.data(t)), t->nbytes()), want) << t->key;
+      EXPECT_GE(static_cast<const char*>(loader.data(t)), static_cast<const char*>(loader.allocation()));
+    }
+  }
+  std::unique_ptr<CheckpointReader> reader_;
+  std::vector<const TensorEntry*> all_;
+};
+
+TEST_F(TensorLoaderTest, OwnedByPicksTheRanksEntries) {
+  const std::vector<int> owners = {1, 0, 1};
+  const std::vector<const TensorEntry*> three(all_.begin(), all_.begin() + 3);
+  EXPECT_EQ(TensorLoader::OwnedBy(three, owners, 1), (std::vector<const TensorEntry*>{all_[0], all_[2]}));
+  EXPECT_EQ(TensorLoader::TotalBytes({all_[0], all_[2]}), all_[0]->nbytes() + all_[2]->nbytes());
+}
+
+TEST_F(TensorLoaderTest, HostMemoryIsReadStraightIntoPlace) {
+  std::unique_ptr<MemorySpace> host = NewHostMemorySpace();
+  TensorLoader loader(reader_.get(), host.get(), /*staging_bytes=*/1024);
+  SC_ASSERT_OK(loader.Load(all_));
+  ExpectLoaded(loader);
+}
+
+TEST_F(TensorLoaderTest, ADeviceIsFilledThroughTwoStagingBuffersInSlabs) {
+  uint64_t largest = 0, largest_row = 0;
+  for (const TensorEntry* t : all_) {
+    largest = std::max(largest, t->nbytes());
+    if (!t->shape.empty()) largest_row = std::max<uint64_t>(largest_row, t->nbytes() / std::max<int64_t>(1, t->shape[0]));
+  }
+  const uint64_t staging = std::max(largest_row, largest / 3);  // the largest tensor takes several slabs
+  ASSERT_LT(staging, largest);
+  FakeDeviceSpace device;
+  TensorLoader loader(reader_.get(), &device, staging);
+  SC_ASSERT_OK(loader.Load(all_));
+  ExpectLoaded(loader);
+  EXPECT_EQ(device.allocations, 1);  // one slab for every tensor
+  EXPECT_EQ(device.staging_sizes, (std::vector<size_t>{staging, staging}));
+  EXPECT_GT(device.copies_in, static_cast<int>(all_.size()));  // some tensors went in pieces
+}
+
+TEST_F(TensorLoaderTest, ARowLargerThanTheStagingBufferIsRefused) {
+  FakeDeviceSpace device;
+  TensorLoader loader(reader_.get(), &device, /*staging_bytes=*/8);
+  absl::Status s = loader.Load(all_);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("exceeds the staging buffer"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace shardcast
