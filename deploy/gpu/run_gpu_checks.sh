@@ -30,6 +30,11 @@ step "CRC32C on the GPU vs the host CRC32C"
 "$BIN/device_crc32c_gpu_test" --gtest_output=xml:"$OUT/device_crc32c_gpu_test.xml" 2>&1 | tee "$OUT/device_crc32c_gpu_test.log" | tail -6
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+step "the loader on the CUDA memory space vs the host loader (bytes and CRCs, TP 2, two ranks)"
+mkdir -p "$WORK/srcdir" && ln -sfn "$PWD/$BUNDLE/fixtures" "$WORK/srcdir/shared_fixtures"  # as Bazel's runfiles
+TEST_SRCDIR="$WORK/srcdir" "$BIN/loader_gpu_test" --gtest_output=xml:"$OUT/loader_gpu_test.xml" 2>&1 | tee "$OUT/loader_gpu_test.log" | tail -6
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 step "PyTorch receives into CUDA parameters (NCCL, CUDA IPC, stream) vs dcp.load + slicing"
 if python3 -c "import torch" 2>/dev/null; then
   python3 tests/gpu/torch_receive_test.py --bundle "$BUNDLE" --out "$OUT/torch_receive" 2>&1 | tee "$OUT/torch_receive.log" | tail -12
