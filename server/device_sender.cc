@@ -72,6 +72,9 @@ void DeviceSender::Session::Run(std::shared_ptr<const NcclLib> lib, std::string 
       job(nullptr, absl::UnavailableError("the NCCL session is broken (an earlier transfer failed or was cancelled)"));
     } else {
       job(comm->get(), absl::OkStatus());
+      // A failed or cancelled transfer leaves the communicator broken: the client's next Open
+      // forms a new session instead of being told to reuse this one.
+      if ((*comm)->broken()) dead = true;
     }
     std::lock_guard<std::mutex> lock(mu);
     work.pop_front();
