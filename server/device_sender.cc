@@ -22,8 +22,6 @@ namespace {
 constexpr std::chrono::minutes kIdleSessionLimit{5};
 // Unreleased CUDA IPC leases kept at once (each pins a prepared request until released or expired).
 constexpr size_t kMaxIpcLeases = 1024;
-// Finished NCCL transfers whose result is kept for AwaitTransfer (the oldest are dropped beyond).
-constexpr size_t kMaxKeptResults = 4096;
 
 }  // namespace
 
@@ -247,19 +245,14 @@ uint64_t DeviceSender::QueueTransfer(Session* session, const std::string& sessio
                                      const std::vector<const PreparedShard*>& shards) {
   std::vector<ShardSource> sources;
   for (const PreparedShard* s : shards) sources.push_back(ShardSource{s->name, s->nbytes, s->data, nullptr});
-  uint64_t id;
-  {
-    std::lock_guard<std::mutex> lock(results_mu_);
-    id = ++next_transfer_;
-    results_[id].session_id = session_id;
-  }
+  const uint64_t id = transfers_.Start(session_id);
   // The job keeps the prepared request alive until its bytes have left.
   loader_->ClientStarted();
   auto job = [this, id, request, sources, deadline = deadline_](NcclPeerComm* comm, const absl::Status& no_comm) {
     absl::Status sent = no_comm;
     if (comm != nullptr) sent = NcclShardSender(comm).Send(sources, std::chrono::steady_clock::now() + deadline);
     if (!sent.ok()) std::cerr << "shardcastd: NCCL send: " << sent.message() << std::endl;
-    RecordTransfer(id, sent);
+    transfers_.Finish(id, sent);
     loader_->ClientFinished();
   };
   {
@@ -271,36 +264,13 @@ uint64_t DeviceSender::QueueTransfer(Session* session, const std::string& sessio
   return id;
 }
 
-void DeviceSender::RecordTransfer(uint64_t transfer_id, absl::Status status) {
-  std::lock_guard<std::mutex> lock(results_mu_);
-  TransferResult& r = results_[transfer_id];
-  r.done = true;
-  r.status = std::move(status);
-  for (auto it = results_.begin(); results_.size() > kMaxKeptResults && it != results_.end();) {
-    it = it->second.done ? results_.erase(it) : std::next(it);
+absl::Status DeviceSender::AwaitTransfer(const std::string& session_id, uint64_t transfer_id,
+                                         const std::function<bool()>& cancelled, absl::Status* sent) {
+  absl::Status waited = transfers_.Await(session_id, transfer_id, std::chrono::steady_clock::now() + deadline_, cancelled, sent);
+  if (absl::IsNotFound(waited)) {
+    return absl::NotFoundError(absl::StrCat(waited.message(), " on loader rank ", loader_->options().rank));
   }
-  results_cv_.notify_all();
-}
-
-absl::StatusOr<absl::Status> DeviceSender::AwaitTransfer(const std::string& session_id, uint64_t transfer_id,
-                                                          const std::function<bool()>& cancelled) {
-  const auto until = std::chrono::steady_clock::now() + deadline_;
-  std::unique_lock<std::mutex> lock(results_mu_);
-  while (true) {
-    auto it = results_.find(transfer_id);
-    if (it == results_.end() || it->second.session_id != session_id) {
-      return absl::NotFoundError(absl::StrCat("no NCCL transfer ", transfer_id, " of session '", session_id.substr(0, 64),
-                                              "' on loader rank ", loader_->options().rank));
-    }
-    if (it->second.done) {
-      absl::Status result = it->second.status;
-      results_.erase(it);
-      return result;
-    }
-    if (cancelled()) return absl::CancelledError("the client stopped waiting");
-    if (std::chrono::steady_clock::now() > until) return absl::DeadlineExceededError("the transfer is still running");
-    results_cv_.wait_for(lock, std::chrono::milliseconds(100));
-  }
+  return waited;
 }
 
 }  // namespace shardcast

@@ -10,7 +10,6 @@
 #define SHARDCAST_SERVER_DEVICE_SENDER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +21,7 @@
 #include "proto/shardcast/v1/shardcast.pb.h"
 #include "server/loader.h"
 #include "transport/nccl_lib.h"
+#include "transport/transfer_results.h"
 
 namespace shardcast {
 
@@ -38,10 +38,11 @@ class DeviceSender {
                                             const v1::OpenSessionRequest& open);
   // Ends a CUDA IPC lease (the client has copied). NotFound for an unknown or expired lease.
   absl::Status ReleaseIpc(const std::string& lease);
-  // The result of NCCL transfer `transfer_id` of `session_id` once its send has ended (the inner
-  // status); waits at most the service's deadline and while `cancelled` is false. The outer status:
+  // Sets `*sent` to how NCCL transfer `transfer_id` of `session_id` ended, once its send has; waits
+  // at most the service's deadline and while `cancelled` is false. Returns the wait's status:
   // NotFound for an unknown transfer, DeadlineExceeded / Cancelled when the wait ended first.
-  absl::StatusOr<absl::Status> AwaitTransfer(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled);
+  absl::Status AwaitTransfer(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled,
+                             absl::Status* sent);
 
   int version() const { return lib_->version; }
 
@@ -50,11 +51,6 @@ class DeviceSender {
   struct Lease {
     std::shared_ptr<const PreparedRequest> request;
     std::chrono::steady_clock::time_point expires;
-  };
-  struct TransferResult {
-    std::string session_id;
-    bool done = false;
-    absl::Status status;
   };
   DeviceSender() = default;
   absl::StatusOr<std::vector<const PreparedShard*>> SelectShards(const PreparedRequest& request,
@@ -71,7 +67,6 @@ class DeviceSender {
   // Queues the send on the session's thread; its id for AwaitTransfer.
   uint64_t QueueTransfer(Session* session, const std::string& session_id, std::shared_ptr<const PreparedRequest> request,
                          const std::vector<const PreparedShard*>& shards);
-  void RecordTransfer(uint64_t transfer_id, absl::Status status);
   void ExpireLeases();  // requires mu_
 
   std::shared_ptr<const NcclLib> lib_;
@@ -83,11 +78,7 @@ class DeviceSender {
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::map<std::string, Lease> leases_;
   uint64_t next_lease_ = 0;
-  // NCCL transfers' results by transfer id (the oldest finished ones are dropped beyond a bound).
-  std::mutex results_mu_;
-  std::condition_variable results_cv_;
-  std::map<uint64_t, TransferResult> results_;
-  uint64_t next_transfer_ = 0;
+  TransferResults transfers_;  // how each NCCL send ended, for AwaitTransfer
 };
 
 }  // namespace shardcast

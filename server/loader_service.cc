@@ -96,11 +96,12 @@ grpc::Status LoaderService::AwaitTransfer(grpc::ServerContext* ctx, const v1::Aw
   if (!sessions_.await_transfer) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no NCCL transfers");
   }
-  absl::StatusOr<absl::Status> sent =
-      sessions_.await_transfer(req->session_id(), req->transfer_id(), [ctx] { return ctx->IsCancelled(); });
-  if (!sent.ok()) return ToGrpcStatus(sent.status());
-  reply->set_code(static_cast<int32_t>(sent->code()));
-  reply->set_message(std::string(sent->message()));
+  absl::Status sent;
+  absl::Status waited =
+      sessions_.await_transfer(req->session_id(), req->transfer_id(), [ctx] { return ctx->IsCancelled(); }, &sent);
+  if (!waited.ok()) return ToGrpcStatus(waited);
+  reply->set_code(static_cast<int32_t>(sent.code()));
+  reply->set_message(std::string(sent.message()));
   return grpc::Status::OK;
 }
 

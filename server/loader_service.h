@@ -20,9 +20,9 @@ struct DeviceSessions {
                                                      const v1::OpenSessionRequest& open)>
       open;
   std::function<absl::Status(const std::string& lease)> release_ipc;
-  // The send's result (inner) once it has ended; the outer status is the wait's.
-  std::function<absl::StatusOr<absl::Status>(const std::string& session_id, uint64_t transfer_id,
-                                             const std::function<bool()>& cancelled)>
+  // Sets *sent to the send's result once it has ended; returns the wait's status.
+  std::function<absl::Status(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled,
+                             absl::Status* sent)>
       await_transfer;
 };
 

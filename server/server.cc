@@ -187,9 +187,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       return s->Open(std::move(req), open);
     };
     sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
-    sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled) {
-      return s->AwaitTransfer(session, transfer, cancelled);
-    };
+    sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled,
+                                  absl::Status* sent) { return s->AwaitTransfer(session, transfer, cancelled, sent); };
   }
   impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
   // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
