@@ -503,7 +503,8 @@ absl::Status Client::ReceiveOverStream(const Manifest& m, int rank, const std::s
   for (const Destination* d : list) req.add_names(d->name);
   grpc::ClientContext ctx;
   Prepare(&ctx, options_);
-  StreamReceiver receiver(impl_->RankStub(address)->Fetch(&ctx, req), [&ctx] { ctx.TryCancel(); }, Peer(rank, address));
+  v1::LoaderRank::Stub* stub = impl_->RankStub(address);
+  StreamReceiver receiver([&] { return stub->Fetch(&ctx, req); }, [&ctx] { ctx.TryCancel(); }, Peer(rank, address));
   FailureWatch::Scoped unwatch(watch, [&receiver] { receiver.Cancel(absl::CancelledError("an owning loader rank failed")); });
   return receiver.Receive(ToShardDestinations(list), Deadline(options_));
 }

@@ -46,9 +46,8 @@ absl::Status StreamSender::SendShard(const ShardSource& shard, DataPlaneClock::t
   return absl::OkStatus();
 }
 
-StreamReceiver::StreamReceiver(std::unique_ptr<grpc::ClientReaderInterface<v1::FetchChunk>> reader,
-                               std::function<void()> cancel_call, std::string peer)
-    : reader_(std::move(reader)), cancel_call_(std::move(cancel_call)), peer_(std::move(peer)) {}
+StreamReceiver::StreamReceiver(StartCall start_call, std::function<void()> cancel_call, std::string peer)
+    : start_call_(std::move(start_call)), cancel_call_(std::move(cancel_call)), peer_(std::move(peer)) {}
 
 void StreamReceiver::Cancel(absl::Status why) {
   {
@@ -85,6 +84,7 @@ absl::Status StreamReceiver::ReadAll(const std::vector<ShardDestination>& shards
 
 absl::Status StreamReceiver::Receive(const std::vector<ShardDestination>& shards, DataPlaneClock::time_point) {
   std::vector<uint64_t> received(shards.size(), 0);
+  reader_ = start_call_();
   absl::Status read = ReadAll(shards, &received);
   if (!read.ok()) {
     cancel_call_();

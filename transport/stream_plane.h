@@ -41,11 +41,11 @@ class StreamSender final : public ShardSender {
 
 class StreamReceiver final : public ShardReceiver {
  public:
-  // Reads `reader`, a Fetch call already started (its ClientContext carries the deadline);
-  // `cancel_call` cancels that call (ClientContext::TryCancel); `peer` names the loader rank in
-  // errors.
-  StreamReceiver(std::unique_ptr<grpc::ClientReaderInterface<v1::FetchChunk>> reader, std::function<void()> cancel_call,
-                 std::string peer);
+  using StartCall = std::function<std::unique_ptr<grpc::ClientReaderInterface<v1::FetchChunk>>()>;
+  // Receive starts the Fetch call with `start_call` (its ClientContext carries the deadline) and
+  // reads it; `cancel_call` cancels that call (ClientContext::TryCancel: also before it starts,
+  // which can block while the peer's connection forms); `peer` names the loader rank in errors.
+  StreamReceiver(StartCall start_call, std::function<void()> cancel_call, std::string peer);
   // Destinations must have distinct names. The deadline is the call's.
   absl::Status Receive(const std::vector<ShardDestination>& shards, DataPlaneClock::time_point deadline) override;
   void Cancel(absl::Status why) override;
@@ -53,6 +53,7 @@ class StreamReceiver final : public ShardReceiver {
  private:
   absl::Status ReadAll(const std::vector<ShardDestination>& shards, std::vector<uint64_t>* received);
 
+  StartCall start_call_;
   std::unique_ptr<grpc::ClientReaderInterface<v1::FetchChunk>> reader_;
   std::function<void()> cancel_call_;
   std::string peer_;

@@ -56,7 +56,8 @@ v1::FetchChunk Chunk(const std::string& name, uint64_t offset, const std::string
 
 absl::Status ReceiveFrom(std::vector<v1::FetchChunk> chunks, std::vector<ShardDestination> dst,
                          grpc::Status status = grpc::Status::OK) {
-  StreamReceiver receiver(std::make_unique<FakeFetchReader>(std::move(chunks), std::move(status)), [] {}, "loader rank 3");
+  StreamReceiver receiver([&] { return std::make_unique<FakeFetchReader>(std::move(chunks), std::move(status)); },
+                          [] {}, "loader rank 3");
   return receiver.Receive(dst, kNoDeadline);
 }
 
@@ -132,7 +133,10 @@ TEST(StreamReceiver, TheCallsErrorNamesThePeerAndACancelGivesItsReason) {
 
   bool call_cancelled = false;
   StreamReceiver receiver(
-      std::make_unique<FakeFetchReader>(std::vector<v1::FetchChunk>{}, grpc::Status(grpc::StatusCode::CANCELLED, "")),
+      [] {
+        return std::make_unique<FakeFetchReader>(std::vector<v1::FetchChunk>{},
+                                                 grpc::Status(grpc::StatusCode::CANCELLED, ""));
+      },
       [&] { call_cancelled = true; }, "loader rank 3");
   receiver.Cancel(absl::UnavailableError("loader rank 3 failed"));
   EXPECT_TRUE(call_cancelled);
