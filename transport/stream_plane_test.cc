@@ -1,7 +1,8 @@
 // The stream pair without a network: StreamSender's chunks go into a vector, a fake Fetch reader
 // plays them (or hostile ones) to StreamReceiver. Chunking (sizes, the name on each shard's first
 // chunk, empty shards), the receiver's bounds checks (FitsIn, unrequested shards, short shards),
-// the call's status and a cancel's reason.
+// the call's status and a cancel's reason. Then the pair over an in-process gRPC server: a
+// multi-chunk round trip, and a sender failing mid-stream reaching the receiver with its reason.
 #include "transport/stream_plane.h"
 
 #include <cstring>
@@ -9,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/shardcast/v1/shardcast.grpc.pb.h"
 
 namespace shardcast {
 namespace {
@@ -143,6 +147,64 @@ TEST(StreamReceiver, TheCallsErrorNamesThePeerAndACancelGivesItsReason) {
   s = receiver.Receive({{"a", buf.data(), 8}}, kNoDeadline);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(s.message(), "loader rank 3 failed");
+}
+
+// Fetch answered by a StreamSender over `shards` (64 KiB chunks).
+class StreamingService final : public v1::LoaderRank::Service {
+ public:
+  explicit StreamingService(std::vector<ShardSource> shards) : shards_(std::move(shards)) {}
+  grpc::Status Fetch(grpc::ServerContext* ctx, const v1::FetchRequest*, grpc::ServerWriter<v1::FetchChunk>* w) override {
+    StreamSender sender([w](const v1::FetchChunk& c) { return w->Write(c); }, [ctx] { return ctx->IsCancelled(); },
+                        64 << 10);
+    const absl::Status s = sender.Send(shards_, kNoDeadline);
+    return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  }
+
+ private:
+  std::vector<ShardSource> shards_;
+};
+
+// Receives `dst` from an in-process server streaming `shards`.
+absl::Status ReceiveOverGrpc(std::vector<ShardSource> shards, const std::vector<ShardDestination>& dst) {
+  StreamingService service(std::move(shards));
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  auto stub = v1::LoaderRank::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::FetchRequest req;
+  StreamReceiver receiver([&] { return stub->Fetch(&ctx, req); }, [&ctx] { ctx.TryCancel(); }, "loader rank 1");
+  absl::Status s = receiver.Receive(dst, kNoDeadline);
+  server->Shutdown();
+  return s;
+}
+
+TEST(StreamPairOverGrpc, ShardsArriveWhole) {
+  std::string a((1 << 20) + 3, '\0'), b = "tail";
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>(i * 131 + 7);
+  std::string got_a(a.size(), '.'), got_b(b.size(), '.');
+  const absl::Status s = ReceiveOverGrpc({FromString("a", a), FromString("b", b)},
+                                         {{"a", got_a.data(), got_a.size()}, {"b", got_b.data(), got_b.size()}});
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(got_a, a);
+  EXPECT_EQ(got_b, b);
+}
+
+TEST(StreamPairOverGrpc, ASenderFailingMidStreamReachesTheReceiverWithItsReason) {
+  const std::string a(200 << 10, 'a');
+  ShardSource failing{"a", a.size(), nullptr, [&a](uint64_t off, uint64_t n, void* dst) {
+                        if (off >= (128 << 10)) return absl::DataLossError("record __0_0.distcp: CRC-32 mismatch");
+                        std::memcpy(dst, a.data() + off, n);
+                        return absl::OkStatus();
+                      }};
+  std::string got(a.size(), '.');
+  const absl::Status s = ReceiveOverGrpc({failing}, {{"a", got.data(), got.size()}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_EQ(s.message(), "fetch from loader rank 1: record __0_0.distcp: CRC-32 mismatch");
 }
 
 }  // namespace
