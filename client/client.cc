@@ -1,7 +1,5 @@
 #include "client/client.h"
 
-#include <cuda_runtime.h>
-
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -29,8 +27,11 @@
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "reshard/layout.h"
 #include "transport/cuda_ipc.h"
+#include "transport/data_plane.h"
+#include "transport/device_plane.h"
 #include "transport/grpc_tls.h"
 #include "transport/nccl_comm.h"
+#include "transport/stream_plane.h"
 
 namespace shardcast {
 namespace {
@@ -86,6 +87,42 @@ absl::Status ForEachOwner(const Manifest& m, const std::vector<Destination>& dst
   return ForEachBounded(work.size(), [&](size_t i) {
     return fn(work[i].first, m.endpoints[work[i].first], *work[i].second);
   });
+}
+
+std::string Peer(int rank, const std::string& address) { return absl::StrCat("loader rank ", rank, " (", address, ")"); }
+
+DataPlaneClock::time_point Deadline(const ClientOptions& o) { return DataPlaneClock::now() + o.deadline; }
+
+std::vector<ShardDestination> ToShardDestinations(const std::vector<const Destination*>& list) {
+  std::vector<ShardDestination> out;
+  for (const Destination* d : list) out.push_back(ShardDestination{d->name, d->data, d->nbytes});
+  return out;
+}
+
+// The report of a receive that ended well (CRCs not yet counted).
+FetchReport CountReceived(const std::vector<Destination>& dst, const std::string& transport,
+                          std::chrono::steady_clock::time_point t0) {
+  FetchReport r;
+  r.transport = transport;
+  for (const Destination& d : dst) {
+    r.bytes += d.nbytes;
+    ++r.shards;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+absl::Status CheckCrc(const std::string& name, uint32_t received, const ShardEntry& e, const std::string& transport) {
+  if (received == e.crc32c) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("'", name, "': CRC32C mismatch after the ", transport, " transfer (received ",
+                                          received, ", manifest ", e.crc32c, "): the bytes were corrupted in transit"));
+}
+
+// A send's result as a loader rank reported it (a code outside gRPC's range is UNKNOWN).
+absl::Status SenderStatus(int32_t code, const std::string& message) {
+  if (code == 0) return absl::OkStatus();
+  const auto c = code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code) : absl::StatusCode::kUnknown;
+  return absl::Status(c, message.substr(0, 1000));
 }
 
 }  // namespace
@@ -358,10 +395,6 @@ absl::Status ValidateManifest(const Manifest& m) {
   return absl::OkStatus();
 }
 
-bool FitsIn(uint64_t offset, uint64_t size, uint64_t capacity) {
-  return offset <= capacity && size <= capacity - offset;
-}
-
 absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
   SC_ASSIGN_OR_RETURN(const ShardRequestSpec spec, ResolveLayout(spec_in));
   v1::ShardRequest req;
@@ -446,68 +479,34 @@ absl::StatusOr<FetchReport> Client::ReceiveHost(const Manifest& m, const std::ve
   const auto t0 = std::chrono::steady_clock::now();
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
-                                             const std::vector<const Destination*>& list) -> absl::Status {
-      std::map<std::string, const Destination*> want;
-      v1::FetchRequest req;
-      req.set_request_id(m.request_id);
-      req.set_lease_id(m.lease_id);
-      for (const Destination* d : list) {
-        req.add_names(d->name);
-        want[d->name] = d;
-      }
-      grpc::ClientContext ctx;
-      Prepare(&ctx, options_);
-      FailureWatch::Scoped unwatch(&watch, [&ctx] { ctx.TryCancel(); });
-      std::unique_ptr<grpc::ClientReader<v1::FetchChunk>> reader = impl_->RankStub(address)->Fetch(&ctx, req);
-      v1::FetchChunk chunk;
-      const Destination* current = nullptr;
-      std::map<std::string, uint64_t> received;
-      while (reader->Read(&chunk)) {
-        if (!chunk.name().empty()) {
-          auto it = want.find(chunk.name());
-          if (it == want.end()) {
-            ctx.TryCancel();
-            return absl::DataLossError(absl::StrCat("rank ", rank, " sent an unrequested shard '", chunk.name(), "'"));
-          }
-          current = it->second;
-        }
-        // Overflow-safe: offset + size could wrap in uint64 and pass a plain sum check.
-        if (current == nullptr || !FitsIn(chunk.offset(), chunk.data().size(), current->nbytes)) {
-          ctx.TryCancel();
-          return absl::DataLossError(absl::StrCat("rank ", rank, " sent bytes past a shard's end"));
-        }
-        std::memcpy(static_cast<char*>(current->data) + chunk.offset(), chunk.data().data(), chunk.data().size());
-        received[current->name] += chunk.data().size();
-      }
-      SC_RETURN_IF_ERROR(FromGrpc(reader->Finish(), absl::StrCat("fetch from loader rank ", rank, " (", address, ")")));
-      for (const Destination* d : list) {
-        if (received[d->name] != d->nbytes) {
-          return absl::DataLossError(absl::StrCat("'", d->name, "': received ", received[d->name], " of ", d->nbytes, " bytes"));
-        }
-      }
-      return absl::OkStatus();
+                                                                const std::vector<const Destination*>& list) {
+    return ReceiveOverStream(m, rank, address, list, &watch);
   });
   // A loader rank that rank 0 marked failed is the reason, not the cancelled call.
   if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
   SC_RETURN_IF_ERROR(received_all);
-  FetchReport r;
-  r.transport = "stream";
-  for (size_t i = 0; i < dst.size(); ++i) {
-    const Destination& d = dst[i];
-    const ShardEntry* e = entries[i];
-    if (options_.verify_crc32c) {
-      const uint32_t crc = Crc32c(d.data, d.nbytes);
-      if (crc != e->crc32c) {
-        return absl::DataLossError(absl::StrCat("'", d.name, "': CRC32C mismatch (received ", crc, ", manifest ", e->crc32c,
-                                                "): the bytes were corrupted in transit"));
-      }
-      ++r.crc_checked;
+  FetchReport r = CountReceived(dst, "stream", t0);
+  if (options_.verify_crc32c) {
+    for (size_t i = 0; i < dst.size(); ++i) {
+      SC_RETURN_IF_ERROR(CheckCrc(dst[i].name, Crc32c(dst[i].data, dst[i].nbytes), *entries[i], "stream"));
     }
-    r.bytes += d.nbytes;
-    ++r.shards;
+    r.crc_checked = static_cast<int>(dst.size());
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+absl::Status Client::ReceiveOverStream(const Manifest& m, int rank, const std::string& address,
+                                       const std::vector<const Destination*>& list, FailureWatch* watch) {
+  v1::FetchRequest req;
+  req.set_request_id(m.request_id);
+  req.set_lease_id(m.lease_id);
+  for (const Destination* d : list) req.add_names(d->name);
+  grpc::ClientContext ctx;
+  Prepare(&ctx, options_);
+  v1::LoaderRank::Stub* stub = impl_->RankStub(address);
+  StreamReceiver receiver([&] { return stub->Fetch(&ctx, req); }, [&ctx] { ctx.TryCancel(); }, Peer(rank, address));
+  FailureWatch::Scoped unwatch(watch, [&receiver] { receiver.Cancel(absl::CancelledError("an owning loader rank failed")); });
+  return receiver.Receive(ToShardDestinations(list), Deadline(options_));
 }
 
 absl::Status Client::LoadNccl() {
@@ -523,6 +522,8 @@ absl::Status Client::LoadNccl() {
   return absl::OkStatus();
 }
 
+std::string Client::SessionId(int rank) const { return absl::StrCat(impl_->session_id, "-", rank); }
+
 absl::StatusOr<v1::OpenSessionReply> Client::OpenDeviceSession(const Manifest& m, int rank, const std::string& address,
                                                                const std::vector<std::string>& names,
                                                                const std::string& uuid, bool warm_up) {
@@ -530,7 +531,7 @@ absl::StatusOr<v1::OpenSessionReply> Client::OpenDeviceSession(const Manifest& m
   open.set_request_id(m.request_id);
   open.set_lease_id(m.lease_id);
   open.set_client_nccl_version(impl_->nccl ? impl_->nccl->version : 0);
-  open.set_session_id(absl::StrCat(impl_->session_id, "-", rank));
+  open.set_session_id(SessionId(rank));
   open.set_client_device_uuid(uuid);
   open.set_allow_ipc(options_.allow_ipc);
   open.set_warm_up(warm_up);
@@ -539,27 +540,30 @@ absl::StatusOr<v1::OpenSessionReply> Client::OpenDeviceSession(const Manifest& m
   Prepare(&ctx, options_);
   v1::OpenSessionReply reply;
   absl::Status opened = FromGrpc(impl_->RankStub(address)->OpenDeviceSession(&ctx, open, &reply),
-                                 absl::StrCat("GPU session with loader rank ", rank, " (", address, ")"));
+                                 absl::StrCat("GPU session with ", Peer(rank, address)));
   if (!opened.ok() && !impl_->nccl) {
     return absl::Status(opened.code(), absl::StrCat(opened.message(), "\n(this client could not load NCCL: ",
                                                     impl_->nccl_error.message(), ")"));
   }
   SC_RETURN_IF_ERROR(opened);
+  if (reply.transport_case() == v1::OpenSessionReply::TRANSPORT_NOT_SET) {
+    return absl::DataLossError(absl::StrCat(Peer(rank, address), " answered the GPU session with no transport"));
+  }
   return reply;
 }
 
-absl::StatusOr<NcclPeerComm*> Client::SessionComm(const std::string& address, const v1::OpenSessionReply& reply,
+absl::StatusOr<NcclPeerComm*> Client::SessionComm(const std::string& address, const v1::NcclSession& session,
                                                   int device) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->comms.find(address);
-    if (it != impl_->comms.end() && reply.reused() && !it->second->broken()) return it->second.get();
+    if (it != impl_->comms.end() && session.reused() && !it->second->broken()) return it->second.get();
   }
-  if (reply.nccl_unique_id().empty()) {
+  if (session.unique_id().empty()) {
     return absl::FailedPreconditionError("the server reused a session this client no longer has");
   }
   SC_ASSIGN_OR_RETURN(std::unique_ptr<NcclPeerComm> c,
-                      NcclPeerComm::Create(impl_->nccl, reply.nccl_unique_id(), 1, device, options_.deadline));
+                      NcclPeerComm::Create(impl_->nccl, session.unique_id(), 1, device, options_.deadline));
   std::lock_guard<std::mutex> lock(impl_->mu);
   NcclPeerComm* comm = c.get();
   impl_->comms[address] = std::move(c);
@@ -580,8 +584,8 @@ absl::Status Client::WarmUp(const Manifest& m, int device) {
   return ForEachBounded(owners.size(), [&](size_t i) -> absl::Status {
     const std::string& address = m.endpoints[owners[i]];
     SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, owners[i], address, {}, uuid, /*warm_up=*/true));
-    if (reply.nccl_unique_id().empty() && !reply.reused()) return absl::OkStatus();  // same GPU: CUDA IPC, nothing to form
-    return SessionComm(address, reply, device).status();
+    if (!reply.has_nccl()) return absl::OkStatus();  // same GPU: CUDA IPC, nothing to form
+    return SessionComm(address, reply.nccl(), device).status();
   });
 }
 
@@ -593,77 +597,80 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   const auto t0 = std::chrono::steady_clock::now();
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
-                                                      const std::vector<const Destination*>& list) -> absl::Status {
-      std::vector<std::string> names;
-      std::unordered_map<std::string_view, const Destination*> by_name;
-      for (const Destination* d : list) {
-        names.push_back(d->name);
-        by_name.emplace(d->name, d);
-      }
-      SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply,
-                          OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
-      const std::string peer = absl::StrCat("loader rank ", rank, " (", address, ")");
-      if (!reply.ipc_lease().empty()) {
-        // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
-        used_ipc = true;
-        std::vector<IpcPiece> pieces;
-        for (const v1::IpcShard& s : reply.ipc_shards()) {
-          auto it = by_name.find(s.name());
-          const Destination* d = it == by_name.end() ? nullptr : it->second;
-          if (d == nullptr || s.nbytes() != d->nbytes || !FitsIn(s.offset(), s.nbytes(), UINT64_MAX)) {
-            return absl::DataLossError(absl::StrCat(peer, " exported an unrequested or mis-sized shard '", s.name(), "'"));
-          }
-          pieces.push_back(IpcPiece{s.region(), s.offset(), d->data, d->nbytes});
-        }
-        absl::Status copied = pieces.size() == list.size()
-                                  ? IpcCopy(device, {reply.ipc_handles().begin(), reply.ipc_handles().end()}, pieces,
-                                            options_.deadline)
-                                  : absl::DataLossError(absl::StrCat(peer, " exported ", pieces.size(), " of ",
-                                                                     list.size(), " shards"));
-        grpc::ClientContext release_ctx;
-        Prepare(&release_ctx, options_);
-        v1::ReleaseIpcRequest release;
-        release.set_lease(reply.ipc_lease());
-        v1::ReleaseIpcReply released;
-        absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
-                                  absl::StrCat("releasing the CUDA IPC lease of ", peer));
-        SC_RETURN_IF_ERROR(copied);
-        return r;
-      }
-      used_nccl = true;
-      SC_ASSIGN_OR_RETURN(NcclPeerComm* comm, SessionComm(address, reply, device));
-      std::vector<NcclBuffer> buffers;
-      for (const std::string& n : reply.names()) {
-        auto it = by_name.find(n);
-        if (it != by_name.end()) buffers.push_back(NcclBuffer{it->second->data, it->second->nbytes});
-      }
-      if (buffers.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
-      FailureWatch::Scoped unwatch(&watch, [comm] { comm->Cancel(); });
-      return comm->Transfer(buffers, /*send=*/false, options_.deadline);
+                                                                const std::vector<const Destination*>& list) -> absl::Status {
+    std::vector<std::string> names;
+    for (const Destination* d : list) names.push_back(d->name);
+    SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
+    if (reply.has_ipc()) {
+      used_ipc = true;
+      return ReceiveOverIpc(rank, address, reply.ipc(), list, device);
+    }
+    used_nccl = true;
+    return ReceiveOverNccl(rank, address, reply.nccl(), list, device, &watch);
   });
   if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
   SC_RETURN_IF_ERROR(received_all);
-  FetchReport r;
-  r.transport = used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl";
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  FetchReport r = CountReceived(dst, used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl", t0);
   // CRC32C of what arrived, computed on this GPU (nothing is copied back).
   if (options_.verify_crc32c) {
     std::vector<DeviceSpan> spans;
     for (const Destination& d : dst) spans.push_back(DeviceSpan{d.data, d.nbytes});
     SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, DeviceCrc32c(device, spans, options_.deadline));
-    for (size_t i = 0; i < dst.size(); ++i) {
-      if (crcs[i] != entries[i]->crc32c) {
-        return absl::DataLossError(absl::StrCat("'", dst[i].name, "': CRC32C mismatch after the ", r.transport,
-                                                " transfer (received ", crcs[i], ", manifest ", entries[i]->crc32c, ")"));
-      }
-    }
+    for (size_t i = 0; i < dst.size(); ++i) SC_RETURN_IF_ERROR(CheckCrc(dst[i].name, crcs[i], *entries[i], r.transport));
     r.crc_checked = static_cast<int>(dst.size());
   }
-  for (const Destination& d : dst) {
-    r.bytes += d.nbytes;
-    ++r.shards;
-  }
   return r;
+}
+
+absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const v1::IpcExport& exported,
+                                    const std::vector<const Destination*>& list, int device) {
+  // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
+  IpcShardReceiver receiver(device, exported, Peer(rank, address));
+  const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
+  grpc::ClientContext release_ctx;
+  Prepare(&release_ctx, options_);
+  v1::ReleaseIpcRequest release;
+  release.set_lease(exported.lease());
+  v1::ReleaseIpcReply released;
+  absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
+                            absl::StrCat("releasing the CUDA IPC lease of ", Peer(rank, address)));
+  SC_RETURN_IF_ERROR(copied);
+  return r;
+}
+
+absl::Status Client::ReceiveOverNccl(int rank, const std::string& address, const v1::NcclSession& session,
+                                     const std::vector<const Destination*>& list, int device, FailureWatch* watch) {
+  SC_ASSIGN_OR_RETURN(NcclPeerComm* comm, SessionComm(address, session, device));
+  // The server's send order (it sends what was asked, in that order); the sizes are ours.
+  std::unordered_map<std::string_view, const Destination*> by_name;
+  for (const Destination* d : list) by_name.emplace(d->name, d);
+  std::vector<const Destination*> ordered;
+  for (const std::string& n : session.names()) {
+    auto it = by_name.find(n);
+    if (it != by_name.end()) ordered.push_back(it->second);
+  }
+  if (ordered.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
+  // While ncclRecv waits, AwaitTransfer waits for the server's result of its send: a failed send
+  // cancels the receive at once with the server's reason.
+  grpc::ClientContext await_ctx;
+  Prepare(&await_ctx, options_);
+  std::function<absl::Status()> await_sender;
+  if (session.transfer_id() != 0) {
+    await_sender = [&] { return AwaitSender(address, session.transfer_id(), rank, &await_ctx); };
+  }
+  NcclShardReceiver receiver(comm, await_sender, [&await_ctx] { await_ctx.TryCancel(); });
+  FailureWatch::Scoped unwatch(watch, [&receiver] { receiver.Cancel(absl::CancelledError("an owning loader rank failed")); });
+  return receiver.Receive(ToShardDestinations(ordered), Deadline(options_));
+}
+
+absl::Status Client::AwaitSender(const std::string& address, uint64_t transfer_id, int rank, grpc::ClientContext* ctx) {
+  v1::AwaitTransferRequest req;
+  req.set_session_id(SessionId(rank));
+  req.set_transfer_id(transfer_id);
+  v1::AwaitTransferReply reply;
+  // A failed call (cancelled once the receive is over, an older server) says nothing about the send.
+  if (!impl_->RankStub(address)->AwaitTransfer(ctx, req, &reply).ok()) return absl::OkStatus();
+  return SenderStatus(reply.code(), reply.message());
 }
 
 }  // namespace shardcast

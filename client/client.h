@@ -21,10 +21,17 @@
 #include "common/box.h"
 #include "common/json.h"
 #include "common/shard_request.h"
+#include "transport/data_plane.h"  // FitsIn
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
 
 namespace shardcast {
 
 namespace v1 {
+class IpcExport;
+class NcclSession;
 class OpenSessionReply;
 }  // namespace v1
 class NcclPeerComm;
@@ -114,11 +121,25 @@ class Client {
   absl::StatusOr<std::vector<const ShardEntry*>> MatchDestinations(const Manifest& m,
                                                                    const std::vector<Destination>& dst) const;
   absl::Status LoadNccl();
+  class FailureWatch;
+  // One owner's part of a receive, through transport/'s data planes: the stream (host buffers),
+  // CUDA IPC (then the lease is released) or NCCL (the send's result awaited alongside).
+  absl::Status ReceiveOverStream(const Manifest& m, int rank, const std::string& address,
+                                 const std::vector<const Destination*>& list, FailureWatch* watch);
+  absl::Status ReceiveOverIpc(int rank, const std::string& address, const v1::IpcExport& exported,
+                              const std::vector<const Destination*>& list, int device);
+  absl::Status ReceiveOverNccl(int rank, const std::string& address, const v1::NcclSession& session,
+                               const std::vector<const Destination*>& list, int device, FailureWatch* watch);
+  // Blocks until loader rank `rank` reports how NCCL transfer `transfer_id` ended (its send's
+  // status; OK if the call itself fails, e.g. once `ctx` is cancelled).
+  absl::Status AwaitSender(const std::string& address, uint64_t transfer_id, int rank, grpc::ClientContext* ctx);
+  // The session id this client uses with loader rank `rank`.
+  std::string SessionId(int rank) const;
+  // Asks loader rank `rank` for a GPU session; DataLoss if its reply names no transport.
   absl::StatusOr<v1::OpenSessionReply> OpenDeviceSession(const Manifest& m, int rank, const std::string& address,
                                                          const std::vector<std::string>& names, const std::string& uuid,
                                                          bool warm_up);
-  absl::StatusOr<NcclPeerComm*> SessionComm(const std::string& address, const v1::OpenSessionReply& reply, int device);
-  class FailureWatch;
+  absl::StatusOr<NcclPeerComm*> SessionComm(const std::string& address, const v1::NcclSession& session, int device);
   ClientOptions options_;
   std::unique_ptr<Impl> impl_;
 };
@@ -133,9 +154,6 @@ absl::StatusOr<ShardRequestSpec> ResolveLayout(ShardRequestSpec spec);
 // from it: DataLoss unless every shard's owner has an endpoint, its dtype is known and its shape
 // times the item size equals its nbytes (all products overflow-checked).
 absl::Status ValidateManifest(const Manifest& m);
-
-// offset + size <= capacity without wrap-around: every bounds check against a number a server sent.
-bool FitsIn(uint64_t offset, uint64_t size, uint64_t capacity);
 
 }  // namespace shardcast
 

@@ -7,10 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "server/grpc_util.h"
 #include "server/proto_convert.h"
+#include "transport/stream_plane.h"
 
 namespace shardcast {
-
-constexpr uint64_t kFetchChunkBytes = 1ull << 20;
 
 grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
@@ -41,6 +40,14 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
                                      " (its lease expired?): ask rank 0 for the manifest again"));
   }
   const std::set<std::string> wanted(req->names().begin(), req->names().end());
+  std::vector<ShardSource> sources;
+  for (const PreparedShard& s : prepared->shards) {
+    if (s.owner != loader_->options().rank) continue;
+    if (!wanted.empty() && !wanted.count(s.name)) continue;
+    sources.push_back(ShardSource{s.name, s.nbytes, s.data, [this, &s](uint64_t offset, uint64_t n, void* dst) {
+                                    return loader_->CopyOut(s, offset, n, static_cast<char*>(dst));
+                                  }});
+  }
   TransferGuard transfer(loader_->transfers());
   // The transfer holds the request from here; its end (however it ends) ends the manifest's lease.
   struct Done {
@@ -48,26 +55,9 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
     std::string lease;
     ~Done() { l->EndLease(lease); }
   } done{loader_, req->lease_id()};
-  std::string buf;
-  for (const PreparedShard& s : prepared->shards) {
-    if (s.owner != loader_->options().rank) continue;
-    if (!wanted.empty() && !wanted.count(s.name)) continue;
-    uint64_t off = 0;
-    do {
-      if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      const uint64_t n = std::min<uint64_t>(kFetchChunkBytes, s.nbytes - off);
-      v1::FetchChunk chunk;
-      if (off == 0) chunk.set_name(s.name);
-      chunk.set_offset(off);
-      buf.resize(n);
-      absl::Status st = loader_->CopyOut(s, off, n, buf.data());
-      if (!st.ok()) return ToGrpcStatus(st);
-      chunk.set_data(buf);
-      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading");
-      off += n;
-    } while (off < s.nbytes);
-  }
-  return grpc::Status::OK;
+  StreamSender sender([writer](const v1::FetchChunk& chunk) { return writer->Write(chunk); },
+                      [ctx] { return ctx->IsCancelled(); });
+  return ToGrpcStatus(sender.Send(sources, DataPlaneClock::time_point::max()));
 }
 
 grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
@@ -95,6 +85,21 @@ grpc::Status LoaderService::ReleaseIpc(grpc::ServerContext* ctx, const v1::Relea
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no CUDA IPC");
   }
   return ToGrpcStatus(sessions_.release_ipc(req->lease()));
+}
+
+grpc::Status LoaderService::AwaitTransfer(grpc::ServerContext* ctx, const v1::AwaitTransferRequest* req,
+                                          v1::AwaitTransferReply* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  if (!sessions_.await_transfer) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no NCCL transfers");
+  }
+  absl::Status sent;
+  absl::Status waited =
+      sessions_.await_transfer(req->session_id(), req->transfer_id(), [ctx] { return ctx->IsCancelled(); }, &sent);
+  if (!waited.ok()) return ToGrpcStatus(waited);
+  reply->set_code(static_cast<int32_t>(sent.code()));
+  reply->set_message(std::string(sent.message()));
+  return grpc::Status::OK;
 }
 
 grpc::Status LoaderService::EndLease(grpc::ServerContext* ctx, const v1::EndLeaseRequest* req, v1::EndLeaseReply*) {

@@ -1,5 +1,5 @@
 // The gRPC adapter of one loader rank (service LoaderRank): Prepare and GetRankState for rank 0,
-// Fetch (byte stream), OpenDeviceSession and ReleaseIpc (GPU data plane) for clients. Each method checks the
+// Fetch (byte stream: transport/stream_plane), OpenDeviceSession, ReleaseIpc and AwaitTransfer (GPU data plane) for clients. Each method checks the
 // token, converts, calls the Loader core and converts back; nothing else.
 #ifndef SHARDCAST_SERVER_LOADER_SERVICE_H_
 #define SHARDCAST_SERVER_LOADER_SERVICE_H_
@@ -13,13 +13,17 @@
 
 namespace shardcast {
 
-// The GPU data plane (transport/device_sender.h), set by the server with --device cuda; unset
-// (CPU service): OpenDeviceSession and ReleaseIpc are UNIMPLEMENTED.
+// The GPU data plane (server/device_sender.h), set by the server with --device cuda; unset
+// (CPU service): OpenDeviceSession, ReleaseIpc and AwaitTransfer are UNIMPLEMENTED.
 struct DeviceSessions {
   std::function<absl::StatusOr<v1::OpenSessionReply>(std::shared_ptr<const PreparedRequest> request,
                                                      const v1::OpenSessionRequest& open)>
       open;
   std::function<absl::Status(const std::string& lease)> release_ipc;
+  // Sets *sent to the send's result once it has ended; returns the wait's status.
+  std::function<absl::Status(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled,
+                             absl::Status* sent)>
+      await_transfer;
 };
 
 class LoaderService final : public v1::LoaderRank::Service {
@@ -34,6 +38,8 @@ class LoaderService final : public v1::LoaderRank::Service {
   grpc::Status OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
                                  v1::OpenSessionReply* reply) override;
   grpc::Status ReleaseIpc(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req, v1::ReleaseIpcReply* reply) override;
+  grpc::Status AwaitTransfer(grpc::ServerContext* ctx, const v1::AwaitTransferRequest* req,
+                             v1::AwaitTransferReply* reply) override;
   grpc::Status EndLease(grpc::ServerContext* ctx, const v1::EndLeaseRequest* req, v1::EndLeaseReply* reply) override;
 
  private:

@@ -21,11 +21,11 @@
 #include "common/status_macros.h"
 #include "server/cuda_memory_space.h"
 #include "server/coordinator.h"
+#include "server/device_sender.h"
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
 #include "server/loader_service.h"
 #include "server/shardcast_service.h"
-#include "transport/device_sender.h"
 
 namespace shardcast {
 
@@ -187,6 +187,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
       return s->Open(std::move(req), open);
     };
     sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
+    sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled,
+                                  absl::Status* sent) { return s->AwaitTransfer(session, transfer, cancelled, sent); };
   }
   impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
   // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
