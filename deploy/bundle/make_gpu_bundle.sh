@@ -3,7 +3,7 @@
 # bundle/ (git-ignored), what a GPU host without Debian's packages needs to run them:
 #   bin/      shardcast, shardcastd, the GPU test and the benchmarks
 #   lib/      the shared libraries `ldd` finds that a standard Ubuntu 22.04/24.04 base lacks
-#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate, libcudart)
+#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate; libcudart for the GPU tests)
 #   python/   the `shardcast` Python package with libshardcast_client.so (PYTHONPATH=bundle/python,
 #             or pip install bundle/python)
 #   fixtures/, test_data/   for the GPU checks
