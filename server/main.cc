@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/args.h"
+#include "common/log.h"
 #include "server/bootstrap.h"
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
@@ -62,6 +63,8 @@ int main(int argc, char** argv) {
   p.AddFlag("tls-key", "F", "the certificate's PEM private key");
   p.AddFlag("tls-ca", "F", "CA the ranks trust for each other (default: the certificate itself)");
   p.AddFlag("tls-server-name", "NAME", "name to check in the certificate instead of each host's");
+  p.AddFlag("log-level", "debug|info|warning|error|off", "threshold of the log on stderr",
+            "$SHARDCAST_LOG_LEVEL, else info");
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::Status s = p.Parse(args);
   if (p.help_requested()) {
@@ -73,6 +76,9 @@ int main(int argc, char** argv) {
     return 2;
   };
   if (!s.ok()) return usage(std::string(s.message()));
+  absl::StatusOr<shardcast::LogLevel> log_level = shardcast::LogLevelFromFlagOrEnv(p.Has("log-level") ? p.Get("log-level") : "");
+  if (!log_level.ok()) return usage(std::string(log_level.status().message()));
+  shardcast::InitLogging({"shardcastd", *log_level});
   if (!p.Has("checkpoint")) return usage("--checkpoint is required");
 
   shardcast::ServerOptions o;
@@ -124,6 +130,7 @@ int main(int argc, char** argv) {
     }
   }
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(&argc, &argv);
+  shardcast::InitLogging({absl::StrCat("shardcastd rank ", bootstrap->rank()), *log_level});
   // SIGTERM / SIGINT to a rank, or SIGUSR1 to mpirun (which forwards it to every rank): drain and
   // exit 0. (mpirun itself answers SIGTERM by killing the job and exiting 1.)
   std::signal(SIGTERM, OnSignal);
@@ -131,7 +138,7 @@ int main(int argc, char** argv) {
   std::signal(SIGUSR1, OnSignal);
   absl::StatusOr<std::unique_ptr<shardcast::Server>> server = shardcast::Server::Start(o, bootstrap.get());
   if (!server.ok()) {
-    std::cerr << "shardcastd rank " << bootstrap->rank() << ": error: " << server.status().message() << std::endl;
+    shardcast::LogError(server.status().message());
     std::_Exit(1);  // peers may be waiting in MPI: do not finalize
   }
   const int rc = (*server)->Run(g_stop);

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "transport/cuda_ipc.h"
 #include "transport/nccl_comm.h"
@@ -68,7 +69,7 @@ void DeviceSender::ExpireLeases() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires < now) {
-      std::cerr << "shardcastd: CUDA IPC lease " << it->first << " expired unreleased" << std::endl;
+      LogWarning("CUDA IPC lease ", it->first, " expired unreleased");
       loader_->ClientFinished();
       it = leases_.erase(it);
     } else {
@@ -199,7 +200,7 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
       session->thread = std::thread([raw, lib, uid, device, deadline, sid] {
         absl::StatusOr<std::unique_ptr<NcclPeerComm>> comm = NcclPeerComm::Create(lib, uid, 0, device, deadline);
         if (!comm.ok()) {
-          std::cerr << "shardcastd: NCCL session " << sid << ": " << comm.status().message() << std::endl;
+          LogError("NCCL session ", sid, ": ", comm.status().message());
         }
         while (true) {
           std::function<void(NcclPeerComm*)> job;
@@ -234,7 +235,7 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
     session->work.push_back([request, buffers, deadline, loader](NcclPeerComm* comm) {
       if (comm != nullptr) {
         absl::Status s = comm->Transfer(buffers, /*send=*/true, deadline);
-        if (!s.ok()) std::cerr << "shardcastd: NCCL send: " << s.message() << std::endl;
+        if (!s.ok()) LogError("NCCL send: ", s.message());
       }
       loader->ClientFinished();
     });
