@@ -72,102 +72,143 @@ absl::Status StringRecordSource::Read(uint64_t offset, uint64_t n, char* out) co
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<ZipEntry>> ReadZipDirectory(const RecordSource& r, const std::string& src) {
+namespace {
+
+// The archive's last bytes, holding the end-of-central-directory record at `eocd`.
+struct ArchiveTail {
+  std::string bytes;
+  uint64_t start = 0;  // where `bytes` begin in the record
+  int64_t eocd = -1;   // offset in `bytes`
+};
+
+absl::StatusOr<ArchiveTail> ReadArchiveTail(const RecordSource& r, const std::string& src) {
   const uint64_t size = r.size();
   if (size < 22) return Corrupt(src, absl::StrCat("only ", size, " bytes: too short for a ZIP archive (truncated?)"));
   // torch.save writes no archive comment, so the EOCD is the last 22 bytes; a comment costs a
   // second, larger read of the tail.
+  ArchiveTail t;
   uint64_t tail_len = std::min<uint64_t>(size, 8192);
-  SC_ASSIGN_OR_RETURN(std::string tail, ReadRange(r, size - tail_len, tail_len, src, "archive tail"));
-  int64_t eocd = -1;
-  if (U32(tail.data() + tail_len - 22) == kEocdSig && U16(tail.data() + tail_len - 2) == 0) {
-    eocd = static_cast<int64_t>(tail_len) - 22;
+  SC_ASSIGN_OR_RETURN(t.bytes, ReadRange(r, size - tail_len, tail_len, src, "archive tail"));
+  if (U32(t.bytes.data() + tail_len - 22) == kEocdSig && U16(t.bytes.data() + tail_len - 2) == 0) {
+    t.eocd = static_cast<int64_t>(tail_len) - 22;
   } else {
     tail_len = std::min<uint64_t>(size, 22 + 65535 + 20 + 56);
-    SC_ASSIGN_OR_RETURN(tail, ReadRange(r, size - tail_len, tail_len, src, "archive tail"));
+    SC_ASSIGN_OR_RETURN(t.bytes, ReadRange(r, size - tail_len, tail_len, src, "archive tail"));
     for (int64_t p = static_cast<int64_t>(tail_len) - 22; p >= 0; --p) {
-      if (U32(tail.data() + p) == kEocdSig && U16(tail.data() + p + 20) == tail_len - p - 22) {
-        eocd = p;
+      if (U32(t.bytes.data() + p) == kEocdSig && U16(t.bytes.data() + p + 20) == tail_len - p - 22) {
+        t.eocd = p;
         break;
       }
     }
   }
-  const uint64_t tail_start = size - tail_len;
-  // Serves a range from the tail buffer when it lies inside it, else reads it.
-  auto read_near_end = [&](uint64_t off, uint64_t n, absl::string_view what) -> absl::StatusOr<std::string> {
-    if (off >= tail_start && off <= size && n <= size - off) return tail.substr(off - tail_start, n);
-    return ReadRange(r, off, n, src, what);
-  };
-  if (eocd < 0) return Corrupt(src, "no end-of-central-directory signature (not a ZIP, or truncated)");
-  const char* e = tail.data() + eocd;
-  uint64_t entries = U16(e + 10);
-  uint64_t cd_size = U32(e + 12);
-  uint64_t cd_offset = U32(e + 16);
-  const uint64_t eocd_abs = size - tail_len + static_cast<uint64_t>(eocd);
-  uint64_t cd_end_limit = eocd_abs;
-  if (eocd >= 20 && U32(e - 20) == kZip64LocatorSig) {
+  t.start = size - tail_len;
+  if (t.eocd < 0) return Corrupt(src, "no end-of-central-directory signature (not a ZIP, or truncated)");
+  return t;
+}
+
+// A range from the tail buffer when it lies inside it, else read.
+absl::StatusOr<std::string> ReadNearEnd(const RecordSource& r, const ArchiveTail& tail, uint64_t off, uint64_t n,
+                                        const std::string& src, absl::string_view what) {
+  const uint64_t size = r.size();
+  if (off >= tail.start && off <= size && n <= size - off) return tail.bytes.substr(off - tail.start, n);
+  return ReadRange(r, off, n, src, what);
+}
+
+struct CentralDirectory {
+  uint64_t entries;
+  uint64_t size;
+  uint64_t offset;
+};
+
+// Where the central directory lies (EOCD, or the zip64 EOCD it points to), checked to lie
+// before the record that names it and to be plausibly sized.
+absl::StatusOr<CentralDirectory> LocateCentralDirectory(const RecordSource& r, const ArchiveTail& tail,
+                                                        const std::string& src) {
+  const char* e = tail.bytes.data() + tail.eocd;
+  CentralDirectory cd{U16(e + 10), U32(e + 12), U32(e + 16)};
+  uint64_t cd_end_limit = tail.start + static_cast<uint64_t>(tail.eocd);
+  if (tail.eocd >= 20 && U32(e - 20) == kZip64LocatorSig) {
     uint64_t z64_off = U64(e - 20 + 8);
-    SC_ASSIGN_OR_RETURN(std::string z, read_near_end(z64_off, 56, "zip64 end-of-central-directory"));
+    SC_ASSIGN_OR_RETURN(std::string z, ReadNearEnd(r, tail, z64_off, 56, src, "zip64 end-of-central-directory"));
     if (U32(z.data()) != kZip64EocdSig) return Corrupt(src, "bad zip64 end-of-central-directory signature");
-    entries = U64(z.data() + 32);
-    cd_size = U64(z.data() + 40);
-    cd_offset = U64(z.data() + 48);
+    cd = CentralDirectory{U64(z.data() + 32), U64(z.data() + 40), U64(z.data() + 48)};
     cd_end_limit = z64_off;
   }
-  if (cd_offset > cd_end_limit || cd_size > cd_end_limit - cd_offset) {
-    return Corrupt(src, absl::StrCat("central directory [", cd_offset, ", +", cd_size, ") lies outside the archive"));
+  if (cd.offset > cd_end_limit || cd.size > cd_end_limit - cd.offset) {
+    return Corrupt(src, absl::StrCat("central directory [", cd.offset, ", +", cd.size, ") lies outside the archive"));
   }
-  if (cd_size > kMaxCentralDirectory) return Corrupt(src, "central directory is implausibly large");
-  if (entries > cd_size / 46) return Corrupt(src, absl::StrCat(entries, " entries cannot fit a ", cd_size, "-byte directory"));
-  SC_ASSIGN_OR_RETURN(std::string cd, read_near_end(cd_offset, cd_size, "central directory"));
+  if (cd.size > kMaxCentralDirectory) return Corrupt(src, "central directory is implausibly large");
+  if (cd.entries > cd.size / 46) {
+    return Corrupt(src, absl::StrCat(cd.entries, " entries cannot fit a ", cd.size, "-byte directory"));
+  }
+  return cd;
+}
 
+// The zip64 extra field (id 1): the fields that are 0xFFFFFFFF follow in order usize, csize, lho.
+absl::Status ApplyZip64Extra(const char* x, uint64_t extra_len, const ZipEntry& ent, uint64_t* usize, uint64_t* csize,
+                             uint64_t* lho, const std::string& src) {
+  for (uint64_t q = 0; q + 4 <= extra_len;) {
+    uint16_t id = U16(x + q), len = U16(x + q + 2);
+    if (q + 4 + len > extra_len) return Corrupt(src, absl::StrCat("entry '", ent.name, "': bad extra field"));
+    if (id == 0x0001) {
+      uint64_t k = q + 4, end = q + 4 + len;
+      auto next = [&](uint64_t* v) -> bool {
+        if (k + 8 > end) return false;
+        *v = U64(x + k);
+        k += 8;
+        return true;
+      };
+      if (*usize == 0xFFFFFFFFu && !next(usize)) return Corrupt(src, "short zip64 extra");
+      if (*csize == 0xFFFFFFFFu && !next(csize)) return Corrupt(src, "short zip64 extra");
+      if (*lho == 0xFFFFFFFFu && !next(lho)) return Corrupt(src, "short zip64 extra");
+    }
+    q += 4 + len;
+  }
+  return absl::OkStatus();
+}
+
+// Entry #i of the central directory at cd_bytes[*p]; advances *p past it.
+absl::StatusOr<ZipEntry> ParseCentralEntry(absl::string_view cd_bytes, const CentralDirectory& cd, uint64_t i,
+                                           uint64_t* p, const std::string& src) {
+  if (cd.size - *p < 46 || U32(cd_bytes.data() + *p) != kCentralSig) {
+    return Corrupt(src, absl::StrCat("bad central directory entry #", i));
+  }
+  const char* h = cd_bytes.data() + *p;
+  uint16_t method = U16(h + 10);
+  uint32_t crc = U32(h + 16);
+  uint64_t csize = U32(h + 20);
+  uint64_t usize = U32(h + 24);
+  uint64_t name_len = U16(h + 28), extra_len = U16(h + 30), comment_len = U16(h + 32);
+  uint64_t lho = U32(h + 42);
+  if (cd.size - *p - 46 < name_len + extra_len + comment_len) return Corrupt(src, "central directory entry overruns");
+  ZipEntry ent;
+  ent.name.assign(h + 46, name_len);
+  SC_RETURN_IF_ERROR(ApplyZip64Extra(h + 46 + name_len, extra_len, ent, &usize, &csize, &lho, src));
+  if (method != 0) {
+    return absl::UnimplementedError(absl::StrCat(src, ": torch.save record entry '", ent.name,
+                                                 "' is compressed (method ", method, "); torch.save stores entries"));
+  }
+  if (csize != usize) return Corrupt(src, absl::StrCat("entry '", ent.name, "': stored size mismatch"));
+  if (lho >= cd.offset) return Corrupt(src, absl::StrCat("entry '", ent.name, "' starts inside the central directory"));
+  ent.local_header_offset = lho;
+  ent.size = usize;
+  ent.crc32 = crc;
+  ent.directory_offset = cd.offset;
+  *p += 46 + name_len + extra_len + comment_len;
+  return ent;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ZipEntry>> ReadZipDirectory(const RecordSource& r, const std::string& src) {
+  SC_ASSIGN_OR_RETURN(const ArchiveTail tail, ReadArchiveTail(r, src));
+  SC_ASSIGN_OR_RETURN(const CentralDirectory cd, LocateCentralDirectory(r, tail, src));
+  SC_ASSIGN_OR_RETURN(const std::string cd_bytes, ReadNearEnd(r, tail, cd.offset, cd.size, src, "central directory"));
   std::vector<ZipEntry> out;
   uint64_t p = 0;
-  for (uint64_t i = 0; i < entries; ++i) {
-    if (cd_size - p < 46 || U32(cd.data() + p) != kCentralSig) {
-      return Corrupt(src, absl::StrCat("bad central directory entry #", i));
-    }
-    const char* h = cd.data() + p;
-    uint16_t method = U16(h + 10);
-    uint32_t crc = U32(h + 16);
-    uint64_t csize = U32(h + 20);
-    uint64_t usize = U32(h + 24);
-    uint64_t name_len = U16(h + 28), extra_len = U16(h + 30), comment_len = U16(h + 32);
-    uint64_t lho = U32(h + 42);
-    if (cd_size - p - 46 < name_len + extra_len + comment_len) return Corrupt(src, "central directory entry overruns");
-    ZipEntry ent;
-    ent.name.assign(h + 46, name_len);
-    // zip64 extra: the fields that are 0xFFFFFFFF follow in order usize, csize, lho.
-    const char* x = h + 46 + name_len;
-    for (uint64_t q = 0; q + 4 <= extra_len;) {
-      uint16_t id = U16(x + q), len = U16(x + q + 2);
-      if (q + 4 + len > extra_len) return Corrupt(src, absl::StrCat("entry '", ent.name, "': bad extra field"));
-      if (id == 0x0001) {
-        uint64_t k = q + 4, end = q + 4 + len;
-        auto next = [&](uint64_t* v) -> bool {
-          if (k + 8 > end) return false;
-          *v = U64(x + k);
-          k += 8;
-          return true;
-        };
-        if (usize == 0xFFFFFFFFu && !next(&usize)) return Corrupt(src, "short zip64 extra");
-        if (csize == 0xFFFFFFFFu && !next(&csize)) return Corrupt(src, "short zip64 extra");
-        if (lho == 0xFFFFFFFFu && !next(&lho)) return Corrupt(src, "short zip64 extra");
-      }
-      q += 4 + len;
-    }
-    if (method != 0) {
-      return absl::UnimplementedError(absl::StrCat(src, ": torch.save record entry '", ent.name,
-                                                   "' is compressed (method ", method, "); torch.save stores entries"));
-    }
-    if (csize != usize) return Corrupt(src, absl::StrCat("entry '", ent.name, "': stored size mismatch"));
-    if (lho >= cd_offset) return Corrupt(src, absl::StrCat("entry '", ent.name, "' starts inside the central directory"));
-    ent.local_header_offset = lho;
-    ent.size = usize;
-    ent.crc32 = crc;
-    ent.directory_offset = cd_offset;
+  for (uint64_t i = 0; i < cd.entries; ++i) {
+    SC_ASSIGN_OR_RETURN(ZipEntry ent, ParseCentralEntry(cd_bytes, cd, i, &p, src));
     out.push_back(std::move(ent));
-    p += 46 + name_len + extra_len + comment_len;
   }
   return out;
 }
