@@ -335,7 +335,9 @@ bool JsonBuilder::parse_error(size_t position, const std::string&, const nlohman
 
 absl::StatusOr<Json> JsonBuilder::Finish(bool parsed) && {
   if (!error_.ok()) return error_;
-  if (!parsed || !stack_.empty()) return absl::InvalidArgumentError("JSON: incomplete document");
+  if (!parsed || !stack_.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("JSON: incomplete document at offset ", *read_));
+  }
   return std::move(root_);
 }
 
