@@ -75,6 +75,32 @@ TEST_F(LogTest, ConcurrentLinesStayWhole) {
   for (const std::string& l : lines) EXPECT_TRUE(RE2::PartialMatch(l, R"(: info: thread \d line \d+ end$)")) << l;
 }
 
+TEST_F(LogTest, ReinitializingWhileOthersLogIsSafe) {
+  std::ostringstream other;
+  Capture("a", LogLevel::kInfo);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([t] {
+      for (int i = 0; i < 300; ++i) LogWarning("thread ", t, " line ", i, " end");
+    });
+  }
+  for (int k = 0; k < 200; ++k) {
+    if (k % 2) {
+      InitLogging({"b", LogLevel::kError, &other});  // warnings dropped while this holds
+    } else {
+      Capture("a", LogLevel::kInfo);
+    }
+  }
+  for (std::thread& th : threads) th.join();
+  Capture("a", LogLevel::kInfo);  // `other` is no longer written once this returns
+  // Every line is whole and carries the prefix it was written under.
+  for (const std::string& l : Lines()) EXPECT_TRUE(RE2::PartialMatch(l, R"(\[a\]: warning: thread \d line \d+ end$)")) << l;
+  // A line that passed the level check just before a switch may land in `other`, whole.
+  const std::vector<std::string> moved = absl::StrSplit(other.str(), '\n', absl::SkipEmpty());
+  for (const std::string& l : moved) EXPECT_TRUE(RE2::PartialMatch(l, R"(\[b\]: warning: thread \d line \d+ end$)")) << l;
+  EXPECT_LE(Lines().size() + moved.size(), 900u);
+}
+
 TEST(LogLevel, ParsesNamesAndRefusesOthers) {
   EXPECT_EQ(*ParseLogLevel("debug"), LogLevel::kDebug);
   EXPECT_EQ(*ParseLogLevel("WARN"), LogLevel::kWarning);
