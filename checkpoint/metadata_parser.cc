@@ -192,6 +192,15 @@ class Decoder {
   absl::StatusOr<CheckpointMetadata> Decode(const PickleValue* root);
 
  private:
+  using Locations = std::map<std::string, StorageLocation>;  // by IndexKey(fqn, offsets)
+  // storage_data: MetadataIndex(fqn, offset) -> _StorageInfo.
+  absl::StatusOr<Locations> StorageData(const PickleValue* sd) const;
+  // One TensorStorageMetadata entry with its chunks (each with its storage location).
+  absl::StatusOr<TensorEntry> Tensor(const std::string& key, const PickleValue* v, const Locations& locations) const;
+  absl::StatusOr<StoredChunk> Chunk(const std::string& key, const PickleValue* c, const Locations& locations) const;
+  // The optional `version` and `storage_meta.checkpoint_id`.
+  static void ReadVersionAndId(const PickleValue* st, CheckpointMetadata* md);
+
   std::string source_;
   PickleValue empty_dict_{Kind::kDict};
 };
@@ -339,9 +348,32 @@ absl::StatusOr<CheckpointMetadata> Decoder::Decode(const PickleValue* root) {
   if (sd == nullptr || sd->kind != Kind::kDict) {
     return Err("Metadata.storage_data is missing or not a dict (not written by FileSystemWriter?)");
   }
+  SC_ASSIGN_OR_RETURN(const Locations locations, StorageData(sd));
+  CheckpointMetadata md;
+  for (const auto& [k, v] : sdm->entries) {
+    SC_ASSIGN_OR_RETURN(std::string key, Str(k, "state_dict_metadata key"));
+    absl::string_view kind = ClassName(v);
+    if (kind == "BytesStorageMetadata") {
+      auto it = locations.find(IndexKey(key, std::nullopt));
+      if (it == locations.end()) return Err(absl::StrCat("key '", key, "' (bytes) has no storage_data entry"));
+      md.bytes_entries.push_back(BytesEntry{key, it->second});
+      continue;
+    }
+    if (kind != "TensorStorageMetadata") {
+      return Err(absl::StrCat("key '", key, "': unknown storage metadata ", PickleDebugString(v)));
+    }
+    SC_ASSIGN_OR_RETURN(TensorEntry t, Tensor(key, v, locations));
+    SC_RETURN_IF_ERROR(ValidateChunkTiling(t, source_));
+    if (md.tensor_index.count(key)) return Err(absl::StrCat("key '", key, "' appears twice"));
+    md.tensor_index[key] = md.tensors.size();
+    md.tensors.push_back(std::move(t));
+  }
+  ReadVersionAndId(st, &md);
+  return md;
+}
 
-  // storage_data: MetadataIndex(fqn, offset) -> _StorageInfo.
-  std::map<std::string, StorageLocation> locations;
+absl::StatusOr<Decoder::Locations> Decoder::StorageData(const PickleValue* sd) const {
+  Locations locations;
   for (const auto& [k, v] : sd->entries) {
     if (ClassName(k) != "MetadataIndex") {
       return Err(absl::StrCat("storage_data key should be MetadataIndex, found ", PickleDebugString(k)));
@@ -356,72 +388,65 @@ absl::StatusOr<CheckpointMetadata> Decoder::Decode(const PickleValue* root) {
     SC_ASSIGN_OR_RETURN(StorageLocation loc, Location(v, absl::StrCat("storage_data['", fqn, "']")));
     locations[IndexKey(fqn, offsets)] = std::move(loc);
   }
+  return locations;
+}
 
-  CheckpointMetadata md;
-  for (const auto& [k, v] : sdm->entries) {
-    SC_ASSIGN_OR_RETURN(std::string key, Str(k, "state_dict_metadata key"));
-    absl::string_view kind = ClassName(v);
-    if (kind == "BytesStorageMetadata") {
-      auto it = locations.find(IndexKey(key, std::nullopt));
-      if (it == locations.end()) return Err(absl::StrCat("key '", key, "' (bytes) has no storage_data entry"));
-      md.bytes_entries.push_back(BytesEntry{key, it->second});
-      continue;
-    }
-    if (kind != "TensorStorageMetadata") {
-      return Err(absl::StrCat("key '", key, "': unknown storage metadata ", PickleDebugString(v)));
-    }
-    SC_ASSIGN_OR_RETURN(const PickleValue* tst, StateDict(v, key));
-    TensorEntry t;
-    t.key = key;
-    SC_ASSIGN_OR_RETURN(t.dtype, DTypeOf(tst->DictGet("properties"), key));
-    SC_ASSIGN_OR_RETURN(t.shape, SizeTuple(tst->DictGet("size"), absl::StrCat("key '", key, "': size")));
-    const PickleValue* chunks = tst->DictGet("chunks");
-    if (chunks == nullptr || chunks->kind != Kind::kList) {
-      return Err(absl::StrCat("key '", key, "': chunks missing or not a list"));
-    }
-    for (const PickleValue* c : chunks->items) {
-      if (ClassName(c) != "ChunkStorageMetadata") {
-        return Err(absl::StrCat("key '", key, "': chunk should be ChunkStorageMetadata, found ", PickleDebugString(c)));
-      }
-      SC_ASSIGN_OR_RETURN(const PickleValue* cst, StateDict(c, key));
-      StoredChunk sc;
-      SC_ASSIGN_OR_RETURN(sc.box.offsets, SizeTuple(cst->DictGet("offsets"), absl::StrCat("key '", key, "': chunk offsets")));
-      SC_ASSIGN_OR_RETURN(sc.box.sizes, SizeTuple(cst->DictGet("sizes"), absl::StrCat("key '", key, "': chunk sizes")));
-      if (sc.box.offsets.size() != sc.box.sizes.size()) {
-        return Err(absl::StrCat("key '", key, "': chunk offsets and sizes differ in rank"));
-      }
-      auto it = locations.find(IndexKey(key, sc.box.offsets));
-      if (it == locations.end()) {
-        return Err(absl::StrCat("key '", key, "': chunk at offsets ", ShapeToString(sc.box.offsets),
-                                " has no storage_data entry"));
-      }
-      sc.location = it->second;
-      t.chunks.push_back(std::move(sc));
-    }
-    SC_RETURN_IF_ERROR(ValidateChunkTiling(t, source_));
-    if (md.tensor_index.count(key)) return Err(absl::StrCat("key '", key, "' appears twice"));
-    md.tensor_index[key] = md.tensors.size();
-    md.tensors.push_back(std::move(t));
+absl::StatusOr<TensorEntry> Decoder::Tensor(const std::string& key, const PickleValue* v,
+                                            const Locations& locations) const {
+  SC_ASSIGN_OR_RETURN(const PickleValue* tst, StateDict(v, key));
+  TensorEntry t;
+  t.key = key;
+  SC_ASSIGN_OR_RETURN(t.dtype, DTypeOf(tst->DictGet("properties"), key));
+  SC_ASSIGN_OR_RETURN(t.shape, SizeTuple(tst->DictGet("size"), absl::StrCat("key '", key, "': size")));
+  const PickleValue* chunks = tst->DictGet("chunks");
+  if (chunks == nullptr || chunks->kind != Kind::kList) {
+    return Err(absl::StrCat("key '", key, "': chunks missing or not a list"));
   }
+  for (const PickleValue* c : chunks->items) {
+    SC_ASSIGN_OR_RETURN(StoredChunk sc, Chunk(key, c, locations));
+    t.chunks.push_back(std::move(sc));
+  }
+  return t;
+}
 
+absl::StatusOr<StoredChunk> Decoder::Chunk(const std::string& key, const PickleValue* c,
+                                           const Locations& locations) const {
+  if (ClassName(c) != "ChunkStorageMetadata") {
+    return Err(absl::StrCat("key '", key, "': chunk should be ChunkStorageMetadata, found ", PickleDebugString(c)));
+  }
+  SC_ASSIGN_OR_RETURN(const PickleValue* cst, StateDict(c, key));
+  StoredChunk sc;
+  SC_ASSIGN_OR_RETURN(sc.box.offsets, SizeTuple(cst->DictGet("offsets"), absl::StrCat("key '", key, "': chunk offsets")));
+  SC_ASSIGN_OR_RETURN(sc.box.sizes, SizeTuple(cst->DictGet("sizes"), absl::StrCat("key '", key, "': chunk sizes")));
+  if (sc.box.offsets.size() != sc.box.sizes.size()) {
+    return Err(absl::StrCat("key '", key, "': chunk offsets and sizes differ in rank"));
+  }
+  auto it = locations.find(IndexKey(key, sc.box.offsets));
+  if (it == locations.end()) {
+    return Err(absl::StrCat("key '", key, "': chunk at offsets ", ShapeToString(sc.box.offsets),
+                            " has no storage_data entry"));
+  }
+  sc.location = it->second;
+  return sc;
+}
+
+void Decoder::ReadVersionAndId(const PickleValue* st, CheckpointMetadata* md) {
   if (const PickleValue* ver = st->DictGet("version"); ver != nullptr && ver->kind == Kind::kString) {
-    md.version = ver->str;
+    md->version = ver->str;
   }
-  if (const PickleValue* sm = st->DictGet("storage_meta"); sm != nullptr && ClassName(sm) == "StorageMeta" &&
-                                                          sm->state != nullptr && sm->state->kind == Kind::kDict) {
-    const PickleValue* id = sm->state->DictGet("checkpoint_id");
-    if (id != nullptr && id->kind == Kind::kString) {
-      md.checkpoint_id = id->str;
-    } else if (id != nullptr && id->kind == Kind::kCall && absl::StrContains(id->CalleeName(), "Path")) {
-      std::vector<std::string> parts;
-      for (const PickleValue* p : id->args->items) {
-        if (p->kind == Kind::kString) parts.push_back(p->str);
-      }
-      md.checkpoint_id = absl::StrJoin(parts, "/");
-      if (absl::StartsWith(md.checkpoint_id, "//")) md.checkpoint_id = md.checkpoint_id.substr(1);
+  const PickleValue* sm = st->DictGet("storage_meta");
+  if (sm == nullptr || ClassName(sm) != "StorageMeta" || sm->state == nullptr || sm->state->kind != Kind::kDict) return;
+  const PickleValue* id = sm->state->DictGet("checkpoint_id");
+  if (id != nullptr && id->kind == Kind::kString) {
+    md->checkpoint_id = id->str;
+  } else if (id != nullptr && id->kind == Kind::kCall && absl::StrContains(id->CalleeName(), "Path")) {
+    std::vector<std::string> parts;
+    for (const PickleValue* p : id->args->items) {
+      if (p->kind == Kind::kString) parts.push_back(p->str);
     }
+    md->checkpoint_id = absl::StrJoin(parts, "/");
+    if (absl::StartsWith(md->checkpoint_id, "//")) md->checkpoint_id = md->checkpoint_id.substr(1);
   }
-  return md;
 }
 
 }  // namespace
