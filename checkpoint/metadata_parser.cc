@@ -242,15 +242,9 @@ std::optional<std::pair<const StoredChunk*, const StoredChunk*>> FindOverlap(
   return std::nullopt;
 }
 
-}  // namespace
-
-// Exact tiling in O(n 2^k) (hash map) for n chunks varying in k dims, by signed corners: a box
-// [a, b) is the sum over its 2^k corners p (each coordinate a_d or b_d) of
-// (-1)^(number of b_d) * [x >= p]. These orthant indicators are linearly independent, so the
-// chunks' indicators sum to the tensor's indicator (every element stored exactly once) if and
-// only if the signed corner counts of the chunks equal those of the whole tensor. Dims that
-// every chunk spans fully are left out (they change nothing), so k is the number of sharded dims.
-absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source) {
+// Every chunk has the tensor's rank and lies inside its shape, and the chunks' element counts
+// add up to exactly the tensor's (no overflow). Returns the tensor's element count.
+absl::StatusOr<int64_t> CheckChunkCounts(const TensorEntry& t, const std::string& source) {
   auto err = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": key '", t.key, "': ", what));
   };
@@ -281,33 +275,29 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
     return err(absl::StrCat("chunks cover ", covered, " of ", numel, " elements of shape ", ShapeToString(t.shape),
                             " (missing chunks)"));
   }
-  // Empty chunks store nothing and overlap nothing.
-  std::vector<const StoredChunk*> nonempty;
-  for (const StoredChunk& c : t.chunks) {
-    bool empty = false;
-    for (int64_t x : c.box.sizes) empty |= (x == 0);
-    if (!empty) nonempty.push_back(&c);
-  }
-  if (numel == 0) return absl::OkStatus();
-  std::vector<size_t> dims;  // the dims some chunk does not span fully
-  for (size_t d = 0; d < t.shape.size(); ++d) {
-    for (const StoredChunk* c : nonempty) {
-      if (c->box.offsets[d] != 0 || c->box.sizes[d] != t.shape[d]) {
+  return numel;
+}
+
+// The dims some chunk does not span fully.
+std::vector<size_t> ShardedDims(const std::vector<const StoredChunk*>& chunks, const Shape& shape) {
+  std::vector<size_t> dims;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    for (const StoredChunk* c : chunks) {
+      if (c->box.offsets[d] != 0 || c->box.sizes[d] != shape[d]) {
         dims.push_back(d);
         break;
       }
     }
   }
-  // n chunks cost n * 2^k corner updates. Real grids shard one or two dims; a grid beyond this
-  // work (e.g. 65536 one-element chunks of a [2]^16 tensor) is refused, not validated slowly.
-  constexpr size_t kMaxCornerDims = 16;
-  constexpr uint64_t kMaxCornerWork = uint64_t{1} << 23;
-  if (dims.size() > kMaxCornerDims || (static_cast<uint64_t>(nonempty.size()) << dims.size()) > kMaxCornerWork) {
-    return err(absl::StrCat(nonempty.size(), " chunks sharded over ", dims.size(),
-                            " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
-  }
+  return dims;
+}
+
+// The signed corner counts (over `dims`) of the chunks minus those of the whole tensor, zeros
+// left out: empty if and only if the chunks tile the tensor.
+absl::flat_hash_map<std::vector<int64_t>, int64_t> NetCorners(const std::vector<const StoredChunk*>& chunks,
+                                                              const Shape& shape, const std::vector<size_t>& dims) {
   absl::flat_hash_map<std::vector<int64_t>, int64_t> net;
-  net.reserve(std::min<size_t>(nonempty.size() << dims.size(), size_t{1} << 16));  // grows past that if needed
+  net.reserve(std::min<size_t>(chunks.size() << dims.size(), size_t{1} << 16));  // grows past that if needed
   std::vector<int64_t> corner(dims.size());
   auto add_corners = [&](const Shape& offsets, const Shape& sizes, int64_t weight) {
     for (uint32_t mask = 0; mask < (1u << dims.size()); ++mask) {
@@ -321,8 +311,42 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
       if ((it->second += sign) == 0) net.erase(it);
     }
   };
-  for (const StoredChunk* c : nonempty) add_corners(c->box.offsets, c->box.sizes, 1);
-  add_corners(Shape(t.shape.size(), 0), t.shape, -1);
+  for (const StoredChunk* c : chunks) add_corners(c->box.offsets, c->box.sizes, 1);
+  add_corners(Shape(shape.size(), 0), shape, -1);
+  return net;
+}
+
+}  // namespace
+
+// Exact tiling in O(n 2^k) (hash map) for n chunks varying in k dims, by signed corners: a box
+// [a, b) is the sum over its 2^k corners p (each coordinate a_d or b_d) of
+// (-1)^(number of b_d) * [x >= p]. These orthant indicators are linearly independent, so the
+// chunks' indicators sum to the tensor's indicator (every element stored exactly once) if and
+// only if the signed corner counts of the chunks equal those of the whole tensor. Dims that
+// every chunk spans fully are left out (they change nothing), so k is the number of sharded dims.
+absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source) {
+  auto err = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": key '", t.key, "': ", what));
+  };
+  SC_ASSIGN_OR_RETURN(const int64_t numel, CheckChunkCounts(t, source));
+  // Empty chunks store nothing and overlap nothing.
+  std::vector<const StoredChunk*> nonempty;
+  for (const StoredChunk& c : t.chunks) {
+    bool empty = false;
+    for (int64_t x : c.box.sizes) empty |= (x == 0);
+    if (!empty) nonempty.push_back(&c);
+  }
+  if (numel == 0) return absl::OkStatus();
+  const std::vector<size_t> dims = ShardedDims(nonempty, t.shape);
+  // n chunks cost n * 2^k corner updates. Real grids shard one or two dims; a grid beyond this
+  // work (e.g. 65536 one-element chunks of a [2]^16 tensor) is refused, not validated slowly.
+  constexpr size_t kMaxCornerDims = 16;
+  constexpr uint64_t kMaxCornerWork = uint64_t{1} << 23;
+  if (dims.size() > kMaxCornerDims || (static_cast<uint64_t>(nonempty.size()) << dims.size()) > kMaxCornerWork) {
+    return err(absl::StrCat(nonempty.size(), " chunks sharded over ", dims.size(),
+                            " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
+  }
+  const absl::flat_hash_map<std::vector<int64_t>, int64_t> net = NetCorners(nonempty, t.shape, dims);
   if (net.empty()) return absl::OkStatus();
   // Same element count but not a tiling: some elements are stored twice, as many not at all.
   if (auto pair = FindOverlap(nonempty, t.shape.size(), 1 << 22)) {
