@@ -168,7 +168,7 @@ std::string Json::Dump(int indent) const {
 
 namespace {
 
-constexpr int kMaxDepth = 200;  // arrays and objects; deeper documents are refused
+constexpr size_t kMaxDepth = 200;  // arrays and objects; deeper documents are refused
 
 // Walks the text for nlohmann's parser and counts the bytes it has read, so that errors found
 // by the handler below (depth, integer range) can name an offset too.
