@@ -192,6 +192,15 @@ class Decoder {
   absl::StatusOr<CheckpointMetadata> Decode(const PickleValue* root);
 
  private:
+  using Locations = std::map<std::string, StorageLocation>;  // by IndexKey(fqn, offsets)
+  // storage_data: MetadataIndex(fqn, offset) -> _StorageInfo.
+  absl::StatusOr<Locations> StorageData(const PickleValue* sd) const;
+  // One TensorStorageMetadata entry with its chunks (each with its storage location).
+  absl::StatusOr<TensorEntry> Tensor(const std::string& key, const PickleValue* v, const Locations& locations) const;
+  absl::StatusOr<StoredChunk> Chunk(const std::string& key, const PickleValue* c, const Locations& locations) const;
+  // The optional `version` and `storage_meta.checkpoint_id`.
+  static void ReadVersionAndId(const PickleValue* st, CheckpointMetadata* md);
+
   std::string source_;
   PickleValue empty_dict_{Kind::kDict};
 };
@@ -233,15 +242,9 @@ std::optional<std::pair<const StoredChunk*, const StoredChunk*>> FindOverlap(
   return std::nullopt;
 }
 
-}  // namespace
-
-// Exact tiling in O(n 2^k) (hash map) for n chunks varying in k dims, by signed corners: a box
-// [a, b) is the sum over its 2^k corners p (each coordinate a_d or b_d) of
-// (-1)^(number of b_d) * [x >= p]. These orthant indicators are linearly independent, so the
-// chunks' indicators sum to the tensor's indicator (every element stored exactly once) if and
-// only if the signed corner counts of the chunks equal those of the whole tensor. Dims that
-// every chunk spans fully are left out (they change nothing), so k is the number of sharded dims.
-absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source) {
+// Every chunk has the tensor's rank and lies inside its shape, and the chunks' element counts
+// add up to exactly the tensor's (no overflow). Returns the tensor's element count.
+absl::StatusOr<int64_t> CheckChunkCounts(const TensorEntry& t, const std::string& source) {
   auto err = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": key '", t.key, "': ", what));
   };
@@ -272,33 +275,29 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
     return err(absl::StrCat("chunks cover ", covered, " of ", numel, " elements of shape ", ShapeToString(t.shape),
                             " (missing chunks)"));
   }
-  // Empty chunks store nothing and overlap nothing.
-  std::vector<const StoredChunk*> nonempty;
-  for (const StoredChunk& c : t.chunks) {
-    bool empty = false;
-    for (int64_t x : c.box.sizes) empty |= (x == 0);
-    if (!empty) nonempty.push_back(&c);
-  }
-  if (numel == 0) return absl::OkStatus();
-  std::vector<size_t> dims;  // the dims some chunk does not span fully
-  for (size_t d = 0; d < t.shape.size(); ++d) {
-    for (const StoredChunk* c : nonempty) {
-      if (c->box.offsets[d] != 0 || c->box.sizes[d] != t.shape[d]) {
+  return numel;
+}
+
+// The dims some chunk does not span fully.
+std::vector<size_t> ShardedDims(const std::vector<const StoredChunk*>& chunks, const Shape& shape) {
+  std::vector<size_t> dims;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    for (const StoredChunk* c : chunks) {
+      if (c->box.offsets[d] != 0 || c->box.sizes[d] != shape[d]) {
         dims.push_back(d);
         break;
       }
     }
   }
-  // n chunks cost n * 2^k corner updates. Real grids shard one or two dims; a grid beyond this
-  // work (e.g. 65536 one-element chunks of a [2]^16 tensor) is refused, not validated slowly.
-  constexpr size_t kMaxCornerDims = 16;
-  constexpr uint64_t kMaxCornerWork = uint64_t{1} << 23;
-  if (dims.size() > kMaxCornerDims || (static_cast<uint64_t>(nonempty.size()) << dims.size()) > kMaxCornerWork) {
-    return err(absl::StrCat(nonempty.size(), " chunks sharded over ", dims.size(),
-                            " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
-  }
+  return dims;
+}
+
+// The signed corner counts (over `dims`) of the chunks minus those of the whole tensor, zeros
+// left out: empty if and only if the chunks tile the tensor.
+absl::flat_hash_map<std::vector<int64_t>, int64_t> NetCorners(const std::vector<const StoredChunk*>& chunks,
+                                                              const Shape& shape, const std::vector<size_t>& dims) {
   absl::flat_hash_map<std::vector<int64_t>, int64_t> net;
-  net.reserve(std::min<size_t>(nonempty.size() << dims.size(), size_t{1} << 16));  // grows past that if needed
+  net.reserve(std::min<size_t>(chunks.size() << dims.size(), size_t{1} << 16));  // grows past that if needed
   std::vector<int64_t> corner(dims.size());
   auto add_corners = [&](const Shape& offsets, const Shape& sizes, int64_t weight) {
     for (uint32_t mask = 0; mask < (1u << dims.size()); ++mask) {
@@ -312,8 +311,42 @@ absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source
       if ((it->second += sign) == 0) net.erase(it);
     }
   };
-  for (const StoredChunk* c : nonempty) add_corners(c->box.offsets, c->box.sizes, 1);
-  add_corners(Shape(t.shape.size(), 0), t.shape, -1);
+  for (const StoredChunk* c : chunks) add_corners(c->box.offsets, c->box.sizes, 1);
+  add_corners(Shape(shape.size(), 0), shape, -1);
+  return net;
+}
+
+}  // namespace
+
+// Exact tiling in O(n 2^k) (hash map) for n chunks varying in k dims, by signed corners: a box
+// [a, b) is the sum over its 2^k corners p (each coordinate a_d or b_d) of
+// (-1)^(number of b_d) * [x >= p]. These orthant indicators are linearly independent, so the
+// chunks' indicators sum to the tensor's indicator (every element stored exactly once) if and
+// only if the signed corner counts of the chunks equal those of the whole tensor. Dims that
+// every chunk spans fully are left out (they change nothing), so k is the number of sharded dims.
+absl::Status ValidateChunkTiling(const TensorEntry& t, const std::string& source) {
+  auto err = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": key '", t.key, "': ", what));
+  };
+  SC_ASSIGN_OR_RETURN(const int64_t numel, CheckChunkCounts(t, source));
+  // Empty chunks store nothing and overlap nothing.
+  std::vector<const StoredChunk*> nonempty;
+  for (const StoredChunk& c : t.chunks) {
+    bool empty = false;
+    for (int64_t x : c.box.sizes) empty |= (x == 0);
+    if (!empty) nonempty.push_back(&c);
+  }
+  if (numel == 0) return absl::OkStatus();
+  const std::vector<size_t> dims = ShardedDims(nonempty, t.shape);
+  // n chunks cost n * 2^k corner updates. Real grids shard one or two dims; a grid beyond this
+  // work (e.g. 65536 one-element chunks of a [2]^16 tensor) is refused, not validated slowly.
+  constexpr size_t kMaxCornerDims = 16;
+  constexpr uint64_t kMaxCornerWork = uint64_t{1} << 23;
+  if (dims.size() > kMaxCornerDims || (static_cast<uint64_t>(nonempty.size()) << dims.size()) > kMaxCornerWork) {
+    return err(absl::StrCat(nonempty.size(), " chunks sharded over ", dims.size(),
+                            " dims: more than shardcast validates (chunks x 2^dims at most ", kMaxCornerWork, ")"));
+  }
+  const absl::flat_hash_map<std::vector<int64_t>, int64_t> net = NetCorners(nonempty, t.shape, dims);
   if (net.empty()) return absl::OkStatus();
   // Same element count but not a tiling: some elements are stored twice, as many not at all.
   if (auto pair = FindOverlap(nonempty, t.shape.size(), 1 << 22)) {
@@ -339,9 +372,32 @@ absl::StatusOr<CheckpointMetadata> Decoder::Decode(const PickleValue* root) {
   if (sd == nullptr || sd->kind != Kind::kDict) {
     return Err("Metadata.storage_data is missing or not a dict (not written by FileSystemWriter?)");
   }
+  SC_ASSIGN_OR_RETURN(const Locations locations, StorageData(sd));
+  CheckpointMetadata md;
+  for (const auto& [k, v] : sdm->entries) {
+    SC_ASSIGN_OR_RETURN(std::string key, Str(k, "state_dict_metadata key"));
+    absl::string_view kind = ClassName(v);
+    if (kind == "BytesStorageMetadata") {
+      auto it = locations.find(IndexKey(key, std::nullopt));
+      if (it == locations.end()) return Err(absl::StrCat("key '", key, "' (bytes) has no storage_data entry"));
+      md.bytes_entries.push_back(BytesEntry{key, it->second});
+      continue;
+    }
+    if (kind != "TensorStorageMetadata") {
+      return Err(absl::StrCat("key '", key, "': unknown storage metadata ", PickleDebugString(v)));
+    }
+    SC_ASSIGN_OR_RETURN(TensorEntry t, Tensor(key, v, locations));
+    SC_RETURN_IF_ERROR(ValidateChunkTiling(t, source_));
+    if (md.tensor_index.count(key)) return Err(absl::StrCat("key '", key, "' appears twice"));
+    md.tensor_index[key] = md.tensors.size();
+    md.tensors.push_back(std::move(t));
+  }
+  ReadVersionAndId(st, &md);
+  return md;
+}
 
-  // storage_data: MetadataIndex(fqn, offset) -> _StorageInfo.
-  std::map<std::string, StorageLocation> locations;
+absl::StatusOr<Decoder::Locations> Decoder::StorageData(const PickleValue* sd) const {
+  Locations locations;
   for (const auto& [k, v] : sd->entries) {
     if (ClassName(k) != "MetadataIndex") {
       return Err(absl::StrCat("storage_data key should be MetadataIndex, found ", PickleDebugString(k)));
@@ -356,72 +412,65 @@ absl::StatusOr<CheckpointMetadata> Decoder::Decode(const PickleValue* root) {
     SC_ASSIGN_OR_RETURN(StorageLocation loc, Location(v, absl::StrCat("storage_data['", fqn, "']")));
     locations[IndexKey(fqn, offsets)] = std::move(loc);
   }
+  return locations;
+}
 
-  CheckpointMetadata md;
-  for (const auto& [k, v] : sdm->entries) {
-    SC_ASSIGN_OR_RETURN(std::string key, Str(k, "state_dict_metadata key"));
-    absl::string_view kind = ClassName(v);
-    if (kind == "BytesStorageMetadata") {
-      auto it = locations.find(IndexKey(key, std::nullopt));
-      if (it == locations.end()) return Err(absl::StrCat("key '", key, "' (bytes) has no storage_data entry"));
-      md.bytes_entries.push_back(BytesEntry{key, it->second});
-      continue;
-    }
-    if (kind != "TensorStorageMetadata") {
-      return Err(absl::StrCat("key '", key, "': unknown storage metadata ", PickleDebugString(v)));
-    }
-    SC_ASSIGN_OR_RETURN(const PickleValue* tst, StateDict(v, key));
-    TensorEntry t;
-    t.key = key;
-    SC_ASSIGN_OR_RETURN(t.dtype, DTypeOf(tst->DictGet("properties"), key));
-    SC_ASSIGN_OR_RETURN(t.shape, SizeTuple(tst->DictGet("size"), absl::StrCat("key '", key, "': size")));
-    const PickleValue* chunks = tst->DictGet("chunks");
-    if (chunks == nullptr || chunks->kind != Kind::kList) {
-      return Err(absl::StrCat("key '", key, "': chunks missing or not a list"));
-    }
-    for (const PickleValue* c : chunks->items) {
-      if (ClassName(c) != "ChunkStorageMetadata") {
-        return Err(absl::StrCat("key '", key, "': chunk should be ChunkStorageMetadata, found ", PickleDebugString(c)));
-      }
-      SC_ASSIGN_OR_RETURN(const PickleValue* cst, StateDict(c, key));
-      StoredChunk sc;
-      SC_ASSIGN_OR_RETURN(sc.box.offsets, SizeTuple(cst->DictGet("offsets"), absl::StrCat("key '", key, "': chunk offsets")));
-      SC_ASSIGN_OR_RETURN(sc.box.sizes, SizeTuple(cst->DictGet("sizes"), absl::StrCat("key '", key, "': chunk sizes")));
-      if (sc.box.offsets.size() != sc.box.sizes.size()) {
-        return Err(absl::StrCat("key '", key, "': chunk offsets and sizes differ in rank"));
-      }
-      auto it = locations.find(IndexKey(key, sc.box.offsets));
-      if (it == locations.end()) {
-        return Err(absl::StrCat("key '", key, "': chunk at offsets ", ShapeToString(sc.box.offsets),
-                                " has no storage_data entry"));
-      }
-      sc.location = it->second;
-      t.chunks.push_back(std::move(sc));
-    }
-    SC_RETURN_IF_ERROR(ValidateChunkTiling(t, source_));
-    if (md.tensor_index.count(key)) return Err(absl::StrCat("key '", key, "' appears twice"));
-    md.tensor_index[key] = md.tensors.size();
-    md.tensors.push_back(std::move(t));
+absl::StatusOr<TensorEntry> Decoder::Tensor(const std::string& key, const PickleValue* v,
+                                            const Locations& locations) const {
+  SC_ASSIGN_OR_RETURN(const PickleValue* tst, StateDict(v, key));
+  TensorEntry t;
+  t.key = key;
+  SC_ASSIGN_OR_RETURN(t.dtype, DTypeOf(tst->DictGet("properties"), key));
+  SC_ASSIGN_OR_RETURN(t.shape, SizeTuple(tst->DictGet("size"), absl::StrCat("key '", key, "': size")));
+  const PickleValue* chunks = tst->DictGet("chunks");
+  if (chunks == nullptr || chunks->kind != Kind::kList) {
+    return Err(absl::StrCat("key '", key, "': chunks missing or not a list"));
   }
+  for (const PickleValue* c : chunks->items) {
+    SC_ASSIGN_OR_RETURN(StoredChunk sc, Chunk(key, c, locations));
+    t.chunks.push_back(std::move(sc));
+  }
+  return t;
+}
 
+absl::StatusOr<StoredChunk> Decoder::Chunk(const std::string& key, const PickleValue* c,
+                                           const Locations& locations) const {
+  if (ClassName(c) != "ChunkStorageMetadata") {
+    return Err(absl::StrCat("key '", key, "': chunk should be ChunkStorageMetadata, found ", PickleDebugString(c)));
+  }
+  SC_ASSIGN_OR_RETURN(const PickleValue* cst, StateDict(c, key));
+  StoredChunk sc;
+  SC_ASSIGN_OR_RETURN(sc.box.offsets, SizeTuple(cst->DictGet("offsets"), absl::StrCat("key '", key, "': chunk offsets")));
+  SC_ASSIGN_OR_RETURN(sc.box.sizes, SizeTuple(cst->DictGet("sizes"), absl::StrCat("key '", key, "': chunk sizes")));
+  if (sc.box.offsets.size() != sc.box.sizes.size()) {
+    return Err(absl::StrCat("key '", key, "': chunk offsets and sizes differ in rank"));
+  }
+  auto it = locations.find(IndexKey(key, sc.box.offsets));
+  if (it == locations.end()) {
+    return Err(absl::StrCat("key '", key, "': chunk at offsets ", ShapeToString(sc.box.offsets),
+                            " has no storage_data entry"));
+  }
+  sc.location = it->second;
+  return sc;
+}
+
+void Decoder::ReadVersionAndId(const PickleValue* st, CheckpointMetadata* md) {
   if (const PickleValue* ver = st->DictGet("version"); ver != nullptr && ver->kind == Kind::kString) {
-    md.version = ver->str;
+    md->version = ver->str;
   }
-  if (const PickleValue* sm = st->DictGet("storage_meta"); sm != nullptr && ClassName(sm) == "StorageMeta" &&
-                                                          sm->state != nullptr && sm->state->kind == Kind::kDict) {
-    const PickleValue* id = sm->state->DictGet("checkpoint_id");
-    if (id != nullptr && id->kind == Kind::kString) {
-      md.checkpoint_id = id->str;
-    } else if (id != nullptr && id->kind == Kind::kCall && absl::StrContains(id->CalleeName(), "Path")) {
-      std::vector<std::string> parts;
-      for (const PickleValue* p : id->args->items) {
-        if (p->kind == Kind::kString) parts.push_back(p->str);
-      }
-      md.checkpoint_id = absl::StrJoin(parts, "/");
-      if (absl::StartsWith(md.checkpoint_id, "//")) md.checkpoint_id = md.checkpoint_id.substr(1);
+  const PickleValue* sm = st->DictGet("storage_meta");
+  if (sm == nullptr || ClassName(sm) != "StorageMeta" || sm->state == nullptr || sm->state->kind != Kind::kDict) return;
+  const PickleValue* id = sm->state->DictGet("checkpoint_id");
+  if (id != nullptr && id->kind == Kind::kString) {
+    md->checkpoint_id = id->str;
+  } else if (id != nullptr && id->kind == Kind::kCall && absl::StrContains(id->CalleeName(), "Path")) {
+    std::vector<std::string> parts;
+    for (const PickleValue* p : id->args->items) {
+      if (p->kind == Kind::kString) parts.push_back(p->str);
     }
+    md->checkpoint_id = absl::StrJoin(parts, "/");
+    if (absl::StartsWith(md->checkpoint_id, "//")) md->checkpoint_id = md->checkpoint_id.substr(1);
   }
-  return md;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "checkpoint/pickle.h"
 
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -215,7 +216,15 @@ class Unpickler {
     p->str = std::string(s);
     return Push(p);
   }
+  // One opcode: Step asks each family of opcodes in turn, then refuses the opcode.
   absl::Status Step(uint8_t op, bool* stop);
+  std::optional<absl::Status> StepStackOrMemo(uint8_t op, bool* stop);
+  std::optional<absl::Status> StepNewContainer(uint8_t op);
+  std::optional<absl::Status> StepFillContainer(uint8_t op);
+  std::optional<absl::Status> StepObject(uint8_t op);
+  std::optional<absl::Status> StepNumber(uint8_t op);
+  std::optional<absl::Status> StepString(uint8_t op);
+  absl::Status Refuse(uint8_t op);
 
   absl::string_view data_;
   const UnpickleOptions& opts_;
@@ -260,6 +269,17 @@ absl::StatusOr<std::unique_ptr<PickleDocument>> Unpickler::Run() {
   auto lhs = *lhs##_or
 
 absl::Status Unpickler::Step(uint8_t op, bool* stop) {
+  if (std::optional<absl::Status> s = StepStackOrMemo(op, stop)) return *std::move(s);
+  if (std::optional<absl::Status> s = StepNewContainer(op)) return *std::move(s);
+  if (std::optional<absl::Status> s = StepFillContainer(op)) return *std::move(s);
+  if (std::optional<absl::Status> s = StepObject(op)) return *std::move(s);
+  if (std::optional<absl::Status> s = StepNumber(op)) return *std::move(s);
+  if (std::optional<absl::Status> s = StepString(op)) return *std::move(s);
+  return Refuse(op);
+}
+
+// Protocol and frame headers, STOP, marks, POP/DUP and the memo. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepStackOrMemo(uint8_t op, bool* stop) {
   switch (op) {
     case 0x80: {  // PROTO
       SC_PICKLE_ASSIGN(proto, ReadLE<uint8_t>());
@@ -292,6 +312,32 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       if (stack_.size() <= FrameBase()) return Error("DUP on an empty stack");
       return Push(stack_.back());
     }
+    case 0x94:  // MEMOIZE
+      return MemoPut(memo_.size());
+    case 'q': {  // BINPUT
+      SC_PICKLE_ASSIGN(idx, ReadLE<uint8_t>());
+      return MemoPut(idx);
+    }
+    case 'r': {  // LONG_BINPUT
+      SC_PICKLE_ASSIGN(idx, ReadLE<uint32_t>());
+      return MemoPut(idx);
+    }
+    case 'h': {  // BINGET
+      SC_PICKLE_ASSIGN(idx, ReadLE<uint8_t>());
+      return MemoGet(idx);
+    }
+    case 'j': {  // LONG_BINGET
+      SC_PICKLE_ASSIGN(idx, ReadLE<uint32_t>());
+      return MemoGet(idx);
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Opcodes that push a new (empty or filled) tuple, list, dict or set. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepNewContainer(uint8_t op) {
+  switch (op) {
     case '}': return Push(New(Kind::kDict));
     case ']': return Push(New(Kind::kList));
     case ')': return Push(New(Kind::kTuple));
@@ -334,6 +380,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       for (size_t k = 0; k < items.size(); k += 2) t->entries.emplace_back(items[k], items[k + 1]);
       return Push(t);
     }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Opcodes that add items to the list, dict or set on top of the stack. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepFillContainer(uint8_t op) {
+  switch (op) {
     case 's': {  // SETITEM
       SC_PICKLE_ASSIGN(value, Pop());
       SC_PICKLE_ASSIGN(key, Pop());
@@ -367,24 +421,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       dst.insert(dst.end(), items.begin(), items.end());
       return absl::OkStatus();
     }
-    case 0x94:  // MEMOIZE
-      return MemoPut(memo_.size());
-    case 'q': {  // BINPUT
-      SC_PICKLE_ASSIGN(idx, ReadLE<uint8_t>());
-      return MemoPut(idx);
-    }
-    case 'r': {  // LONG_BINPUT
-      SC_PICKLE_ASSIGN(idx, ReadLE<uint32_t>());
-      return MemoPut(idx);
-    }
-    case 'h': {  // BINGET
-      SC_PICKLE_ASSIGN(idx, ReadLE<uint8_t>());
-      return MemoGet(idx);
-    }
-    case 'j': {  // LONG_BINGET
-      SC_PICKLE_ASSIGN(idx, ReadLE<uint32_t>());
-      return MemoGet(idx);
-    }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Globals (allow-listed), REDUCE/NEWOBJ calls, BUILD and persistent ids: inert nodes. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepObject(uint8_t op) {
+  switch (op) {
     case 'c': {  // GLOBAL
       SC_PICKLE_ASSIGN(module, ReadLine());
       SC_PICKLE_ASSIGN(name, ReadLine());
@@ -429,6 +473,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       p->items.push_back(pid);
       return Push(p);
     }
+    default:
+      return std::nullopt;
+  }
+}
+
+// None, booleans, ints, longs and floats. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepNumber(uint8_t op) {
+  switch (op) {
     case 'N': return Push(New(Kind::kNone));
     case 0x88: case 0x89: {  // NEWTRUE / NEWFALSE
       PickleValue* p = New(Kind::kBool);
@@ -468,6 +520,14 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       std::memcpy(&p->f, &u, 8);
       return Push(p);
     }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Text and byte strings. std::nullopt: not one of these opcodes.
+std::optional<absl::Status> Unpickler::StepString(uint8_t op) {
+  switch (op) {
     case 0x8c: {  // SHORT_BINUNICODE
       SC_PICKLE_ASSIGN(n, ReadLE<uint8_t>());
       SC_PICKLE_ASSIGN(s, ReadBytes(n));
@@ -509,6 +569,13 @@ absl::Status Unpickler::Step(uint8_t op, bool* stop) {
       SC_PICKLE_ASSIGN(s, ReadBytes(n));
       return PushString(Kind::kBytes, s);
     }
+    default:
+      return std::nullopt;
+  }
+}
+// Opcodes no family knows: refused by name (known but not allowed) or as unknown.
+absl::Status Unpickler::Refuse(uint8_t op) {
+  switch (op) {
     // Known opcodes that this reader refuses on purpose.
     case 'i': return Error("opcode INST is not allowed (it instantiates arbitrary classes)");
     case 'o': return Error("opcode OBJ is not allowed (it instantiates arbitrary classes)");

@@ -304,44 +304,83 @@ const StoredChunk* CheckpointReader::ChunkHolding(const TensorEntry& t, const Bo
   return nullptr;
 }
 
+// A part of one BoxRead that lies in one stored chunk.
+struct CheckpointReader::Piece {
+  const BoxRead* read;
+  const StoredChunk* chunk;
+  Box region;
+};
+
+// One unit of work on the pool: a block read straight into the destination (`direct`), or the
+// span of the payload holding a piece, read (or taken from the decoded record) and scattered.
+struct CheckpointReader::ReadJob {
+  const Piece* piece;
+  const ParsedChunk* pc;
+  bool direct;
+  uint64_t file_offset;  // direct: where this block starts in the file
+  uint64_t length;       // direct: block length
+  char* dst;             // direct: where it lands
+  uint32_t* crc;         // where the CRC-32 of the bytes this job reads goes (nullptr: none)
+};
+
+// Per piece of an uncompressed record: the CRC-32 of each block it reads, in order. Joined once
+// every block has been read, they extend the record's verified prefix (ExtendCrc), so a payload
+// read whole, or front to back over several pieces or calls, is checked.
+struct CheckpointReader::PieceCrc {
+  const Piece* piece;
+  const ParsedChunk* pc;
+  uint64_t start;  // in the payload, bytes
+  uint64_t total;
+  std::vector<uint32_t> blocks;
+};
+
 absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
-  struct Piece {
-    const BoxRead* read;
-    const StoredChunk* chunk;
-    Box region;
-  };
   std::vector<Piece> pieces;
-  std::vector<std::pair<const TensorEntry*, const StoredChunk*>> needed;
-  for (const BoxRead& r : reads) {
-    const TensorEntry& t = *r.tensor;
-    if (r.box.rank() != t.shape.size() || r.box.offsets.size() != t.shape.size() || !Contains(FullBox(t.shape), r.box)) {
-      return absl::InvalidArgumentError(absl::StrCat("key '", t.key, "': box ", BoxToString(r.box),
-                                                     " is not inside the shape ", ShapeToString(t.shape)));
-    }
-    const StoredChunk* named = r.chunk >= 0 && static_cast<size_t>(r.chunk) < t.chunks.size() ? &t.chunks[r.chunk]
-                                                                                               : nullptr;
-    if (named != nullptr && !Contains(named->box, r.box)) named = nullptr;  // a wrong hint: look it up
-    for (int64_t x : r.box.sizes) {
-      if (x <= 0) named = nullptr;  // an empty box intersects nothing
-    }
-    if (const StoredChunk* c = named != nullptr ? named : ChunkHolding(t, r.box)) {  // in one chunk: no scan
-      pieces.push_back(Piece{&r, c, r.box});
-      needed.emplace_back(&t, c);
-      continue;
-    }
-    const size_t first = pieces.size();
-    for (const StoredChunk& c : t.chunks) {
-      std::optional<Box> region = Intersect(c.box, r.box);
-      if (!region) continue;
-      pieces.push_back(Piece{&r, &c, *region});
-      needed.emplace_back(&t, &c);
-    }
-    if (pieces.size() == first + 1 && pieces.back().region == r.box) {
-      std::lock_guard<std::mutex> lock(mu_);
-      chunk_hint_[&t] = static_cast<size_t>(pieces.back().chunk - t.chunks.data());
-    }
+  for (const BoxRead& r : reads) SC_RETURN_IF_ERROR(AddPieces(r, &pieces));
+  SC_RETURN_IF_ERROR(ParseChunksOf(pieces));
+  std::deque<PieceCrc> piece_crcs;
+  std::vector<ReadJob> jobs;
+  for (const Piece& p : pieces) AddJobs(p, &jobs, &piece_crcs);
+  // Largest first keeps the pool busy to the end.
+  std::stable_sort(jobs.begin(), jobs.end(), [](const ReadJob& a, const ReadJob& b) { return a.length > b.length; });
+  SC_RETURN_IF_ERROR(ParallelFor(pool_.get(), jobs.size(), [&](size_t i) -> absl::Status {
+    return jobs[i].direct ? ReadDirect(jobs[i]) : ReadAndCopy(jobs[i]);
+  }));
+  return VerifyPieceCrcs(piece_crcs);
+}
+
+absl::Status CheckpointReader::AddPieces(const BoxRead& r, std::vector<Piece>* pieces) {
+  const TensorEntry& t = *r.tensor;
+  if (r.box.rank() != t.shape.size() || r.box.offsets.size() != t.shape.size() || !Contains(FullBox(t.shape), r.box)) {
+    return absl::InvalidArgumentError(absl::StrCat("key '", t.key, "': box ", BoxToString(r.box),
+                                                   " is not inside the shape ", ShapeToString(t.shape)));
   }
+  const StoredChunk* named = r.chunk >= 0 && static_cast<size_t>(r.chunk) < t.chunks.size() ? &t.chunks[r.chunk]
+                                                                                             : nullptr;
+  if (named != nullptr && !Contains(named->box, r.box)) named = nullptr;  // a wrong hint: look it up
+  for (int64_t x : r.box.sizes) {
+    if (x <= 0) named = nullptr;  // an empty box intersects nothing
+  }
+  if (const StoredChunk* c = named != nullptr ? named : ChunkHolding(t, r.box)) {  // in one chunk: no scan
+    pieces->push_back(Piece{&r, c, r.box});
+    return absl::OkStatus();
+  }
+  const size_t first = pieces->size();
+  for (const StoredChunk& c : t.chunks) {
+    std::optional<Box> region = Intersect(c.box, r.box);
+    if (region) pieces->push_back(Piece{&r, &c, *region});
+  }
+  if (pieces->size() == first + 1 && pieces->back().region == r.box) {
+    std::lock_guard<std::mutex> lock(mu_);
+    chunk_hint_[&t] = static_cast<size_t>(pieces->back().chunk - t.chunks.data());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointReader::ParseChunksOf(const std::vector<Piece>& pieces) {
   // Parse each chunk's record once (cached across calls).
+  std::vector<std::pair<const TensorEntry*, const StoredChunk*>> needed;
+  for (const Piece& p : pieces) needed.emplace_back(p.read->tensor, p.chunk);
   std::sort(needed.begin(), needed.end());
   needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
   std::vector<std::pair<const TensorEntry*, const StoredChunk*>> to_parse;
@@ -351,115 +390,93 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
       if (!parsed_.count(n.second)) to_parse.push_back(n);
     }
   }
-  SC_RETURN_IF_ERROR(ParallelFor(pool_.get(), to_parse.size(), [&](size_t i) -> absl::Status {
+  return ParallelFor(pool_.get(), to_parse.size(), [&](size_t i) -> absl::Status {
     SC_ASSIGN_OR_RETURN(ParsedChunk pc, ParseChunk(*to_parse[i].first, *to_parse[i].second));
     std::lock_guard<std::mutex> lock(mu_);
     parsed_.emplace(to_parse[i].second, std::move(pc));
     return absl::OkStatus();
-  }));
+  });
+}
 
-  // Turn pieces into jobs: direct block reads into the destination, or span reads plus a copy.
-  struct Job {
-    const Piece* piece;
-    const ParsedChunk* pc;
-    bool direct;
-    uint64_t file_offset;  // direct: where this block starts in the file
-    uint64_t length;       // direct: block length
-    char* dst;             // direct: where it lands
-    uint32_t* crc;         // where the CRC-32 of the bytes this job reads goes (nullptr: none)
-  };
-  // Per piece of an uncompressed record: the CRC-32 of each block it reads, in order. Joined
-  // once every block has been read, they extend the record's verified prefix (ExtendCrc), so a
-  // payload read whole, or front to back over several pieces or calls, is checked.
-  struct PieceCrc {
-    const Piece* piece;
-    const ParsedChunk* pc;
-    uint64_t start;  // in the payload, bytes
-    uint64_t total;
-    std::vector<uint32_t> blocks;
-  };
-  std::deque<PieceCrc> piece_crcs;
-  std::vector<Job> jobs;
-  for (const Piece& p : pieces) {
-    const ParsedChunk* pc;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pc = &parsed_.at(p.chunk);
-    }
-    const TensorRecord& rec = pc->record;
-    const size_t item = ItemSize(p.read->tensor->dtype);
-    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
-    const ElementSpan span = SpanOfRegion(sc, p.region);
-    const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
-    const bool direct = pc->decoded == nullptr && !rec.big_endian && DenseInSource(rec.strides, p.region) &&
-                        IsContiguousIn(p.read->box, p.region);
-    const uint64_t blocks = direct ? (total + options_.block_size - 1) / options_.block_size : 1;
-    // A zstd record was checked whole when it was decoded.
-    PieceCrc* crcs = nullptr;
-    if (options_.verify_storage_crc && pc->decoded == nullptr && rec.data_length > 0) {
-      piece_crcs.push_back(PieceCrc{&p, pc, static_cast<uint64_t>(span.first) * item, total, {}});
-      crcs = &piece_crcs.back();
-      crcs->blocks.resize(blocks);
-    }
-    if (!direct) {
-      jobs.push_back(Job{&p, pc, false, 0, 0, nullptr, crcs ? &crcs->blocks[0] : nullptr});
-      continue;
-    }
-    const uint64_t begin = p.chunk->location.offset + rec.data_offset + static_cast<uint64_t>(span.first) * item;
-    char* dst = p.read->dst + DenseOffset(p.read->box, p.region, item);
-    for (uint64_t off = 0, b = 0; off < total; off += options_.block_size, ++b) {
-      const uint64_t len = std::min<uint64_t>(options_.block_size, total - off);
-      jobs.push_back(Job{&p, pc, true, begin + off, len, dst + off, crcs ? &crcs->blocks[b] : nullptr});
-    }
+void CheckpointReader::AddJobs(const Piece& p, std::vector<ReadJob>* jobs, std::deque<PieceCrc>* piece_crcs) {
+  const ParsedChunk* pc;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pc = &parsed_.at(p.chunk);
   }
-  // Largest first keeps the pool busy to the end.
-  std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.length > b.length; });
+  const TensorRecord& rec = pc->record;
+  const size_t item = ItemSize(p.read->tensor->dtype);
+  const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
+  const ElementSpan span = SpanOfRegion(sc, p.region);
+  const uint64_t total = static_cast<uint64_t>(span.last - span.first + 1) * item;
+  const bool direct = pc->decoded == nullptr && !rec.big_endian && DenseInSource(rec.strides, p.region) &&
+                      IsContiguousIn(p.read->box, p.region);
+  const uint64_t blocks = direct ? (total + options_.block_size - 1) / options_.block_size : 1;
+  // A zstd record was checked whole when it was decoded.
+  PieceCrc* crcs = nullptr;
+  if (options_.verify_storage_crc && pc->decoded == nullptr && rec.data_length > 0) {
+    piece_crcs->push_back(PieceCrc{&p, pc, static_cast<uint64_t>(span.first) * item, total, {}});
+    crcs = &piece_crcs->back();
+    crcs->blocks.resize(blocks);
+  }
+  if (!direct) {
+    jobs->push_back(ReadJob{&p, pc, false, 0, 0, nullptr, crcs ? &crcs->blocks[0] : nullptr});
+    return;
+  }
+  const uint64_t begin = p.chunk->location.offset + rec.data_offset + static_cast<uint64_t>(span.first) * item;
+  char* dst = p.read->dst + DenseOffset(p.read->box, p.region, item);
+  for (uint64_t off = 0, b = 0; off < total; off += options_.block_size, ++b) {
+    const uint64_t len = std::min<uint64_t>(options_.block_size, total - off);
+    jobs->push_back(ReadJob{&p, pc, true, begin + off, len, dst + off, crcs ? &crcs->blocks[b] : nullptr});
+  }
+}
 
-  SC_RETURN_IF_ERROR(ParallelFor(pool_.get(), jobs.size(), [&](size_t i) -> absl::Status {
-    const Job& j = jobs[i];
-    const Piece& p = *j.piece;
-    const StorageLocation& loc = p.chunk->location;
-    if (j.direct) {
-      // With a CRC to compute, read in slices small enough to be checksummed while they are
-      // still in the CPU cache (a second pass over a 16 MiB block would come from DRAM).
-      const uint64_t slice = j.crc != nullptr ? kCrcSlice : j.length;
-      uint32_t crc = 0;
-      for (uint64_t off = 0; off < j.length; off += slice) {
-        const uint64_t len = std::min(slice, j.length - off);
-        absl::Status s = files_->ReadAt(loc.relative_path, j.file_offset + off, len, j.dst + off);
-        if (!s.ok()) {
-          return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
-        }
-        if (j.crc != nullptr) crc = Crc32(j.dst + off, len, crc);
-      }
-      bytes_read_ += j.length;
-      if (j.crc != nullptr) *j.crc = crc;
-      return absl::OkStatus();
+absl::Status CheckpointReader::ReadDirect(const ReadJob& j) {
+  const Piece& p = *j.piece;
+  // With a CRC to compute, read in slices small enough to be checksummed while they are still in
+  // the CPU cache (a second pass over a 16 MiB block would come from DRAM).
+  const uint64_t slice = j.crc != nullptr ? kCrcSlice : j.length;
+  uint32_t crc = 0;
+  for (uint64_t off = 0; off < j.length; off += slice) {
+    const uint64_t len = std::min(slice, j.length - off);
+    absl::Status s = files_->ReadAt(p.chunk->location.relative_path, j.file_offset + off, len, j.dst + off);
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
+    if (j.crc != nullptr) crc = Crc32(j.dst + off, len, crc);
+  }
+  bytes_read_ += j.length;
+  if (j.crc != nullptr) *j.crc = crc;
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointReader::ReadAndCopy(const ReadJob& j) {
+  const Piece& p = *j.piece;
+  const StorageLocation& loc = p.chunk->location;
+  const TensorRecord& rec = j.pc->record;
+  const size_t item = ItemSize(p.read->tensor->dtype);
+  const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
+  const ElementSpan span = SpanOfRegion(sc, p.region);
+  const uint64_t span_bytes = static_cast<uint64_t>(span.last - span.first + 1) * item;
+  const uint64_t rel = rec.data_offset + static_cast<uint64_t>(span.first) * item;
+  const char* src;
+  std::string buf;
+  if (j.pc->decoded != nullptr) {
+    src = j.pc->decoded->data() + rel;
+  } else {
+    buf.resize(span_bytes);
+    for (uint64_t off = 0; off < span_bytes; off += options_.block_size) {
+      const uint64_t len = std::min<uint64_t>(options_.block_size, span_bytes - off);
+      absl::Status s = files_->ReadAt(loc.relative_path, loc.offset + rel + off, len, buf.data() + off);
+      if (!s.ok()) return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
     }
-    const TensorRecord& rec = j.pc->record;
-    const size_t item = ItemSize(p.read->tensor->dtype);
-    const StridedChunk sc{&p.chunk->box, &rec.strides, rec.storage_offset};
-    const ElementSpan span = SpanOfRegion(sc, p.region);
-    const uint64_t span_bytes = static_cast<uint64_t>(span.last - span.first + 1) * item;
-    const uint64_t rel = rec.data_offset + static_cast<uint64_t>(span.first) * item;
-    const char* src;
-    std::string buf;
-    if (j.pc->decoded != nullptr) {
-      src = j.pc->decoded->data() + rel;
-    } else {
-      buf.resize(span_bytes);
-      for (uint64_t off = 0; off < span_bytes; off += options_.block_size) {
-        const uint64_t len = std::min<uint64_t>(options_.block_size, span_bytes - off);
-        absl::Status s = files_->ReadAt(loc.relative_path, loc.offset + rel + off, len, buf.data() + off);
-        if (!s.ok()) return absl::Status(s.code(), absl::StrCat("key '", p.read->tensor->key, "': ", s.message()));
-      }
-      bytes_read_ += span_bytes;
-      src = buf.data();
-      if (j.crc != nullptr) *j.crc = Crc32(buf.data(), buf.size());
-    }
-    CopyRegion(sc, src, span.first, p.region, p.read->dst, p.read->box, item, rec.big_endian);
-    return absl::OkStatus();
-  }));
+    bytes_read_ += span_bytes;
+    src = buf.data();
+    if (j.crc != nullptr) *j.crc = Crc32(buf.data(), buf.size());
+  }
+  CopyRegion(sc, src, span.first, p.region, p.read->dst, p.read->box, item, rec.big_endian);
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointReader::VerifyPieceCrcs(const std::deque<PieceCrc>& piece_crcs) {
   // Join each piece's block CRCs (all blocks but the last are block_size long), then extend the
   // records' verified prefixes in payload order.
   const Crc32Shift block_shift(options_.block_size);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,6 +125,23 @@ class CheckpointReader {
   absl::Status CrcMismatch(const TensorEntry& t, const StoredChunk& c, const TensorRecord& rec, uint32_t crc) const;
   absl::StatusOr<std::string> ReadDecoded(const StorageLocation& loc, uint64_t max_decoded);
   std::string Where(const StorageLocation& loc) const;
+
+  // The steps of Read() (types defined in reader.cc).
+  struct Piece;
+  struct ReadJob;
+  struct PieceCrc;
+  // Checks `r` and appends its parts, one per chunk it intersects (one without a scan when a
+  // chunk holds it whole).
+  absl::Status AddPieces(const BoxRead& r, std::vector<Piece>* pieces);
+  // Parses (in parallel, once: cached in parsed_) the records of the chunks the pieces touch.
+  absl::Status ParseChunksOf(const std::vector<Piece>& pieces);
+  // Appends the jobs of one piece (block reads into the destination, or one span read + copy)
+  // and, when its CRC is to be verified, where their block CRCs go.
+  void AddJobs(const Piece& p, std::vector<ReadJob>* jobs, std::deque<PieceCrc>* piece_crcs);
+  absl::Status ReadDirect(const ReadJob& j);
+  absl::Status ReadAndCopy(const ReadJob& j);
+  // Joins each piece's block CRCs and extends the records' verified prefixes (ExtendCrc).
+  absl::Status VerifyPieceCrcs(const std::deque<PieceCrc>& piece_crcs);
 
   ResolvedCheckpoint resolved_;
   CheckpointMetadata metadata_;

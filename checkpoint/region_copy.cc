@@ -45,6 +45,20 @@ void CopySwapped(const char* src, int64_t src_stride_bytes, char* dst, int64_t n
   }
 }
 
+// One run of `n` elements into dense `dst`: the source's elements are `src_step_bytes` apart
+// (`contiguous`: exactly one item apart, so one memcpy unless bytes are swapped).
+void CopyRun(const char* src, int64_t src_step_bytes, char* dst, int64_t n, size_t item, bool contiguous,
+             bool swap_bytes) {
+  if (contiguous && !swap_bytes) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * item);
+  } else if (swap_bytes) {
+    CopySwapped(src, src_step_bytes, dst, n, item);
+  } else {
+    const int64_t item_i = static_cast<int64_t>(item);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * item_i, src + i * src_step_bytes, item);
+  }
+}
+
 }  // namespace
 
 void CopyRegion(const StridedChunk& c, const char* src, int64_t src_first_elem, const Box& region, char* dst,
@@ -86,16 +100,7 @@ void CopyRegion(const StridedChunk& c, const char* src, int64_t src_first_elem, 
   const int64_t item_i = static_cast<int64_t>(item);
   std::vector<int64_t> idx(inner, 0);  // odometer over dims [0, inner)
   while (true) {
-    const char* s = src + src_elem * item_i;
-    char* o = dst + dst_elem * item_i;
-    if (unit && !swap_bytes) {
-      std::memcpy(o, s, static_cast<size_t>(run) * item);
-    } else if (swap_bytes) {
-      CopySwapped(s, ss[rank - 1] * item_i, o, run, item);
-    } else {
-      const int64_t step = ss[rank - 1] * item_i;
-      for (int64_t i = 0; i < run; ++i) std::memcpy(o + i * item_i, s + i * step, item);
-    }
+    CopyRun(src + src_elem * item_i, ss[rank - 1] * item_i, dst + dst_elem * item_i, run, item, unit, swap_bytes);
     // Advance the odometer.
     size_t d = inner;
     while (d > 0) {

@@ -1,14 +1,22 @@
+// Json's accessors and writer (ours: the escaping policy of common/text_escape.h, doubles as %.17g)
+// and its parser: nlohmann-json's SAX parser (strict RFC 8259, UTF-8 checked, exact int64/uint64)
+// feeding a builder with an explicit stack and a depth limit.
 #include "common/json.h"
 
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <cstddef>
+#include <exception>
+#include <iterator>
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/text_escape.h"
+#include "nlohmann/json.hpp"
 
 namespace shardcast {
 
@@ -160,222 +168,204 @@ std::string Json::Dump(int indent) const {
 
 namespace {
 
-class Parser {
- public:
-  explicit Parser(absl::string_view text) : s_(text) {}
+constexpr size_t kMaxDepth = 200;  // arrays and objects; deeper documents are refused
 
-  absl::StatusOr<Json> ParseDocument() {
-    absl::StatusOr<Json> v = ParseValue(0);
-    if (!v.ok()) return v;
-    SkipSpace();
-    if (pos_ != s_.size()) return Error("trailing characters");
-    return v;
+// Walks the text for nlohmann's parser and counts the bytes it has read, so that errors found
+// by the handler below (depth, integer range) can name an offset too.
+class CountingIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  CountingIterator(const char* p, size_t* read) : p_(p), read_(read) {}
+  reference operator*() const { return *p_; }
+  CountingIterator& operator++() {
+    ++p_;
+    ++*read_;
+    return *this;
   }
+  bool operator==(const CountingIterator& o) const { return p_ == o.p_; }
+  bool operator!=(const CountingIterator& o) const { return p_ != o.p_; }
 
  private:
-  absl::Status Error(absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat("JSON: ", what, " at offset ", pos_));
-  }
-  void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r')) ++pos_;
-  }
-  bool Consume(absl::string_view lit) {
-    if (s_.substr(pos_, lit.size()) == lit) {
-      pos_ += lit.size();
-      return true;
-    }
-    return false;
-  }
-
-  // Four hex digits at pos_; -1 if they are not.
-  int64_t Hex4() {
-    if (s_.size() - pos_ < 4) return -1;
-    int64_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[pos_ + k];
-      int d;
-      if (c >= '0' && c <= '9') {
-        d = c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        d = c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        d = c - 'A' + 10;
-      } else {
-        return -1;
-      }
-      v = v * 16 + d;
-    }
-    pos_ += 4;
-    return v;
-  }
-
-  absl::StatusOr<std::string> ParseString() {
-    ++pos_;  // opening quote
-    std::string out;
-    while (pos_ < s_.size()) {
-      // A run of plain ASCII goes in one append.
-      size_t run = pos_;
-      while (run < s_.size() && s_[run] >= 0x20 && s_[run] < 0x7F && s_[run] != '"' && s_[run] != '\\') ++run;
-      if (run > pos_) {
-        out.append(s_.data() + pos_, run - pos_);
-        pos_ = run;
-        continue;
-      }
-      const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (c < 0x20) return Error("raw control character in a string (must be escaped)");
-      if (c != '\\') {
-        const Utf8Step step = DecodeUtf8(s_, pos_);
-        if (step.kind != Utf8Step::Kind::kCodePoint) return Error("invalid UTF-8 in a string");
-        out.append(s_.data() + pos_, step.length);
-        pos_ += step.length;
-        continue;
-      }
-      if (++pos_ >= s_.size()) break;
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          int64_t cp = Hex4();
-          if (cp < 0) return Error("\\u must be followed by four hex digits");
-          if (cp >= 0xD800 && cp <= 0xDBFF && s_.substr(pos_, 2) == "\\u") {
-            // A high surrogate followed by a low one: one code point.
-            const size_t save = pos_;
-            pos_ += 2;
-            const int64_t lo = Hex4();
-            if (lo >= 0xDC00 && lo <= 0xDFFF) {
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else {
-              pos_ = save;  // not a pair: the high surrogate stands alone
-            }
-          }
-          AppendUtf8(&out, static_cast<uint32_t>(cp));  // a lone surrogate becomes U+FFFD
-          break;
-        }
-        default: return Error("bad escape");
-      }
-    }
-    return Error("unterminated string");
-  }
-
-  // RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  absl::StatusOr<Json> ParseNumber() {
-    const size_t start = pos_;
-    auto digits = [&] {
-      const size_t from = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ - from;
-    };
-    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
-    if (pos_ < s_.size() && s_[pos_] == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      return Error("unexpected character");
-    }
-    bool is_double = false;
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      ++pos_;
-      if (digits() == 0) return Error("digits expected after '.'");
-      is_double = true;
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (digits() == 0) return Error("digits expected in the exponent");
-      is_double = true;
-    }
-    const std::string num(s_.substr(start, pos_ - start));
-    if (is_double) {
-      const double d = std::strtod(num.c_str(), nullptr);
-      if (!std::isfinite(d)) return Error(absl::StrCat("number ", num.substr(0, 40), " is out of range"));
-      return Json(d);
-    }
-    int64_t i;
-    if (absl::SimpleAtoi(num, &i)) return Json(i);
-    uint64_t u;
-    if (num[0] != '-' && absl::SimpleAtoi(num, &u)) return Json(u);
-    return Error(absl::StrCat("integer ", num.substr(0, 40), " does not fit 64 bits"));
-  }
-
-  absl::StatusOr<Json> ParseValue(int depth) {
-    if (depth > 200) return Error("nesting too deep");
-    SkipSpace();
-    if (pos_ >= s_.size()) return Error("unexpected end");
-    char c = s_[pos_];
-    if (c == '{') {
-      ++pos_;
-      Json obj = Json::Object();
-      SkipSpace();
-      if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return obj; }
-      // Key -> position, so that duplicate keys (the last wins) cost O(1) each, not a scan.
-      absl::flat_hash_map<std::string, size_t> index;
-      std::vector<std::pair<std::string, Json>> members;
-      while (true) {
-        SkipSpace();
-        if (pos_ >= s_.size() || s_[pos_] != '"') return Error("expected key");
-        absl::StatusOr<std::string> key = ParseString();
-        if (!key.ok()) return key.status();
-        SkipSpace();
-        if (!Consume(":")) return Error("expected ':'");
-        absl::StatusOr<Json> v = ParseValue(depth + 1);
-        if (!v.ok()) return v;
-        auto [it, inserted] = index.emplace(*key, members.size());
-        if (inserted) {
-          members.emplace_back(*std::move(key), *std::move(v));
-        } else {
-          members[it->second].second = *std::move(v);
-        }
-        SkipSpace();
-        if (Consume(",")) continue;
-        if (Consume("}")) {
-          for (auto& [k, val] : members) obj.AppendMember(std::move(k), std::move(val));
-          return obj;
-        }
-        return Error("expected ',' or '}'");
-      }
-    }
-    if (c == '[') {
-      ++pos_;
-      Json arr = Json::Array();
-      SkipSpace();
-      if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return arr; }
-      while (true) {
-        absl::StatusOr<Json> v = ParseValue(depth + 1);
-        if (!v.ok()) return v;
-        arr.Append(*std::move(v));
-        SkipSpace();
-        if (Consume(",")) continue;
-        if (Consume("]")) return arr;
-        return Error("expected ',' or ']'");
-      }
-    }
-    if (c == '"') {
-      absl::StatusOr<std::string> s = ParseString();
-      if (!s.ok()) return s.status();
-      return Json(*std::move(s));
-    }
-    if (Consume("true")) return Json(true);
-    if (Consume("false")) return Json(false);
-    if (Consume("null")) return Json();
-    return ParseNumber();
-  }
-
-  absl::string_view s_;
-  size_t pos_ = 0;
+  const char* p_;
+  size_t* read_;
 };
+
+// A \u escape naming a surrogate that is not part of a high+low pair becomes \ufffd (same
+// length, so offsets in errors stay those of the input): nlohmann refuses lone surrogates, we
+// promise U+FFFD. Backslashes only occur inside strings (elsewhere the text is invalid anyway).
+// Returns the text unchanged (no copy) when there is nothing to replace.
+absl::string_view ReplaceLoneSurrogateEscapes(absl::string_view text, std::string* storage) {
+  auto escape_at = [&](size_t pos) -> int64_t {  // the \uXXXX value at pos, or -1
+    if (text.size() - pos < 6 || text[pos] != '\\' || text[pos + 1] != 'u') return -1;
+    uint32_t v = 0;
+    for (size_t k = pos + 2; k < pos + 6; ++k) {
+      const char c = text[k];
+      if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return -1;
+      v = v * 16 + (c <= '9' ? c - '0' : (absl::ascii_tolower(static_cast<unsigned char>(c)) - 'a' + 10));
+    }
+    return v;
+  };
+  for (size_t pos = text.find('\\'); pos != absl::string_view::npos; pos = text.find('\\', pos)) {
+    const int64_t cp = escape_at(pos);
+    if (cp < 0xD800 || cp > 0xDFFF) {
+      pos += 2;  // any other escape, including "\\"
+      continue;
+    }
+    const int64_t next = cp <= 0xDBFF ? escape_at(pos + 6) : -1;
+    if (next >= 0xDC00 && next <= 0xDFFF) {
+      pos += 12;  // a pair
+      continue;
+    }
+    if (storage->empty()) storage->assign(text.data(), text.size());
+    storage->replace(pos, 6, "\\ufffd");
+    text = *storage;
+    pos += 6;
+  }
+  return text;
+}
+
+// Builds Json values from nlohmann's SAX events with an explicit stack (no recursion), keeping
+// insertion order and letting the last of duplicate keys win.
+class JsonBuilder {
+ public:
+  explicit JsonBuilder(const size_t* read) : read_(read) {}
+
+  bool null() { return Add(Json()); }
+  bool boolean(bool b) { return Add(Json(b)); }
+  bool number_integer(int64_t v) { return Add(Json(v)); }
+  bool number_unsigned(uint64_t v) { return Add(Json(v)); }
+  bool number_float(double v, const std::string& text);
+  bool string(std::string& s) { return Add(Json(std::move(s))); }
+  bool binary(nlohmann::json::binary_t&) { return Fail("binary values are not JSON"); }
+  bool key(std::string& k);
+  bool start_object(size_t) { return Push(Json::Object()); }
+  bool start_array(size_t) { return Push(Json::Array()); }
+  bool end_object() { return Pop(); }
+  bool end_array() { return Pop(); }
+  bool parse_error(size_t position, const std::string&, const nlohmann::detail::exception& e);
+
+  // The document, or the first error.
+  absl::StatusOr<Json> Finish(bool parsed) &&;
+
+ private:
+  struct Container {
+    Json value;
+    std::string key;                                  // objects: the key of the next value
+    absl::flat_hash_map<std::string, size_t> index;  // objects: key -> position (duplicates O(1))
+  };
+
+  bool Push(Json container);
+  bool Pop();
+  bool Add(Json v);
+  bool Fail(absl::string_view what);
+
+  const size_t* read_;  // bytes the parser has read so far
+  std::vector<Container> stack_;
+  Json root_;
+  absl::Status error_;
+};
+
+bool JsonBuilder::number_float(double v, const std::string& text) {
+  // nlohmann turns an integer that fits no 64-bit type into a double; we refuse it instead.
+  if (text.find_first_of(".eE") == std::string::npos) {
+    return Fail(absl::StrCat("integer ", text.substr(0, 40), " does not fit 64 bits"));
+  }
+  if (!std::isfinite(v)) return Fail(absl::StrCat("number ", text.substr(0, 40), " is out of range"));
+  return Add(Json(v));
+}
+
+bool JsonBuilder::key(std::string& k) {
+  stack_.back().key = std::move(k);
+  return true;
+}
+
+bool JsonBuilder::Push(Json container) {
+  if (stack_.size() >= kMaxDepth) return Fail("nesting too deep");
+  stack_.push_back({std::move(container), {}, {}});
+  return true;
+}
+
+bool JsonBuilder::Pop() {
+  Json done = std::move(stack_.back().value);
+  stack_.pop_back();
+  return Add(std::move(done));
+}
+
+bool JsonBuilder::Add(Json v) {
+  if (stack_.empty()) {
+    root_ = std::move(v);
+    return true;
+  }
+  Container& top = stack_.back();
+  if (top.value.is_array()) {
+    top.value.Append(std::move(v));
+    return true;
+  }
+  auto [it, inserted] = top.index.emplace(top.key, top.value.size());
+  if (inserted) {
+    top.value.AppendMember(std::move(top.key), std::move(v));
+  } else {
+    // members() is read-only: Set finds the key and replaces its value (rare: duplicates only).
+    top.value.Set(top.key, std::move(v));
+  }
+  return true;
+}
+
+bool JsonBuilder::Fail(absl::string_view what) {
+  error_ = absl::InvalidArgumentError(absl::StrCat("JSON: ", what, " at offset ", *read_ > 0 ? *read_ - 1 : 0));
+  return false;
+}
+
+bool JsonBuilder::parse_error(size_t position, const std::string&, const nlohmann::detail::exception& e) {
+  // e.what(): "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error
+  // while parsing value - invalid literal; last read: '...'". Keep the part after the column; the
+  // last-read text comes from the input, so it is escaped.
+  absl::string_view what = e.what();
+  if (absl::StartsWith(what, "[json.exception.")) what.remove_prefix(std::min(what.size(), what.find("] ") + 2));
+  if (absl::StartsWith(what, "parse error")) what.remove_prefix(std::min(what.size(), what.find(": ") + 2));
+  error_ = absl::InvalidArgumentError(
+      absl::StrCat("JSON: ", EscapeForTerminal(what.substr(0, 200)), " at offset ", position > 0 ? position - 1 : 0));
+  return false;
+}
+
+absl::StatusOr<Json> JsonBuilder::Finish(bool parsed) && {
+  if (!error_.ok()) return error_;
+  if (!parsed || !stack_.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("JSON: incomplete document at offset ", *read_));
+  }
+  return std::move(root_);
+}
 
 }  // namespace
 
-absl::StatusOr<Json> Json::Parse(absl::string_view text) { return Parser(text).ParseDocument(); }
+absl::StatusOr<Json> Json::Parse(absl::string_view text) {
+  // nlohmann skips a UTF-8 byte order mark; RFC 8259 lets a parser refuse it, and we always have.
+  if (absl::StartsWith(text, "\xEF\xBB\xBF")) return absl::InvalidArgumentError("JSON: byte order mark at offset 0");
+  // nlohmann takes a NUL byte for the end of the input; in JSON it is never valid (raw in a string
+  // or outside one).
+  if (const size_t nul = text.find('\0'); nul != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("JSON: NUL byte at offset ", nul));
+  }
+  std::string rewritten;
+  text = ReplaceLoneSurrogateEscapes(text, &rewritten);
+  size_t read = 0;
+  JsonBuilder builder(&read);
+  bool parsed = false;
+  try {
+    parsed = nlohmann::json::sax_parse(CountingIterator(text.data(), &read),
+                                       CountingIterator(text.data() + text.size(), &read), &builder,
+                                       nlohmann::json::input_format_t::json, /*strict=*/true,
+                                       /*ignore_comments=*/false);
+  } catch (const std::exception& e) {  // not expected from a SAX parse; never let one escape
+    return absl::InternalError(absl::StrCat("JSON: ", EscapeForTerminal(e.what())));
+  }
+  return std::move(builder).Finish(parsed);
+}
+
 
 }  // namespace shardcast

@@ -1,11 +1,15 @@
 // A small JSON value with a parser and a writer: enough for `--json` output, expected.json
-// ground truth in tests and small config files. Objects keep insertion order.
+// ground truth in tests, the C API's requests and small config files. Objects keep insertion
+// order.
 //
-// Parsing is strict RFC 8259: UTF-8 text only, no raw control characters in strings, exact
-// number grammar, \u escapes of exactly four hex digits with surrogate pairs combined (a lone
-// surrogate becomes U+FFFD), integers kept exactly when they fit int64 or uint64 (larger ones are
-// refused, not rounded), duplicate keys: the last wins. Writing always yields valid UTF-8 JSON
-// whatever bytes a string holds (see common/text_escape.h for the policy).
+// Parsing (nlohmann-json's SAX parser underneath; no exception leaves Parse) is strict RFC 8259:
+// UTF-8 text only (no byte order mark), no raw control characters in strings, exact number
+// grammar, \u escapes of exactly four hex digits with surrogate pairs combined (a lone surrogate
+// becomes U+FFFD), integers kept exactly when they fit int64 or uint64 (larger ones are refused,
+// not rounded), duplicate keys: the last wins, arrays and objects nested at most 200 deep (the
+// builder keeps its own stack: a hostile `[[[[...` is refused, never recursed into). Errors are
+// INVALID_ARGUMENT naming a byte offset. Writing always yields valid UTF-8 JSON whatever bytes a
+// string holds (see common/text_escape.h for the policy); doubles as %.17g (round trip exact).
 #ifndef SHARDCAST_COMMON_JSON_H_
 #define SHARDCAST_COMMON_JSON_H_
 

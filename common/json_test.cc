@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "common/text_escape.h"
 #include "gtest/gtest.h"
 
 namespace shardcast {
@@ -118,6 +119,75 @@ TEST(Json, DuplicateKeysLastWinsInLinearTime) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->size(), 1000u);
   EXPECT_EQ(p->Find("k999")->as_int(), 199999);
+}
+
+TEST(Json, NestingLimitRefusesHostileDepthWithoutRecursion) {
+  // 200 levels parse; one more is refused at the offending bracket. 100k levels (a stack
+  // overflow for a recursive parser, builder or destructor) are refused the same way.
+  const std::string ok = std::string(200, '[') + std::string(200, ']');
+  EXPECT_TRUE(Json::Parse(ok).ok());
+  auto p = Json::Parse(std::string(201, '[') + std::string(201, ']'));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "JSON: nesting too deep at offset 200");
+  for (const std::string& open : {std::string("["), std::string("{\"a\":")}) {
+    std::string hostile;
+    for (int i = 0; i < 100000; ++i) hostile += open;
+    auto h = Json::Parse(hostile);
+    ASSERT_FALSE(h.ok());
+    EXPECT_NE(h.status().message().find("nesting too deep"), std::string::npos) << h.status();
+  }
+}
+
+TEST(Json, ErrorsNameAnOffset) {
+  auto p = Json::Parse("[1, 2, x]");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("at offset 7"), std::string::npos) << p.status();
+  auto big = Json::Parse("[1, 18446744073709551616]");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("integer 18446744073709551616 does not fit 64 bits at offset"),
+            std::string::npos)
+      << big.status();
+  // Input bytes quoted in an error are escaped (no raw control or invalid bytes in messages).
+  auto raw = Json::Parse("\"\x01\xff\"");
+  ASSERT_FALSE(raw.ok());
+  EXPECT_TRUE(IsValidUtf8(raw.status().message()));
+  EXPECT_EQ(raw.status().message().find('\x01'), std::string::npos) << raw.status();
+}
+
+TEST(Json, RefusesByteOrderMarkAndEmptyInput) {
+  EXPECT_FALSE(Json::Parse("\xEF\xBB\xBF{}").ok());
+  EXPECT_FALSE(Json::Parse("").ok());
+  EXPECT_FALSE(Json::Parse("  ").ok());
+  // nlohmann stops at a NUL byte; we refuse it wherever it is (found by json_fuzzer).
+  for (const std::string& nul : {std::string("18\0garbage", 10), std::string("[1]\0", 4), std::string("\"a\0\"", 4)}) {
+    auto p = Json::Parse(nul);
+    ASSERT_FALSE(p.ok()) << nul.size();
+    EXPECT_NE(p.status().message().find("NUL byte at offset"), std::string::npos) << p.status();
+  }
+}
+
+TEST(Json, SurrogateEscapesNextToOtherEscapes) {
+  // An escaped backslash followed by "ud800" is text, not an escape; a high surrogate followed
+  // by a non-low escape stands alone; a reversed pair is two lone surrogates.
+  auto p = Json::Parse(R"(["\\ud800", "\ud800\u0041", "\udc00\ud800", "\uD83D\uDE00"])");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->items()[0].as_string(), "\\ud800");
+  EXPECT_EQ(p->items()[1].as_string(), "\xef\xbf\xbd" "A");
+  EXPECT_EQ(p->items()[2].as_string(), "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(p->items()[3].as_string(), "\xf0\x9f\x98\x80");
+}
+
+TEST(Json, IntegerTypesFromParse) {
+  auto p = Json::Parse("[0, -0, 9223372036854775808, -1, 1.0]");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->items()[0].type(), Json::Type::kInt);
+  EXPECT_EQ(p->items()[1].type(), Json::Type::kInt);
+  EXPECT_EQ(p->items()[2].type(), Json::Type::kUint);
+  EXPECT_EQ(p->items()[2].as_uint(), 9223372036854775808ull);
+  EXPECT_EQ(p->items()[3].as_int(), -1);
+  EXPECT_EQ(p->items()[4].type(), Json::Type::kDouble);
+  EXPECT_EQ(p->Dump(), "[0,0,9223372036854775808,-1,1.0]");
 }
 
 }  // namespace

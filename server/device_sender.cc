@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "transport/cuda_ipc.h"
 #include "transport/device_plane.h"
@@ -52,7 +53,7 @@ struct DeviceSender::Session {
 void DeviceSender::Session::Run(std::shared_ptr<const NcclLib> lib, std::string uid, int device,
                                 std::chrono::milliseconds deadline, std::string sid) {
   absl::StatusOr<std::unique_ptr<NcclPeerComm>> comm = NcclPeerComm::Create(lib, uid, 0, device, deadline);
-  if (!comm.ok()) std::cerr << "shardcastd: NCCL session " << sid << ": " << comm.status().message() << std::endl;
+  if (!comm.ok()) LogError("NCCL session ", sid, ": ", comm.status().message());
   while (true) {
     Job job;
     {
@@ -101,7 +102,7 @@ void DeviceSender::ExpireLeases() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires < now) {
-      std::cerr << "shardcastd: CUDA IPC lease " << it->first << " expired unreleased" << std::endl;
+      LogWarning("CUDA IPC lease ", it->first, " expired unreleased");
       it = leases_.erase(it);
     } else {
       ++it;
@@ -250,7 +251,7 @@ uint64_t DeviceSender::QueueTransfer(Session* session, const std::string& sessio
                                                                           const absl::Status& no_comm) {
     absl::Status sent = no_comm;
     if (comm != nullptr) sent = NcclShardSender(comm).Send(sources, std::chrono::steady_clock::now() + deadline);
-    if (!sent.ok()) std::cerr << "shardcastd: NCCL send: " << sent.message() << std::endl;
+    if (!sent.ok()) LogError("NCCL send: ", sent.message());
     transfers_.Finish(id, sent);
   };
   {

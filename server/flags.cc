@@ -49,6 +49,8 @@ void AddServiceFlags(ArgParser& p) {
   p.AddFlag("tls-key", "F", "the certificate's PEM private key");
   p.AddFlag("tls-ca", "F", "CA the ranks trust for each other (default: the certificate itself)");
   p.AddFlag("tls-server-name", "NAME", "name to check in the certificate instead of each host's");
+  p.AddFlag("log-level", "debug|info|warning|error|off", "threshold of the log on stderr",
+            "$SHARDCAST_LOG_LEVEL, else info");
 }
 
 absl::Status ReadCheckpointFlags(const ArgParser& p, LoaderOptions& o) {
@@ -111,6 +113,10 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags(const ArgParser& flags) {
   SC_RETURN_IF_ERROR(ReadLimitFlags(flags, o));
   SC_RETURN_IF_ERROR(ReadServiceFlags(flags, o));
   return o;
+}
+
+absl::StatusOr<LogLevel> LogLevelFromFlags(const ArgParser& flags) {
+  return LogLevelFromFlagOrEnv(flags.Has("log-level") ? flags.Get("log-level") : "");
 }
 
 absl::StatusOr<bool> LoopbackOnly(const ServerOptions& options) {

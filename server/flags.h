@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/args.h"
+#include "common/log.h"
 #include "server/server.h"
 
 namespace shardcast {
@@ -19,6 +20,9 @@ ArgParser NewServerArgParser();
 // ServerOptions from parsed flags: InvalidArgument naming the flag for a bad value or a missing
 // --checkpoint; --token-file and the TLS files are read here (their errors name the file).
 absl::StatusOr<ServerOptions> ServerOptionsFromFlags(const ArgParser& flags);
+
+// --log-level, else $SHARDCAST_LOG_LEVEL, else info: InvalidArgument naming the flag's values.
+absl::StatusOr<LogLevel> LogLevelFromFlags(const ArgParser& flags);
 
 // Whether the whole service stays on loopback (--listen and the data-plane host are loopback):
 // then MPI's start-up transport is kept off the network too (main sets OMPI_MCA_btl).

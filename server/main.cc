@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "server/bootstrap.h"
 #include "server/flags.h"
 #include "server/server.h"
@@ -37,8 +39,9 @@ int Usage(const absl::Status& s) {
 
 // Starts the rank, serves until a stop signal, and leaves: exit 0 after a clean drain; after a
 // failure _Exit without MPI_Finalize (peers may be gone or waiting in MPI).
-int Serve(const shardcast::ServerOptions& options, int* argc, char*** argv) {
+int Serve(const shardcast::ServerOptions& options, shardcast::LogLevel log_level, int* argc, char*** argv) {
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(argc, argv);
+  shardcast::InitLogging({absl::StrCat("shardcastd rank ", bootstrap->rank()), log_level});
   // SIGTERM / SIGINT / SIGUSR1 to a rank: drain and exit 0. (Debian's mpirun forwards SIGUSR1 to
   // every rank, Open MPI 4.1.6 on Ubuntu 24.04 does not; mpirun answers SIGTERM by killing the job.)
   std::signal(SIGTERM, OnSignal);
@@ -46,7 +49,7 @@ int Serve(const shardcast::ServerOptions& options, int* argc, char*** argv) {
   std::signal(SIGUSR1, OnSignal);
   auto server = shardcast::Server::Start(options, bootstrap.get());
   if (!server.ok()) {
-    std::cerr << "shardcastd rank " << bootstrap->rank() << ": error: " << server.status().message() << std::endl;
+    shardcast::LogError(server.status().message());
     std::_Exit(1);
   }
   const int rc = (*server)->Run(g_stop);
@@ -68,6 +71,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!parsed.ok()) return Usage(parsed);
+  absl::StatusOr<shardcast::LogLevel> log_level = shardcast::LogLevelFromFlags(flags);
+  if (!log_level.ok()) return Usage(log_level.status());
+  shardcast::InitLogging({"shardcastd", *log_level});
   absl::StatusOr<shardcast::ServerOptions> options = shardcast::ServerOptionsFromFlags(flags);
   if (!options.ok()) return Usage(options.status());
   // A loopback-only service keeps MPI's start-up transport off the network too: Open MPI's TCP
@@ -76,5 +82,5 @@ int main(int argc, char** argv) {
   absl::StatusOr<bool> loopback = shardcast::LoopbackOnly(*options);
   if (!loopback.ok()) return Usage(loopback.status());
   if (*loopback) setenv("OMPI_MCA_btl", "self,vader", /*overwrite=*/0);
-  return Serve(*options, &argc, &argv);
+  return Serve(*options, *log_level, &argc, &argv);
 }

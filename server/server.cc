@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "server/cuda_memory_space.h"
 #include "server/coordinator.h"
@@ -198,10 +199,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, impl->host);
   for (const std::string& h : {listen_hp.host, data_host}) {
     if (ResolvesOnlyToLoopback(h)) {
-      std::cerr << "shardcastd rank " << bootstrap->rank() << ": warning: '" << h
-                << "' resolves only to loopback addresses (/etc/hosts?): clients on other nodes cannot reach it; "
-                   "pass --listen ADDRESS:PORT (and --data-host ADDRESS) with this node's network address"
-                << std::endl;
+      LogWarning("'", h, "' resolves only to loopback addresses (/etc/hosts?): clients on other nodes cannot reach it; "
+                 "pass --listen ADDRESS:PORT (and --data-host ADDRESS) with this node's network address");
       break;
     }
   }
@@ -239,7 +238,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     absl::Status s = raw->loader->Load();
     if (!s.ok()) {
       raw->load_failed = true;
-      std::cerr << "shardcastd rank " << raw->bootstrap->rank() << ": loading failed: " << s.message() << std::endl;
+      LogError("loading failed: ", s.message());
     }
     raw->load_done = true;
   });
@@ -278,7 +277,7 @@ int Server::Run(const std::atomic<bool>& stop) {
       if (rank0->GetRankState(&ctx, v1::StatusRequest(), &st).ok()) {
         rank0_last_ok = std::chrono::steady_clock::now();
       } else if (std::chrono::steady_clock::now() - rank0_last_ok > i.options.deadline) {
-        std::cerr << "shardcastd rank " << i.bootstrap->rank() << ": rank 0 is gone; exiting" << std::endl;
+        LogError("rank 0 is gone; exiting");
         return 1;
       }
     }

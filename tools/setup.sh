@@ -13,6 +13,8 @@ DEB_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev      # tests and benchmarks
   libzstd-dev libssl-dev openssl                  # zstd transform, sha256; test certificates (TLS)
   libdeflate-dev                                  # CRC-32 (PCLMUL) of torch.save records
+  libspdlog-dev libfmt-dev                        # the log (common/log), used header-only
+  nlohmann-json3-dev                              # JSON (common/json), header-only
   python3 python3-pip                             # CI summary script, Python tests
 )
 

@@ -2,10 +2,11 @@
 // untrusted text (common/text_escape.cc).
 //
 // Each input goes through three paths:
-//  1. Json::Parse(input). When it succeeds: the input was UTF-8; the compact and the indented
-//     Dump() are valid UTF-8 and parse again; parsing the dump and dumping again gives the same
-//     text (a fixed point: types, exact integers up to uint64, doubles, escapes and surrogate
-//     pairs survive the round trip).
+//  1. Json::Parse(input) (nlohmann-json's parser underneath). When it succeeds: the input was
+//     UTF-8; the compact and the indented Dump() are valid UTF-8 and parse again; parsing the
+//     dump and dumping again gives the same text (a fixed point: types, exact integers up to
+//     uint64, doubles, escapes and surrogate pairs survive the round trip). When it fails: an
+//     INVALID_ARGUMENT whose message is UTF-8 and names an offset.
 //  2. The input as a string value (and as an object key): Dump() is valid UTF-8 JSON whatever
 //     the bytes; it parses back, to the same bytes when the input was valid UTF-8, and the
 //     second Dump() is a fixed point.
@@ -60,6 +61,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (parsed.ok()) {
     if (!shardcast::IsValidUtf8(in)) Violation("accepted a document that is not UTF-8", std::string(in));
     CheckDumpRoundTrips(*parsed, /*exact=*/true);
+  } else {
+    const std::string message(parsed.status().message());
+    if (parsed.status().code() != absl::StatusCode::kInvalidArgument) Violation("an error other than INVALID_ARGUMENT", message);
+    if (!shardcast::IsValidUtf8(message) || message.find(" at offset ") == std::string::npos) {
+      Violation("an error message that is not UTF-8 or names no offset", message);
+    }
   }
 
   // 2. Arbitrary bytes as a string value and as a key.
