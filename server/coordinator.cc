@@ -9,7 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/grpc_util.h"
-#include "server/proto_convert.h"
+#include "common/shard_request.h"
+#include "proto/request_convert.h"
 
 namespace shardcast {
 namespace {
@@ -245,7 +246,10 @@ absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& r
     if (state_ == "failed") return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
     if (state_ != "ready") return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
   }
-  const ShardRequestSpec spec = FromProto(request);
+  // The request id is computed once, here, from the validated request; every rank checks that
+  // it computes the same (LoaderService::Prepare) and refuses the request otherwise.
+  const ShardRequestSpec spec = ShardRequestFromProto(request);
+  if (absl::Status valid = ValidateShardRequest(spec); !valid.ok()) return valid;
   const std::string id = local_->RequestId(spec);
   // Prepare on every rank at once (rank 0 included, through its own service), each pinning the
   // request under this manifest's lease.
