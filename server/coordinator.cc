@@ -102,7 +102,7 @@ void InflightCalls::CancelAll() {
 
 Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(std::move(options)), local_(local) {
   for (const std::string& addr : options_.rank_addresses) {
-    stubs_.push_back(v1::LoaderRank::NewStub(NewChannel(addr, options_.tls)));
+    stubs_.push_back(v1::LoaderRank::NewStub(options_.connect ? options_.connect(addr) : NewChannel(addr, options_.tls)));
   }
   ranks_.resize(stubs_.size());
   last_ok_.assign(stubs_.size(), std::chrono::steady_clock::now());

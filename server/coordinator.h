@@ -47,6 +47,9 @@ struct CoordinatorOptions {
   std::string checkpoint;
   int nccl_version = 0;
   TlsConfig tls;                            // for the connections to the ranks
+  // How to reach a rank by its address; unset: NewChannel(address, tls). Tests hand in-process
+  // channels here.
+  std::function<std::shared_ptr<grpc::Channel>(const std::string& address)> connect;
   // Called whenever the state changes ("loading", "ready", "failed", "stopping").
   std::function<void(const std::string&)> on_state;
 };
