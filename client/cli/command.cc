@@ -17,7 +17,7 @@ int Execute(Command& command, const std::vector<std::string>& args) {
   }
   if (parsed.ok()) parsed = command.Parse(flags);
   if (!parsed.ok()) {
-    std::cerr << "shardcast " << command.name() << ": error: " << parsed.message() << "\n";
+    std::cerr << "shardcast " << command.name() << ": error: " << EscapeForTerminal(parsed.message()) << "\n";
     return 2;
   }
   const absl::Status ran = command.Run();

@@ -28,9 +28,9 @@ class Command {
   virtual absl::Status Run() = 0;
 };
 
-// Parses `args` for `command` and runs it: 0 on success or after `--help`; 2 after a usage error
-// ("shardcast NAME: error: MESSAGE" on stderr); 1 after a run error (the message escaped for the
-// terminal: it may carry a checkpoint's keys or a server's words).
+// Parses `args` for `command` and runs it: 0 on success or after `--help`; 2 after a usage error,
+// 1 after a run error, each as "shardcast NAME: error: MESSAGE" on stderr (escaped for the
+// terminal: a message may carry a checkpoint's keys or a server's words).
 int Execute(Command& command, const std::vector<std::string>& args);
 
 }  // namespace shardcast::cli

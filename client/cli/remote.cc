@@ -2,7 +2,9 @@
 // -> ShardSink) over the client library.
 #include "client/cli/remote.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <iostream>
 #include <new>
 #include <memory>
@@ -55,11 +57,6 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const ArgParser& p) {
   return o;
 }
 
-int Error(const char* cmd, const absl::Status& s, int code = 1) {
-  std::cerr << "shardcast " << cmd << ": error: " << s.message() << "\n";
-  return code;
-}
-
 }  // namespace
 
 std::string FormatStatus(const Json& j) {
@@ -86,68 +83,94 @@ std::string FormatStatus(const Json& j) {
   return out;
 }
 
-int RunStatus(const std::vector<std::string>& args) {
-  ArgParser p("shardcast status", "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]",
-              "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
-              "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
-              "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.");
-  AddConnectionFlags(&p);
-  p.AddSwitch("json", "print JSON for scripts");
-  p.AddSwitch("watch", "refresh every second until interrupted");
-  p.AddFlag("wait-ready", "SECONDS", "wait until ready");
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
+namespace {
+
+// `shardcast status`: the service's state once, every second (--watch), or until ready
+// (--wait-ready SECONDS).
+class StatusCommand final : public Command {
+ public:
+  std::string name() const override { return "status"; }
+  std::string usage() const override {
+    return "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]";
   }
-  if (!s.ok()) return Error("status", s, 2);
-  absl::StatusOr<ClientOptions> co = ConnectionOptions(p);
-  if (!co.ok()) return Error("status", co.status(), 2);
-  if (p.Has("wait-ready")) {
-    absl::StatusOr<int64_t> secs = p.GetInt("wait-ready");
-    if (!secs.ok()) return Error("status", secs.status(), 2);
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(*secs);
-    std::string last = "unreachable";
-    while (std::chrono::steady_clock::now() < end) {
-      ClientOptions o = *co;
-      o.deadline = std::min<std::chrono::milliseconds>(o.deadline, std::chrono::milliseconds(2000));
-      absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
-      if (c.ok()) {
-        absl::StatusOr<Json> st = (*c)->Status();
-        if (st.ok()) {
-          last = st->Find("state")->as_string();
-          if (last == "ready") {
-            std::cout << (p.GetSwitch("json") ? st->Dump(1) + "\n" : "ready\n");
-            return 0;
-          }
-          if (last == "failed") {
-            std::cerr << "shardcast status: the service failed: "
-                      << (st->Find("reason") ? st->Find("reason")->as_string() : "") << "\n";
-            return 1;
-          }
-        } else if (st.status().code() == absl::StatusCode::kUnauthenticated) {
-          return Error("status", st.status());
-        }
+  std::string description() const override {
+    return "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
+           "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
+           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.";
+  }
+  void AddFlags(ArgParser& p) const override {
+    AddConnectionFlags(&p);
+    p.AddSwitch("json", "print JSON for scripts");
+    p.AddSwitch("watch", "refresh every second until interrupted");
+    p.AddFlag("wait-ready", "SECONDS", "wait until ready");
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    SC_ASSIGN_OR_RETURN(connection_, ConnectionOptions(p));
+    SC_ASSIGN_OR_RETURN(wait_ready_, p.GetOptionalInt("wait-ready"));
+    json_ = p.GetSwitch("json");
+    watch_ = p.GetSwitch("watch");
+    return absl::OkStatus();
+  }
+  absl::Status Run() override { return wait_ready_ ? WaitReady(*wait_ready_) : Show(); }
+
+ private:
+  absl::Status WaitReady(int64_t seconds) const;
+  absl::Status Show() const;
+
+  ClientOptions connection_;
+  std::optional<int64_t> wait_ready_;
+  bool json_ = false;
+  bool watch_ = false;
+};
+
+// Polls (short deadlines, a fresh connection each time: the service may not listen yet) until
+// ready; FailedPrecondition once it failed, DeadlineExceeded when the time runs out.
+absl::Status StatusCommand::WaitReady(int64_t seconds) const {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string last = "unreachable";
+  while (std::chrono::steady_clock::now() < end) {
+    ClientOptions o = connection_;
+    o.deadline = std::min<std::chrono::milliseconds>(o.deadline, std::chrono::milliseconds(2000));
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+    absl::StatusOr<Json> st = c.ok() ? (*c)->Status() : c.status();
+    if (st.ok()) {
+      last = st->Find("state")->as_string();
+      if (last == "ready") {
+        std::cout << (json_ ? st->Dump(1) + "\n" : "ready\n");
+        return absl::OkStatus();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (last == "failed") {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the service failed: ", st->Find("reason") ? st->Find("reason")->as_string() : ""));
+      }
+    } else if (st.status().code() == absl::StatusCode::kUnauthenticated) {
+      return st.status();
     }
-    std::cerr << "shardcast status: not ready after " << *secs << " s (last state: " << last << ")\n";
-    return 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(*co);
-  if (!c.ok()) return Error("status", c.status());
+  return absl::DeadlineExceededError(absl::StrCat("not ready after ", seconds, " s (last state: ", last, ")"));
+}
+
+absl::Status StatusCommand::Show() const {
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
   do {
-    absl::StatusOr<Json> st = (*c)->Status();
-    if (!st.ok()) return Error("status", st.status());
-    if (p.GetSwitch("json")) {
-      std::cout << st->Dump(1) << std::endl;
+    SC_ASSIGN_OR_RETURN(const Json st, client->Status());
+    if (json_) {
+      std::cout << st.Dump(1) << std::endl;
     } else {
-      if (p.GetSwitch("watch")) std::cout << "\033[H\033[2J";
-      std::cout << FormatStatus(*st) << std::flush;
+      if (watch_) std::cout << "\033[H\033[2J";
+      std::cout << FormatStatus(st) << std::flush;
     }
-    if (p.GetSwitch("watch")) std::this_thread::sleep_for(std::chrono::seconds(1));
-  } while (p.GetSwitch("watch"));
-  return 0;
+    if (watch_) std::this_thread::sleep_for(std::chrono::seconds(1));
+  } while (watch_);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunStatus(const std::vector<std::string>& args) {
+  StatusCommand command;
+  return Execute(command, args);
 }
 
 namespace {

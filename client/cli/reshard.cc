@@ -299,35 +299,49 @@ int RunReshard(const std::vector<std::string>& args) {
   return Execute(command, args);
 }
 
+namespace {
+
+// `shardcast layouts`: the preset names, or one layout's text.
+class LayoutsCommand final : public Command {
+ public:
+  // NAME is read from the raw arguments (the second, when given).
+  explicit LayoutsCommand(std::vector<std::string> args) : args_(std::move(args)) {}
+  std::string name() const override { return "layouts"; }
+  std::string usage() const override { return "shardcast layouts (list | show NAME|FILE)"; }
+  std::string description() const override {
+    return "Lists the built-in layout presets or prints one (PATTERN  RULE per line; first match wins).";
+  }
+  void AddFlags(ArgParser& p) const override {
+    p.AddPositional("ACTION", "list or show");
+    p.AddPositional("NAME", "preset name or layout file (for show)", true);
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    action_ = p.positional(0);
+    if (action_ != "list" && action_ != "show") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown action '", action_, "' (list, show)"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Run() override {
+    if (action_ == "list") {
+      for (const std::string& n : Layout::PresetNames()) std::cout << n << "\n";
+      return absl::OkStatus();
+    }
+    SC_ASSIGN_OR_RETURN(const Layout layout, Layout::Load(args_.size() > 1 ? args_[1] : "megatron", {}));
+    std::cout << "# first match wins; unmatched tensors are replicated\n" << layout.ToText();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<std::string> args_;
+  std::string action_;
+};
+
+}  // namespace
+
 int RunLayouts(const std::vector<std::string>& args) {
-  ArgParser p("shardcast layouts", "shardcast layouts (list | show NAME|FILE)",
-              "Lists the built-in layout presets or prints one (PATTERN  RULE per line; first match wins).");
-  p.AddPositional("ACTION", "list or show");
-  p.AddPositional("NAME", "preset name or layout file (for show)", true);
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
-  }
-  if (!s.ok()) {
-    std::cerr << "shardcast layouts: error: " << s.message() << "\n";
-    return 2;
-  }
-  if (p.positional(0) == "list") {
-    for (const std::string& n : Layout::PresetNames()) std::cout << n << "\n";
-    return 0;
-  }
-  if (p.positional(0) != "show") {
-    std::cerr << "shardcast layouts: error: unknown action '" << p.positional(0) << "' (list, show)\n";
-    return 2;
-  }
-  auto l = Layout::Load(args.size() > 1 ? args[1] : "megatron", {});
-  if (!l.ok()) {
-    std::cerr << "shardcast layouts: error: " << l.status().message() << "\n";
-    return 1;
-  }
-  std::cout << "# first match wins; unmatched tensors are replicated\n" << l->ToText();
-  return 0;
+  LayoutsCommand command(args);
+  return Execute(command, args);
 }
 
 }  // namespace shardcast::cli
