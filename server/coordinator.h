@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -75,7 +76,18 @@ class Coordinator {
   void Poll();
   void SetState(const std::string& state, const std::string& reason);
   void EndLease(const std::string& lease);
+  // OK while ready; the refusal of a manifest otherwise.
+  absl::Status CheckServing();
   absl::StatusOr<v1::Manifest> ManifestOnce(const v1::ShardRequest& request);
+  // Prepare on every rank under `prepare`'s id and lease, then the merged manifest. The caller
+  // ends the lease on an error.
+  absl::StatusOr<v1::Manifest> PrepareEverywhere(const ShardRequestSpec& spec, const v1::PrepareRequest& prepare);
+  absl::Status PrepareError(size_t rank, const grpc::Status& status);
+  // Rank 0's plan of the request (order, owners) filled with the ranks' shard infos (CRCs), under
+  // `prepare`'s request id and lease.
+  absl::StatusOr<v1::Manifest> MergeManifest(const PreparedRequest& plan,
+                                             const std::map<std::string, v1::ShardInfo>& owned,
+                                             const v1::PrepareRequest& prepare) const;
 
   CoordinatorOptions options_;
   Loader* local_;
