@@ -3,16 +3,24 @@
  * Every function returns 0 on success or a gRPC/absl status code (> 0) on failure, in which case
  * *error (if error is not NULL) receives a message to free with shardcast_free(). Strings passed
  * in are UTF-8 and NUL-terminated; JSON documents are those of `shardcast status --json` and of
- * the manifest (see client.h, ManifestToJson).
+ * the manifest (see client.h, ManifestToJson). A NULL client, manifest or output pointer is
+ * refused with 3 (INVALID_ARGUMENT), never dereferenced.
+ *
+ * A manifest is kept as an opaque handle, parsed and checked once when it is obtained; receives
+ * take the handle:
  *
  *   shardcast_client* c = NULL;
  *   char* err = NULL;
  *   if (shardcast_connect("node1:7070", NULL, 60.0, &c, &err)) { ... }
- *   char* manifest = NULL;
- *   shardcast_manifest(c, "{\"tp_size\": 2, \"tp_rank\": 0}", &manifest, &err);
+ *   shardcast_manifest_handle* m = NULL;
+ *   char* manifest_json = NULL;   (its shards: names, shapes, sizes)
+ *   shardcast_manifest_get(c, "{\"tp_size\": 2, \"tp_rank\": 0}", &m, &manifest_json, &err);
  *   ... allocate one buffer per shard ...
- *   shardcast_receive(c, manifest, n, names, buffers, sizes, -1, &report, &err);
- *   shardcast_free(manifest); shardcast_close(c);
+ *   shardcast_receive_manifest(c, m, n, names, buffers, sizes, -1, &report, &err);
+ *   shardcast_free(manifest_json); shardcast_manifest_free(m); shardcast_close(c);
+ *
+ * shardcast_manifest / shardcast_receive / shardcast_warm_up are the same over the manifest's JSON
+ * text (each call parses and checks it again).
  */
 #ifndef SHARDCAST_CLIENT_C_API_H_
 #define SHARDCAST_CLIENT_C_API_H_
@@ -25,6 +33,7 @@ extern "C" {
 #endif
 
 typedef struct shardcast_client shardcast_client;
+typedef struct shardcast_manifest_handle shardcast_manifest_handle;
 
 /* token: the token itself (NULL or "" for none). timeout_seconds: deadline of every call. */
 int shardcast_connect(const char* address, const char* token, double timeout_seconds, shardcast_client** out,
@@ -51,6 +60,22 @@ int shardcast_status(shardcast_client* client, char** status_json, char** error)
  * "dtype"}. "layout" is a preset name or a local layout file, read here and sent as its text
  * ("layout_text"); requests over the limits of README "Request limits" fail with 3 (INVALID_ARGUMENT). */
 int shardcast_manifest(shardcast_client* client, const char* request_json, char** manifest_json, char** error);
+
+/* As shardcast_manifest, keeping the manifest as a handle (free with shardcast_manifest_free);
+ * manifest_json (may be NULL) receives its JSON document as well. */
+int shardcast_manifest_get(shardcast_client* client, const char* request_json, shardcast_manifest_handle** manifest,
+                           char** manifest_json, char** error);
+/* A handle from a manifest's JSON document (e.g. one passed between processes), checked as one
+ * from the server is (owners, dtypes, sizes): 3 (INVALID_ARGUMENT) naming what is wrong. */
+int shardcast_manifest_parse(const char* manifest_json, shardcast_manifest_handle** manifest, char** error);
+void shardcast_manifest_free(shardcast_manifest_handle* manifest);
+
+/* As shardcast_receive / shardcast_warm_up, from a manifest handle. */
+int shardcast_receive_manifest(shardcast_client* client, const shardcast_manifest_handle* manifest, size_t n,
+                               const char* const* names, void* const* buffers, const uint64_t* sizes, int device,
+                               char** report_json, char** error);
+int shardcast_warm_up_manifest(shardcast_client* client, const shardcast_manifest_handle* manifest, int device,
+                               char** error);
 
 /* Receives n shards (by name, from a manifest returned by shardcast_manifest) into buffers of
  * sizes[i] bytes: host memory over the gRPC stream when device < 0, GPU memory of `device` over

@@ -24,6 +24,7 @@
 #include "common/dtype.h"
 #include "common/status_macros.h"
 #include "kernels/device_crc32c.h"
+#include "proto/request_convert.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "reshard/layout.h"
 #include "transport/cuda_ipc.h"
@@ -123,6 +124,36 @@ absl::Status SenderStatus(int32_t code, const std::string& message) {
   if (code == 0) return absl::OkStatus();
   const auto c = code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code) : absl::StatusCode::kUnknown;
   return absl::Status(c, message.substr(0, 1000));
+}
+
+// The server's manifest as the client's struct, as sent: ValidateManifest checks the numbers.
+Manifest ManifestFromProto(const v1::Manifest& pm) {
+  Manifest m;
+  m.request_id = pm.request_id();
+  m.total_bytes = pm.total_bytes();
+  for (const v1::ShardInfo& s : pm.shards()) {
+    ShardEntry e;
+    e.name = s.name();
+    e.key = s.key();
+    e.dtype = s.dtype();
+    e.rule = s.rule();
+    e.shape.assign(s.shape().begin(), s.shape().end());
+    e.nbytes = s.nbytes();
+    e.crc32c = s.crc32c();
+    // uint32 from the server: kept only if it fits an int (else -1, refused by ValidateManifest).
+    e.owner_rank = s.owner_rank() <= static_cast<uint32_t>(std::numeric_limits<int>::max())
+                       ? static_cast<int>(s.owner_rank())
+                       : -1;
+    m.shards.push_back(std::move(e));
+  }
+  m.endpoints.resize(pm.endpoints_size());
+  for (const v1::RankEndpoint& e : pm.endpoints()) {
+    if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
+  }
+  m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
+  m.lease_id = pm.lease_id();
+  m.lease_seconds = pm.lease_seconds();
+  return m;
 }
 
 }  // namespace
@@ -397,45 +428,12 @@ absl::Status ValidateManifest(const Manifest& m) {
 
 absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
   SC_ASSIGN_OR_RETURN(const ShardRequestSpec spec, ResolveLayout(spec_in));
-  v1::ShardRequest req;
-  req.set_tp_size(static_cast<uint32_t>(spec.tp_size));  // 1..kMaxTpSize (validated)
-  req.set_tp_rank(static_cast<uint32_t>(spec.tp_rank));
-  req.set_layout(spec.layout);
-  req.set_layout_text(spec.layout_text);
-  for (const auto& r : spec.rules) req.add_rules(r);
-  req.set_prefix(spec.prefix);
-  for (const auto& r : spec.renames) req.add_renames(r);
-  req.set_unstack(spec.unstack);
-  req.set_dtype(spec.dtype);
+  const v1::ShardRequest req = ShardRequestToProto(spec);  // validated by ResolveLayout
   grpc::ClientContext ctx;
   Prepare(&ctx, options_);
   v1::Manifest pm;
   SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetManifest(&ctx, req, &pm), "manifest"));
-  Manifest m;
-  m.request_id = pm.request_id();
-  m.total_bytes = pm.total_bytes();
-  for (const v1::ShardInfo& s : pm.shards()) {
-    ShardEntry e;
-    e.name = s.name();
-    e.key = s.key();
-    e.dtype = s.dtype();
-    e.rule = s.rule();
-    e.shape.assign(s.shape().begin(), s.shape().end());
-    e.nbytes = s.nbytes();
-    e.crc32c = s.crc32c();
-    // uint32 from the server: kept only if it fits an int (else -1, refused below).
-    e.owner_rank = s.owner_rank() <= static_cast<uint32_t>(std::numeric_limits<int>::max())
-                       ? static_cast<int>(s.owner_rank())
-                       : -1;
-    m.shards.push_back(std::move(e));
-  }
-  m.endpoints.resize(pm.endpoints_size());
-  for (const v1::RankEndpoint& e : pm.endpoints()) {
-    if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
-  }
-  m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
-  m.lease_id = pm.lease_id();
-  m.lease_seconds = pm.lease_seconds();
+  Manifest m = ManifestFromProto(pm);
   SC_RETURN_IF_ERROR(ValidateManifest(m));
   return m;
 }

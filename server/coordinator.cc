@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/grpc_util.h"
-#include "server/proto_convert.h"
+#include "common/shard_request.h"
+#include "common/status_macros.h"
+#include "proto/request_convert.h"
 
 namespace shardcast {
 namespace {
@@ -101,7 +103,7 @@ void InflightCalls::CancelAll() {
 
 Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(std::move(options)), local_(local) {
   for (const std::string& addr : options_.rank_addresses) {
-    stubs_.push_back(v1::LoaderRank::NewStub(NewChannel(addr, options_.tls)));
+    stubs_.push_back(v1::LoaderRank::NewStub(options_.connect ? options_.connect(addr) : NewChannel(addr, options_.tls)));
   }
   ranks_.resize(stubs_.size());
   last_ok_.assign(stubs_.size(), std::chrono::steady_clock::now());
@@ -239,83 +241,90 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
   return ManifestOnce(request);
 }
 
-absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& request) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == RankState::kStopping) return absl::UnavailableError("shardcastd is shutting down: no new requests");
-    if (state_ == RankState::kFailed) return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
-    if (state_ != RankState::kReady) return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
+absl::Status Coordinator::CheckServing() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == RankState::kStopping) return absl::UnavailableError("shardcastd is shutting down: no new requests");
+  if (state_ == RankState::kFailed) return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
+  if (state_ != RankState::kReady) {
+    return absl::FailedPreconditionError("shardcastd is still loading; retry when ready (shardcast status --wait-ready)");
   }
-  const ShardRequestSpec spec = FromProto(request);
-  const std::string id = local_->RequestId(spec);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& request) {
+  SC_RETURN_IF_ERROR(CheckServing());
+  // The request id is computed once, here, from the validated request; every rank checks that
+  // it computes the same (LoaderService::Prepare) and refuses the request otherwise.
+  const ShardRequestSpec spec = ShardRequestFromProto(request);
+  SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
+  v1::PrepareRequest prepare;
+  *prepare.mutable_request() = request;
+  prepare.set_request_id(local_->RequestId(spec));
+  prepare.set_lease_id(NewLeaseId());
+  absl::StatusOr<v1::Manifest> m = PrepareEverywhere(spec, prepare);
+  // What the ranks pinned; also on a rank whose Prepare timed out here but may still finish
+  // (EndLease of an unknown lease is a no-op).
+  if (!m.ok()) EndLease(prepare.lease_id());
+  return m;
+}
+
+absl::StatusOr<v1::Manifest> Coordinator::PrepareEverywhere(const ShardRequestSpec& spec,
+                                                            const v1::PrepareRequest& prepare) {
   // Prepare on every rank at once (rank 0 included, through its own service), each pinning the
   // request under this manifest's lease.
-  v1::PrepareRequest pr;
-  *pr.mutable_request() = request;
-  pr.set_request_id(id);
-  pr.set_lease_id(NewLeaseId());
   auto calls = CallEveryRank<v1::PrepareReply>(
       stubs_.size(), options_.token, options_.deadline,
       [&](size_t r, RankCall<v1::PrepareReply>* call, std::function<void(grpc::Status)> done) {
-        stubs_[r]->async()->Prepare(&call->ctx, &pr, &call->reply, std::move(done));
+        stubs_[r]->async()->Prepare(&call->ctx, &prepare, &call->reply, std::move(done));
       },
       &manifest_calls_);
   std::map<std::string, v1::ShardInfo> owned;
-  absl::Status first_error;
   for (size_t r = 0; r < stubs_.size(); ++r) {
-    const grpc::Status& s = calls[r].status;
-    const v1::PrepareReply& reply = calls[r].reply;
-    if (!s.ok()) {
-      if (first_error.ok()) {
-        // A request error is the same on every rank: report it plainly; otherwise name the rank.
-        first_error = s.error_code() == grpc::StatusCode::INVALID_ARGUMENT || s.error_code() == grpc::StatusCode::NOT_FOUND
-                          ? FromGrpcStatus(s)
-                          : FromGrpcStatus(s, absl::StrCat("loader rank ", r, " (", options_.rank_addresses[r], ")"));
-      }
-      continue;
-    }
-    for (const v1::ShardInfo& si : reply.shards()) owned[si.name()] = si;
-  }
-  if (!first_error.ok()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (state_ == RankState::kFailed) first_error = absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
-    }
-    // What the other ranks pinned; also on a rank whose Prepare timed out here but may still
-    // finish (EndLease of an unknown lease is a no-op).
-    EndLease(pr.lease_id());
-    if (first_error.code() == absl::StatusCode::kDeadlineExceeded) {
-      return absl::UnavailableError(std::string(first_error.message()));
-    }
-    return first_error;
+    if (!calls[r].status.ok()) return PrepareError(r, calls[r].status);
+    for (const v1::ShardInfo& si : calls[r].reply.shards()) owned[si.name()] = si;
   }
   // The plan order and owners come from rank 0's own (identical) plan.
-  std::shared_ptr<const PreparedRequest> local = local_->Find(id);
+  std::shared_ptr<const PreparedRequest> local = local_->Find(prepare.request_id());
   if (local == nullptr) {
     // Rank 0 owns none of its shards, so it did not pin it, and it was evicted meanwhile: plan
     // it again here (the same plan on every rank).
-    absl::StatusOr<std::shared_ptr<const PreparedRequest>> again = local_->Prepare(spec);
-    if (!again.ok()) {
-      EndLease(pr.lease_id());
-      return again.status();
-    }
-    local = *std::move(again);
+    SC_ASSIGN_OR_RETURN(local, local_->Prepare(spec));
   }
+  return MergeManifest(*local, owned, prepare);
+}
+
+// The first rank's error, as the client should see it.
+absl::Status Coordinator::PrepareError(size_t rank, const grpc::Status& s) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == RankState::kFailed) return absl::UnavailableError(absl::StrCat("shardcastd has failed: ", reason_));
+  }
+  // A request error is the same on every rank: report it plainly; otherwise name the rank.
+  if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT || s.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return FromGrpcStatus(s);
+  }
+  absl::Status named = FromGrpcStatus(s, absl::StrCat("loader rank ", rank, " (", options_.rank_addresses[rank], ")"));
+  if (named.code() == absl::StatusCode::kDeadlineExceeded) return absl::UnavailableError(std::string(named.message()));
+  return named;
+}
+
+absl::StatusOr<v1::Manifest> Coordinator::MergeManifest(const PreparedRequest& plan,
+                                                        const std::map<std::string, v1::ShardInfo>& owned,
+                                                        const v1::PrepareRequest& prepare) const {
   v1::Manifest m;
-  m.set_request_id(id);
-  m.set_lease_id(pr.lease_id());
+  m.set_request_id(prepare.request_id());
+  m.set_lease_id(prepare.lease_id());
   m.set_lease_seconds(std::chrono::duration<double>(options_.deadline).count());
   uint64_t total = 0;
-  for (const PreparedShard& s : local->shards) {
+  for (const PreparedShard& s : plan.shards) {
     auto it = owned.find(s.name);
     if (it == owned.end()) {
-      EndLease(pr.lease_id());
       return absl::InternalError(absl::StrCat("rank ", s.owner, " did not report shard '", s.name, "'"));
     }
     *m.add_shards() = it->second;
     total += s.nbytes;
   }
-  for (const std::string& o : local->opaque) m.add_opaque(o);
+  for (const std::string& o : plan.opaque) m.add_opaque(o);
   m.set_total_bytes(total);
   for (size_t r = 0; r < options_.rank_addresses.size(); ++r) {
     v1::RankEndpoint* e = m.add_endpoints();

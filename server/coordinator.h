@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -48,6 +49,9 @@ struct CoordinatorOptions {
   std::string checkpoint;
   int nccl_version = 0;
   TlsConfig tls;                            // for the connections to the ranks
+  // How to reach a rank by its address; unset: NewChannel(address, tls). Tests hand in-process
+  // channels here.
+  std::function<std::shared_ptr<grpc::Channel>(const std::string& address)> connect;
   // Called whenever the state changes.
   std::function<void(RankState)> on_state;
 };
@@ -73,7 +77,18 @@ class Coordinator {
   void Poll();
   void SetState(RankState state, const std::string& reason);
   void EndLease(const std::string& lease);
+  // OK while ready; the refusal of a manifest otherwise.
+  absl::Status CheckServing();
   absl::StatusOr<v1::Manifest> ManifestOnce(const v1::ShardRequest& request);
+  // Prepare on every rank under `prepare`'s id and lease, then the merged manifest. The caller
+  // ends the lease on an error.
+  absl::StatusOr<v1::Manifest> PrepareEverywhere(const ShardRequestSpec& spec, const v1::PrepareRequest& prepare);
+  absl::Status PrepareError(size_t rank, const grpc::Status& status);
+  // Rank 0's plan of the request (order, owners) filled with the ranks' shard infos (CRCs), under
+  // `prepare`'s request id and lease.
+  absl::StatusOr<v1::Manifest> MergeManifest(const PreparedRequest& plan,
+                                             const std::map<std::string, v1::ShardInfo>& owned,
+                                             const v1::PrepareRequest& prepare) const;
 
   CoordinatorOptions options_;
   Loader* local_;

@@ -6,14 +6,30 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/grpc_util.h"
+#include "common/status_macros.h"
+#include "proto/request_convert.h"
 #include "server/proto_convert.h"
 #include "transport/stream_plane.h"
 
 namespace shardcast {
 
+absl::Status LoaderService::CheckRequestId(const ShardRequestSpec& spec, const std::string& sent) const {
+  SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
+  if (sent.empty()) return absl::InvalidArgumentError("Prepare: request_id is missing (rank 0 computes it)");
+  const std::string own = loader_->RequestId(spec);
+  if (sent == own) return absl::OkStatus();
+  // Rank 0 and this rank disagree on what the request means: their defaults (--layout, --rule,
+  // --prefix) differ. Serving it under either id would cache or serve the wrong shards.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "request id mismatch: rank 0 sent ", sent.substr(0, 64), ", loader rank ", loader_->options().rank,
+      " computes ", own, " for the same request (do all ranks run with the same --layout, --rule and --prefix?)"));
+}
+
 grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared = loader_->Prepare(FromProto(req->request()), req->lease_id());
+  const ShardRequestSpec spec = ShardRequestFromProto(req->request());
+  if (absl::Status s = CheckRequestId(spec, req->request_id()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared = loader_->Prepare(spec, req->lease_id());
   if (!prepared.ok()) return ToGrpcStatus(prepared.status());
   for (const PreparedShard& s : (*prepared)->shards) {
     if (s.owner == loader_->options().rank) ToProto(s, reply->add_shards());

@@ -1,6 +1,7 @@
 // The gRPC adapter of one loader rank (service LoaderRank): Prepare and GetRankState for rank 0,
-// Fetch (byte stream: transport/stream_plane), OpenDeviceSession, ReleaseIpc and AwaitTransfer (GPU data plane) for clients. Each method checks the
-// token, converts, calls the Loader core and converts back; nothing else.
+// Fetch (byte stream: transport/stream_plane), OpenDeviceSession, ReleaseIpc and AwaitTransfer
+// (GPU data plane) for clients. Each method checks the token, converts, calls the Loader core and
+// converts back; Prepare also checks that rank 0's request id is the one this rank computes.
 #ifndef SHARDCAST_SERVER_LOADER_SERVICE_H_
 #define SHARDCAST_SERVER_LOADER_SERVICE_H_
 
@@ -43,6 +44,11 @@ class LoaderService final : public v1::LoaderRank::Service {
   grpc::Status EndLease(grpc::ServerContext* ctx, const v1::EndLeaseRequest* req, v1::EndLeaseReply* reply) override;
 
  private:
+  // OK when `sent` (rank 0's id of the request) is the id this rank computes for `spec`;
+  // InvalidArgument for a request over its limits or without an id, FailedPrecondition naming
+  // both ids on a mismatch (the ranks' defaults differ).
+  absl::Status CheckRequestId(const ShardRequestSpec& spec, const std::string& sent) const;
+
   Loader* loader_;
   std::string token_;
   std::string host_;

@@ -1,32 +1,8 @@
+// The server cores' results as protobuf messages (prepared shards, a rank's snapshot). Requests
+// convert through proto/request_convert.h, shared with the client.
 #include "server/proto_convert.h"
 
 namespace shardcast {
-
-ShardRequestSpec FromProto(const v1::ShardRequest& p) {
-  ShardRequestSpec s;
-  s.tp_size = p.tp_size();  // uint32 -> int64: no narrowing; ValidateShardRequest checks the range
-  s.tp_rank = p.tp_rank();
-  s.layout = p.layout();
-  s.layout_text = p.layout_text();
-  s.rules.assign(p.rules().begin(), p.rules().end());
-  s.prefix = p.prefix();
-  s.renames.assign(p.renames().begin(), p.renames().end());
-  s.unstack = p.unstack();
-  s.dtype = p.dtype();
-  return s;
-}
-
-void ToProto(const ShardRequestSpec& s, v1::ShardRequest* p) {
-  p->set_tp_size(static_cast<uint32_t>(s.tp_size));
-  p->set_tp_rank(static_cast<uint32_t>(s.tp_rank));
-  p->set_layout(s.layout);
-  p->set_layout_text(s.layout_text);
-  for (const auto& r : s.rules) p->add_rules(r);
-  p->set_prefix(s.prefix);
-  for (const auto& r : s.renames) p->add_renames(r);
-  p->set_unstack(s.unstack);
-  p->set_dtype(s.dtype);
-}
 
 void ToProto(const PreparedShard& s, v1::ShardInfo* p) {
   p->set_name(s.name);

@@ -1,4 +1,6 @@
-// Conversions between the protobuf messages and the plain C++ structs of the cores.
+// The plain C++ results of the server cores as protobuf messages: a prepared shard (ShardInfo) and a
+// rank's snapshot (RankState). A request's conversion lives in proto/request_convert.h (shared
+// with the client library).
 #ifndef SHARDCAST_SERVER_PROTO_CONVERT_H_
 #define SHARDCAST_SERVER_PROTO_CONVERT_H_
 
@@ -7,8 +9,6 @@
 
 namespace shardcast {
 
-ShardRequestSpec FromProto(const v1::ShardRequest& p);
-void ToProto(const ShardRequestSpec& s, v1::ShardRequest* p);
 void ToProto(const PreparedShard& s, v1::ShardInfo* p);
 void ToProto(const RankSnapshot& s, v1::RankState* p);
 

@@ -1,3 +1,5 @@
+// `shardcast inspect`: Inspect() builds the --json document from a reader, FormatInspect() renders it
+// for humans, InspectCommand is the thin command object.
 #include "client/cli/inspect.h"
 
 #include <cstdio>
@@ -7,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "checkpoint/digest.h"
+#include "client/cli/command.h"
 #include "common/args.h"
 #include "common/progress.h"
 #include "common/status_macros.h"
@@ -153,54 +156,66 @@ std::string FormatInspect(const Json& j) {
   return out;
 }
 
-int RunInspect(const std::vector<std::string>& args) {
-  ArgParser p("shardcast inspect", "shardcast inspect PATH [--prefix P] [--iteration N] [--key K] [--digest] [--json]",
-              "Lists the tensors of a PyTorch Distributed Checkpoint (DCP): dtype, shape, stored chunks and bytes.\n"
-              "PATH is a DCP folder (holding .metadata) or a Megatron save folder with\n"
-              "latest_checkpointed_iteration.txt. The checkpoint is only read, never written.");
-  p.AddPositional("PATH", "checkpoint folder");
-  p.AddFlag("prefix", "P", "only keys starting with P (e.g. model.vision_model.)");
-  p.AddFlag("iteration", "N", "open iter_N/ of a Megatron save folder instead of the latest");
-  p.AddFlag("key", "K", "only the tensor with this exact key");
-  p.AddSwitch("digest", "read the selected tensors and print the sha256 of each (C order)");
-  p.AddSwitch("json", "print JSON for scripts");
-  p.AddFlag("threads", "N", "parallel reads", "8");
-  p.AddFlag("block-size", "BYTES", "bytes per read request", "16MiB");
-  p.AddSwitch("direct", "read with O_DIRECT (bypass the page cache)");
-  p.AddSwitch("no-verify-storage-crc", "with --digest: do not check each record's stored CRC-32");
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
+namespace {
+
+// `shardcast inspect`: a checkpoint's tensors (and with --digest their sha256), as JSON or a table.
+class InspectCommand final : public Command {
+ public:
+  std::string name() const override { return "inspect"; }
+  std::string usage() const override {
+    return "shardcast inspect PATH [--prefix P] [--iteration N] [--key K] [--digest] [--json]";
   }
-  auto fail = [](const absl::Status& st, int code) {
-    std::cerr << "shardcast inspect: error: " << EscapeForTerminal(st.message()) << "\n";
-    return code;
-  };
-  if (!s.ok()) return fail(s, 2);
-  ReaderOptions ro;
-  absl::StatusOr<std::optional<int64_t>> iter = p.GetOptionalInt("iteration");
-  absl::StatusOr<int64_t> threads = p.GetInt("threads");
-  absl::StatusOr<uint64_t> block = p.GetBytes("block-size");
-  if (!iter.ok()) return fail(iter.status(), 2);
-  if (!threads.ok()) return fail(threads.status(), 2);
-  if (!block.ok()) return fail(block.status(), 2);
-  ro.iteration = *iter;
-  ro.threads = static_cast<int>(*threads);
-  ro.block_size = *block;
-  ro.storage.o_direct = p.GetSwitch("direct");
-  ro.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
-  absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
-  if (!reader.ok()) return fail(reader.status(), 1);
-  InspectOptions io{p.Get("prefix"), p.Get("key"), p.GetSwitch("digest")};
-  const bool json = p.GetSwitch("json");
-  uint64_t to_read = 0;
-  for (const TensorEntry* t : (*reader)->Select(io.prefix)) to_read += t->nbytes();
-  ProgressBar bar("reading", to_read, io.digest && ProgressBar::StderrIsTerminal());
-  absl::StatusOr<Json> result = Inspect(**reader, io, [&](uint64_t n) { bar.Add(n); });
-  if (!result.ok()) return fail(result.status(), 1);
-  std::cout << (json ? result->Dump(1) + "\n" : FormatInspect(*result));
-  return 0;
+  std::string description() const override {
+    return "Lists the tensors of a PyTorch Distributed Checkpoint (DCP): dtype, shape, stored chunks and bytes.\n"
+           "PATH is a DCP folder (holding .metadata) or a Megatron save folder with\n"
+           "latest_checkpointed_iteration.txt. The checkpoint is only read, never written.";
+  }
+  void AddFlags(ArgParser& p) const override {
+    p.AddPositional("PATH", "checkpoint folder");
+    p.AddFlag("prefix", "P", "only keys starting with P (e.g. model.vision_model.)");
+    p.AddFlag("iteration", "N", "open iter_N/ of a Megatron save folder instead of the latest");
+    p.AddFlag("key", "K", "only the tensor with this exact key");
+    p.AddSwitch("digest", "read the selected tensors and print the sha256 of each (C order)");
+    p.AddSwitch("json", "print JSON for scripts");
+    p.AddFlag("threads", "N", "parallel reads", "8");
+    p.AddFlag("block-size", "BYTES", "bytes per read request", "16MiB");
+    p.AddSwitch("direct", "read with O_DIRECT (bypass the page cache)");
+    p.AddSwitch("no-verify-storage-crc", "with --digest: do not check each record's stored CRC-32");
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    path_ = p.positional(0);
+    SC_ASSIGN_OR_RETURN(reader_options_.iteration, p.GetOptionalInt("iteration"));
+    SC_ASSIGN_OR_RETURN(const int64_t threads, p.GetInt("threads"));
+    SC_ASSIGN_OR_RETURN(reader_options_.block_size, p.GetBytes("block-size"));
+    reader_options_.threads = static_cast<int>(threads);
+    reader_options_.storage.o_direct = p.GetSwitch("direct");
+    reader_options_.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
+    inspect_ = InspectOptions{p.Get("prefix"), p.Get("key"), p.GetSwitch("digest")};
+    json_ = p.GetSwitch("json");
+    return absl::OkStatus();
+  }
+  absl::Status Run() override {
+    SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(path_, reader_options_));
+    uint64_t to_read = 0;
+    for (const TensorEntry* t : reader->Select(inspect_.prefix)) to_read += t->nbytes();
+    ProgressBar bar("reading", to_read, inspect_.digest && ProgressBar::StderrIsTerminal());
+    SC_ASSIGN_OR_RETURN(const Json result, Inspect(*reader, inspect_, [&](uint64_t n) { bar.Add(n); }));
+    std::cout << (json_ ? result.Dump(1) + "\n" : FormatInspect(result));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string path_;
+  ReaderOptions reader_options_;
+  InspectOptions inspect_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+int RunInspect(const std::vector<std::string>& args) {
+  InspectCommand command;
+  return Execute(command, args);
 }
 
 }  // namespace shardcast::cli

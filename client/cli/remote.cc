@@ -1,6 +1,10 @@
+// `shardcast status` and `shardcast fetch` (a command object: request flags -> manifest -> receive
+// -> ShardSink) over the client library.
 #include "client/cli/remote.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <iostream>
 #include <new>
 #include <memory>
@@ -9,9 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/cli/command.h"
 #include "client/cli/inspect.h"
+#include "client/cli/request_flags.h"
+#include "client/cli/shard_sink.h"
 #include "client/client.h"
 #include "common/args.h"
+#include "common/dtype.h"
+#include "common/status_macros.h"
+#include "common/text_escape.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "kernels/device_buffer.h"
@@ -47,11 +57,6 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const ArgParser& p) {
   return o;
 }
 
-int Error(const char* cmd, const absl::Status& s, int code = 1) {
-  std::cerr << "shardcast " << cmd << ": error: " << s.message() << "\n";
-  return code;
-}
-
 }  // namespace
 
 std::string FormatStatus(const Json& j) {
@@ -78,182 +83,230 @@ std::string FormatStatus(const Json& j) {
   return out;
 }
 
-int RunStatus(const std::vector<std::string>& args) {
-  ArgParser p("shardcast status", "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]",
-              "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
-              "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
-              "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.");
-  AddConnectionFlags(&p);
-  p.AddSwitch("json", "print JSON for scripts");
-  p.AddSwitch("watch", "refresh every second until interrupted");
-  p.AddFlag("wait-ready", "SECONDS", "wait until ready");
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
+namespace {
+
+// `shardcast status`: the service's state once, every second (--watch), or until ready
+// (--wait-ready SECONDS).
+class StatusCommand final : public Command {
+ public:
+  std::string name() const override { return "status"; }
+  std::string usage() const override {
+    return "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]";
   }
-  if (!s.ok()) return Error("status", s, 2);
-  absl::StatusOr<ClientOptions> co = ConnectionOptions(p);
-  if (!co.ok()) return Error("status", co.status(), 2);
-  if (p.Has("wait-ready")) {
-    absl::StatusOr<int64_t> secs = p.GetInt("wait-ready");
-    if (!secs.ok()) return Error("status", secs.status(), 2);
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(*secs);
-    std::string last = "unreachable";
-    while (std::chrono::steady_clock::now() < end) {
-      ClientOptions o = *co;
-      o.deadline = std::min<std::chrono::milliseconds>(o.deadline, std::chrono::milliseconds(2000));
-      absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
-      if (c.ok()) {
-        absl::StatusOr<Json> st = (*c)->Status();
-        if (st.ok()) {
-          last = st->Find("state")->as_string();
-          if (last == "ready") {
-            std::cout << (p.GetSwitch("json") ? st->Dump(1) + "\n" : "ready\n");
-            return 0;
-          }
-          if (last == "failed") {
-            std::cerr << "shardcast status: the service failed: "
-                      << (st->Find("reason") ? st->Find("reason")->as_string() : "") << "\n";
-            return 1;
-          }
-        } else if (st.status().code() == absl::StatusCode::kUnauthenticated) {
-          return Error("status", st.status());
-        }
+  std::string description() const override {
+    return "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
+           "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
+           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.";
+  }
+  void AddFlags(ArgParser& p) const override {
+    AddConnectionFlags(&p);
+    p.AddSwitch("json", "print JSON for scripts");
+    p.AddSwitch("watch", "refresh every second until interrupted");
+    p.AddFlag("wait-ready", "SECONDS", "wait until ready");
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    SC_ASSIGN_OR_RETURN(connection_, ConnectionOptions(p));
+    SC_ASSIGN_OR_RETURN(wait_ready_, p.GetOptionalInt("wait-ready"));
+    json_ = p.GetSwitch("json");
+    watch_ = p.GetSwitch("watch");
+    return absl::OkStatus();
+  }
+  absl::Status Run() override { return wait_ready_ ? WaitReady(*wait_ready_) : Show(); }
+
+ private:
+  absl::Status WaitReady(int64_t seconds) const;
+  absl::Status Show() const;
+
+  ClientOptions connection_;
+  std::optional<int64_t> wait_ready_;
+  bool json_ = false;
+  bool watch_ = false;
+};
+
+// Polls (short deadlines, a fresh connection each time: the service may not listen yet) until
+// ready; FailedPrecondition once it failed, DeadlineExceeded when the time runs out.
+absl::Status StatusCommand::WaitReady(int64_t seconds) const {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string last = "unreachable";
+  while (std::chrono::steady_clock::now() < end) {
+    ClientOptions o = connection_;
+    o.deadline = std::min<std::chrono::milliseconds>(o.deadline, std::chrono::milliseconds(2000));
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
+    absl::StatusOr<Json> st = c.ok() ? (*c)->Status() : c.status();
+    if (st.ok()) {
+      last = st->Find("state")->as_string();
+      if (last == "ready") {
+        std::cout << (json_ ? st->Dump(1) + "\n" : "ready\n");
+        return absl::OkStatus();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (last == "failed") {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the service failed: ", st->Find("reason") ? st->Find("reason")->as_string() : ""));
+      }
+    } else if (st.status().code() == absl::StatusCode::kUnauthenticated) {
+      return st.status();
     }
-    std::cerr << "shardcast status: not ready after " << *secs << " s (last state: " << last << ")\n";
-    return 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(*co);
-  if (!c.ok()) return Error("status", c.status());
-  do {
-    absl::StatusOr<Json> st = (*c)->Status();
-    if (!st.ok()) return Error("status", st.status());
-    if (p.GetSwitch("json")) {
-      std::cout << st->Dump(1) << std::endl;
-    } else {
-      if (p.GetSwitch("watch")) std::cout << "\033[H\033[2J";
-      std::cout << FormatStatus(*st) << std::flush;
-    }
-    if (p.GetSwitch("watch")) std::this_thread::sleep_for(std::chrono::seconds(1));
-  } while (p.GetSwitch("watch"));
-  return 0;
+  return absl::DeadlineExceededError(absl::StrCat("not ready after ", seconds, " s (last state: ", last, ")"));
 }
 
-int RunFetch(const std::vector<std::string>& args) {
-  ArgParser p("shardcast fetch",
-              "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...]\n"
-              "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
-              "       (--out FILE.safetensors | --digest) [--json]",
-              "Receives one TP rank's shards from a running shardcastd, as a training rank would: over the gRPC\n"
-              "byte stream (--device cpu) or into GPU memory (--device cuda: NCCL, or CUDA IPC from a loader rank\n"
-              "on the same GPU). Every shard's CRC32C is checked. Output as in 'shardcast reshard'.");
-  AddConnectionFlags(&p);
-  p.AddFlag("tp", "N", "tensor-parallel size");
-  p.AddFlag("rank", "R", "tensor-parallel rank");
-  p.AddFlag("layout", "NAME|FILE", "layout preset, or a local layout file (its text is sent); default: the server's");
-  p.AddFlag("rule", "PATTERN=RULE", "extra rule", "", true);
-  p.AddFlag("prefix", "P", "only keys starting with P");
-  p.AddFlag("rename", "OLD=NEW", "rename name prefixes", "", true);
-  p.AddSwitch("unstack", "per-layer names for stacked tensors");
-  p.AddFlag("dtype", "bf16|fp16|fp32", "cast floating-point shards");
-  p.AddFlag("device", "cpu|cuda", "receive into host memory (stream) or GPU 0 (NCCL / CUDA IPC)", "cpu");
-  p.AddFlag("out", "FILE.safetensors", "write the shards here");
-  p.AddSwitch("digest", "print each shard's sha256");
-  p.AddSwitch("json", "print JSON for scripts");
-  p.AddSwitch("no-verify", "skip the CRC32C check");
-  p.AddFlag("repeat", "N", "receive N times (timing; the NCCL session is reused)", "1");
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
+absl::Status StatusCommand::Show() const {
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
+  do {
+    SC_ASSIGN_OR_RETURN(const Json st, client->Status());
+    if (json_) {
+      std::cout << st.Dump(1) << std::endl;
+    } else {
+      if (watch_) std::cout << "\033[H\033[2J";
+      std::cout << FormatStatus(st) << std::flush;
+    }
+    if (watch_) std::this_thread::sleep_for(std::chrono::seconds(1));
+  } while (watch_);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunStatus(const std::vector<std::string>& args) {
+  StatusCommand command;
+  return Execute(command, args);
+}
+
+namespace {
+
+// One buffer per shard of a manifest: host memory always (what the sink reads), and with
+// --device cuda GPU memory too (what the receive writes), freed when this goes.
+class ReceiveBuffers {
+ public:
+  ReceiveBuffers() = default;
+  ReceiveBuffers(const ReceiveBuffers&) = delete;
+  ReceiveBuffers& operator=(const ReceiveBuffers&) = delete;
+  ~ReceiveBuffers() {
+    for (void* d : device_) DeviceFree(d);
   }
-  if (!s.ok()) return Error("fetch", s, 2);
-  if (!p.Has("tp") || !p.Has("rank")) return Error("fetch", absl::InvalidArgumentError("--tp and --rank are required"), 2);
-  if (p.Has("out") == p.GetSwitch("digest")) {
-    return Error("fetch", absl::InvalidArgumentError("give exactly one of --out FILE or --digest"), 2);
+
+  absl::Status Allocate(const Manifest& m, bool on_device) {
+    for (const ShardEntry& e : m.shards) {
+      // nbytes comes from the server (checked against the shape by GetManifest): no abort if huge.
+      host_.emplace_back(new (std::nothrow) char[e.nbytes ? e.nbytes : 1]);
+      if (host_.back() == nullptr) {
+        return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", e.nbytes, " bytes for '", e.name, "'"));
+      }
+      Destination d{e.name, host_.back().get(), e.nbytes, e.dtype, e.shape};
+      if (on_device) {
+        SC_ASSIGN_OR_RETURN(void* p, DeviceAlloc(e.nbytes, 0));
+        device_.push_back(p);
+        d.data = p;
+      }
+      destinations_.push_back(std::move(d));
+    }
+    return absl::OkStatus();
   }
-  absl::StatusOr<ClientOptions> co = ConnectionOptions(p);
-  if (!co.ok()) return Error("fetch", co.status(), 2);
-  co->verify_crc32c = !p.GetSwitch("no-verify");
-  auto tp = p.GetInt("tp");
-  auto rank = p.GetInt("rank");
-  if (!tp.ok() || !rank.ok()) return Error("fetch", absl::InvalidArgumentError("--tp and --rank expect integers"), 2);
+  // Brings what the GPU received into the host buffers.
+  absl::Status CopyDeviceToHostBuffers() {
+    for (size_t i = 0; i < device_.size(); ++i) {
+      SC_RETURN_IF_ERROR(CopyDeviceToHost(host_[i].get(), device_[i], destinations_[i].nbytes));
+    }
+    return absl::OkStatus();
+  }
+  const std::vector<Destination>& destinations() const { return destinations_; }
+  absl::string_view host(size_t i) const { return absl::string_view(host_[i].get(), destinations_[i].nbytes); }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> host_;
+  std::vector<void*> device_;
+  std::vector<Destination> destinations_;
+};
+
+// `shardcast fetch`: a manifest from shardcastd, the shards received as a training rank would,
+// then the same sink as `reshard`.
+class FetchCommand final : public Command {
+ public:
+  std::string name() const override { return "fetch"; }
+  std::string usage() const override {
+    return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...]\n"
+           "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
+           "       (--out FILE.safetensors | --digest) [--json]";
+  }
+  std::string description() const override {
+    return "Receives one TP rank's shards from a running shardcastd, as a training rank would: over the gRPC\n"
+           "byte stream (--device cpu) or into GPU memory (--device cuda: NCCL, or CUDA IPC from a loader rank\n"
+           "on the same GPU). Every shard's CRC32C is checked. Output as in 'shardcast reshard'.";
+  }
+  void AddFlags(ArgParser& p) const override {
+    AddConnectionFlags(&p);
+    AddRequestFlags(p, {"", "layout preset, or a local layout file (its text is sent); default: the server's"});
+    p.AddFlag("device", "cpu|cuda", "receive into host memory (stream) or GPU 0 (NCCL / CUDA IPC)", "cpu");
+    AddOutputFlags(p);
+    p.AddSwitch("no-verify", "skip the CRC32C check");
+    p.AddFlag("repeat", "N", "receive N times (timing; the NCCL session is reused)", "1");
+  }
+  absl::Status Parse(const ArgParser& p) override;
+  absl::Status Run() override;
+
+ private:
+  // Receives every shard `repeat_` times; the seconds of each receive go to receive_seconds_.
+  absl::StatusOr<FetchReport> Receive(Client& client, const Manifest& m, const ReceiveBuffers& buffers);
+  absl::Status Output(const Manifest& m, const ReceiveBuffers& buffers, const FetchReport& report);
+  static void PrintLines(const Json& report, const FetchReport& fetch);
+
+  ClientOptions connection_;
+  ShardRequestSpec request_;
+  OutputFlags output_;
+  bool on_device_ = false;
+  int64_t repeat_ = 1;
+  double manifest_seconds_ = 0;
+  Json receive_seconds_ = Json::Array();
+};
+
+absl::Status FetchCommand::Parse(const ArgParser& p) {
+  SC_ASSIGN_OR_RETURN(request_, RequestFromFlags(p));  // ranges: the client checks them (exit 1)
+  SC_ASSIGN_OR_RETURN(output_, OutputFromFlags(p));
+  SC_ASSIGN_OR_RETURN(connection_, ConnectionOptions(p));
+  connection_.verify_crc32c = !p.GetSwitch("no-verify");
   const std::string device = p.Get("device");
-  if (device != "cpu" && device != "cuda") return Error("fetch", absl::InvalidArgumentError("--device must be cpu or cuda"), 2);
-  ShardRequestSpec spec;
-  spec.tp_size = *tp;  // int64: the client checks the range (README: Request limits)
-  spec.tp_rank = *rank;
-  spec.layout = p.Get("layout");
-  spec.rules = p.GetAll("rule");
-  spec.prefix = p.Get("prefix");
-  spec.renames = p.GetAll("rename");
-  spec.unstack = p.GetSwitch("unstack");
-  spec.dtype = p.Get("dtype");
-
-  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(*co);
-  if (!c.ok()) return Error("fetch", c.status());
-  const auto m0 = std::chrono::steady_clock::now();
-  absl::StatusOr<Manifest> m = (*c)->GetManifest(spec);
-  if (!m.ok()) return Error("fetch", m.status());
-  const double manifest_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
+  if (device != "cpu" && device != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
+  on_device_ = device == "cuda";
   absl::StatusOr<int64_t> repeat = p.GetInt("repeat");
-  if (!repeat.ok() || *repeat < 1) return Error("fetch", absl::InvalidArgumentError("--repeat expects N >= 1"), 2);
-  // Buffers for every shard (host; device ones too with --device cuda).
-  std::vector<std::unique_ptr<char[]>> host;
-  std::vector<void*> dev;
-  std::vector<Destination> dst;
-  for (const ShardEntry& e : m->shards) {
-    // nbytes comes from the server (checked against the shape by GetManifest): no abort if huge.
-    host.emplace_back(new (std::nothrow) char[e.nbytes ? e.nbytes : 1]);
-    if (host.back() == nullptr) {
-      return Error("fetch", absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", e.nbytes, " bytes for '",
-                                                                      e.name, "'")));
-    }
-    Destination d{e.name, host.back().get(), e.nbytes, e.dtype, e.shape};
-    if (device == "cuda") {
-      absl::StatusOr<void*> dp = DeviceAlloc(e.nbytes, 0);
-      if (!dp.ok()) return Error("fetch", dp.status());
-      dev.push_back(*dp);
-      d.data = *dp;
-    }
-    dst.push_back(d);
-  }
-  absl::StatusOr<FetchReport> report;
-  Json receive_seconds = Json::Array();
-  for (int64_t i = 0; i < *repeat; ++i) {
-    report = device == "cuda" ? (*c)->ReceiveDevice(*m, dst, 0) : (*c)->ReceiveHost(*m, dst);
-    if (!report.ok()) break;
-    receive_seconds.Append(Json(report->seconds));
-  }
-  if (report.ok() && device == "cuda") {
-    for (size_t i = 0; i < dst.size() && report.ok(); ++i) {
-      absl::Status cs = CopyDeviceToHost(host[i].get(), dev[i], dst[i].nbytes);
-      if (!cs.ok()) report = cs;
-    }
-  }
-  for (void* d : dev) DeviceFree(d);
-  if (!report.ok()) return Error("fetch", report.status());
+  if (!repeat.ok() || *repeat < 1) return absl::InvalidArgumentError("--repeat expects N >= 1");
+  repeat_ = *repeat;
+  return absl::OkStatus();
+}
 
-  Json out = Json::Object();
-  out.Set("tp_size", *tp);
-  out.Set("tp_rank", *rank);
-  out.Set("request_id", m->request_id);
-  Json tensors = Json::Array();
-  std::unique_ptr<SafetensorsWriter> writer;
-  if (p.Has("out")) {
-    std::vector<SafetensorsWriter::Entry> entries;
-    for (const ShardEntry& e : m->shards) entries.push_back({e.name, *DTypeFromName(e.dtype), e.shape});
-    auto w = SafetensorsWriter::Create(p.Get("out"), entries,
-                                       {{"tp_size", std::to_string(*tp)}, {"tp_rank", std::to_string(*rank)},
-                                        {"written_by", "shardcast fetch"}});
-    if (!w.ok()) return Error("fetch", w.status());
-    writer = std::move(*w);
+absl::Status FetchCommand::Run() {
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
+  const auto asked = std::chrono::steady_clock::now();
+  SC_ASSIGN_OR_RETURN(const Manifest m, client->GetManifest(request_));
+  manifest_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+  ReceiveBuffers buffers;
+  SC_RETURN_IF_ERROR(buffers.Allocate(m, on_device_));
+  SC_ASSIGN_OR_RETURN(const FetchReport report, Receive(*client, m, buffers));
+  if (on_device_) SC_RETURN_IF_ERROR(buffers.CopyDeviceToHostBuffers());
+  return Output(m, buffers, report);
+}
+
+absl::StatusOr<FetchReport> FetchCommand::Receive(Client& client, const Manifest& m, const ReceiveBuffers& buffers) {
+  absl::StatusOr<FetchReport> report;
+  for (int64_t i = 0; i < repeat_; ++i) {
+    report = on_device_ ? client.ReceiveDevice(m, buffers.destinations(), 0)
+                        : client.ReceiveHost(m, buffers.destinations());
+    if (!report.ok()) return report.status();
+    receive_seconds_.Append(Json(report->seconds));
   }
-  for (size_t i = 0; i < m->shards.size(); ++i) {
-    const ShardEntry& e = m->shards[i];
+  return report;
+}
+
+absl::Status FetchCommand::Output(const Manifest& m, const ReceiveBuffers& buffers, const FetchReport& fetch) {
+  std::vector<SafetensorsWriter::Entry> entries;
+  for (const ShardEntry& e : m.shards) entries.push_back({e.name, *DTypeFromName(e.dtype), e.shape});  // validated
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardSink> sink,
+                      ShardSink::Open(output_, entries,
+                                      {{"tp_size", std::to_string(request_.tp_size)},
+                                       {"tp_rank", std::to_string(request_.tp_rank)},
+                                       {"written_by", "shardcast fetch"}}));
+  for (size_t i = 0; i < m.shards.size(); ++i) {
+    const ShardEntry& e = m.shards[i];
     Json t = Json::Object();
     t.Set("key", e.key);
     t.Set("name", e.name);
@@ -262,33 +315,43 @@ int RunFetch(const std::vector<std::string>& args) {
     t.Set("rule", e.rule);
     t.Set("bytes", e.nbytes);
     t.Set("owner_rank", e.owner_rank);
-    if (p.GetSwitch("digest")) t.Set("sha256", Sha256Hex(absl::string_view(host[i].get(), e.nbytes)));
-    if (writer) {
-      absl::Status ws = writer->Append(host[i].get(), e.nbytes);
-      if (!ws.ok()) return Error("fetch", ws);
-    }
-    tensors.Append(std::move(t));
+    SC_RETURN_IF_ERROR(sink->Add(std::move(t), buffers.host(i)));
   }
-  if (writer) {
-    absl::Status ws = writer->Finish();
-    if (!ws.ok()) return Error("fetch", ws);
-  }
-  out.Set("tensors", std::move(tensors));
-  out.Set("report", report->ToJson());
-  out.Set("manifest_seconds", manifest_seconds);
-  out.Set("receive_seconds", std::move(receive_seconds));
-  if (p.GetSwitch("json")) {
-    std::cout << out.Dump(1) << std::endl;
+  SC_RETURN_IF_ERROR(sink->Finish());
+  Json report = Json::Object();
+  report.Set("tp_size", request_.tp_size);
+  report.Set("tp_rank", request_.tp_rank);
+  report.Set("request_id", m.request_id);
+  report.Set("tensors", sink->TakeTensors());
+  report.Set("report", fetch.ToJson());
+  report.Set("manifest_seconds", manifest_seconds_);
+  report.Set("receive_seconds", std::move(receive_seconds_));
+  if (output_.json) {
+    ShardSink::PrintJson(report);
   } else {
-    for (const Json& t : out.Find("tensors")->items()) {
-      std::cout << t.Find("name")->as_string() << "  " << t.Find("dtype")->as_string() << "  " << t.Find("rule")->as_string();
-      if (t.Find("sha256")) std::cout << "  " << t.Find("sha256")->as_string();
-      std::cout << "\n";
-    }
-    std::cout << absl::StrFormat("%d shards, %s over %s in %.3f s, %d CRC32C checked\n", report->shards,
-                                 HumanBytes(report->bytes), report->transport, report->seconds, report->crc_checked);
+    PrintLines(report, fetch);
   }
-  return 0;
+  return absl::OkStatus();
+}
+
+// The human form of fetch's report: one line per shard (names escaped: they come from the
+// server), then a summary.
+void FetchCommand::PrintLines(const Json& report, const FetchReport& fetch) {
+  for (const Json& t : report.Find("tensors")->items()) {
+    std::cout << EscapeForTerminal(t.Find("name")->as_string()) << "  " << t.Find("dtype")->as_string() << "  "
+              << EscapeForTerminal(t.Find("rule")->as_string());
+    if (t.Find("sha256")) std::cout << "  " << t.Find("sha256")->as_string();
+    std::cout << "\n";
+  }
+  std::cout << absl::StrFormat("%d shards, %s over %s in %.3f s, %d CRC32C checked\n", fetch.shards,
+                               HumanBytes(fetch.bytes), fetch.transport, fetch.seconds, fetch.crc_checked);
+}
+
+}  // namespace
+
+int RunFetch(const std::vector<std::string>& args) {
+  FetchCommand command;
+  return Execute(command, args);
 }
 
 }  // namespace shardcast::cli

@@ -1,3 +1,5 @@
+// `shardcast reshard` (a command object: flags -> plan -> executor -> ShardSink) and `shardcast layouts`;
+// MaterializeShards, the batched reader -> executor -> sink loop.
 #include "client/cli/reshard.h"
 
 #include <unistd.h>
@@ -11,8 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/args.h"
+#include "client/cli/command.h"
 #include "client/cli/device.h"
+#include "client/cli/request_flags.h"
+#include "client/cli/shard_sink.h"
+#include "common/args.h"
 #include "common/json.h"
 #include "common/progress.h"
 #include "common/safetensors.h"
@@ -83,11 +88,6 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
 
 namespace {
 
-absl::Status Fail(absl::string_view cmd, const absl::Status& s) {
-  std::cerr << "shardcast " << cmd << ": error: " << EscapeForTerminal(s.message()) << "\n";
-  return s;
-}
-
 // Refuses an output path inside the checkpoint folder: the checkpoint is only ever read.
 absl::Status CheckOutsideCheckpoint(const std::string& out, const std::string& ckpt_dir) {
   std::string dir = out.substr(0, out.rfind('/') == std::string::npos ? 0 : out.rfind('/'));
@@ -104,210 +104,244 @@ absl::Status CheckOutsideCheckpoint(const std::string& out, const std::string& c
   return absl::OkStatus();
 }
 
-}  // namespace
+// The human form of reshard's report: one line per shard (names escaped: they come from the
+// checkpoint, and none may forge an output line), then a summary.
+void PrintReshardTable(const Json& report, const std::string& out_path) {
+  const Json& tensors = *report.Find("tensors");
+  size_t width = 4;
+  std::vector<std::string> names;
+  for (const Json& t : tensors.items()) {
+    names.push_back(EscapeForTerminal(t.Find("name")->as_string()));
+    width = std::max(width, names.back().size());
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Json& t = tensors.items()[i];
+    std::vector<int64_t> shape;
+    for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
+    std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", width, names[i], t.Find("dtype")->as_string(),
+                                 absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
+                                 EscapeForTerminal(t.Find("rule")->as_string()),
+                                 t.Find("sha256") ? "  " + t.Find("sha256")->as_string() : "");
+  }
+  std::cout << absl::StrFormat("%d shards for TP rank %d of %d, %.1f MB%s\n", tensors.size(),
+                               report.Find("tp_rank")->as_int(), report.Find("tp_size")->as_int(),
+                               report.Find("bytes")->as_uint() / 1e6,
+                               out_path.empty() ? "" : absl::StrCat(", written to ", out_path));
+}
 
-int RunReshard(const std::vector<std::string>& args) {
-  ArgParser p("shardcast reshard",
-              "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--prefix P]\n"
-              "       [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
-              "       (--out FILE.safetensors | --digest) [--json] [--expect FILE] [--verbose]",
-              "Cuts one tensor-parallel rank's shards out of a DCP checkpoint, exactly as Megatron cuts them,\n"
-              "whatever TP the checkpoint was saved at. Writes them as safetensors or prints their sha256\n"
-              "(C order). Layout rules: 'shardcast layouts show megatron'.");
+// `shardcast reshard`: read the checkpoint, plan one TP rank, cut its shards, hand them to the sink.
+class ReshardCommand final : public Command {
+ public:
+  std::string name() const override { return "reshard"; }
+  std::string usage() const override {
+    return "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--prefix P]\n"
+           "       [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
+           "       (--out FILE.safetensors | --digest) [--json] [--expect FILE] [--verbose]";
+  }
+  std::string description() const override {
+    return "Cuts one tensor-parallel rank's shards out of a DCP checkpoint, exactly as Megatron cuts them,\n"
+           "whatever TP the checkpoint was saved at. Writes them as safetensors or prints their sha256\n"
+           "(C order). Layout rules: 'shardcast layouts show megatron'.";
+  }
+  void AddFlags(ArgParser& p) const override;
+  absl::Status Parse(const ArgParser& p) override;
+  absl::Status Run() override;
+
+ private:
+  absl::StatusOr<RankPlan> Plan(const CheckpointReader& reader) const;
+  absl::Status CheckPlan(const RankPlan& plan) const;
+  absl::StatusOr<std::unique_ptr<ShardSink>> OpenSink(const CheckpointReader& reader, const RankPlan& plan) const;
+  uint64_t OutputBytes(const RankPlan& plan) const;
+
+  std::string path_;
+  ShardRequestSpec request_;
+  std::optional<DType> dtype_;
+  PlanOptions plan_options_;
+  OutputFlags output_;
+  std::string device_;
+  std::string expect_;  // "" unless --expect
+  bool verbose_ = false;
+  ReaderOptions reader_options_;
+  uint64_t batch_bytes_ = 0;
+};
+
+void ReshardCommand::AddFlags(ArgParser& p) const {
   p.AddPositional("PATH", "checkpoint folder (DCP, or Megatron save folder)");
-  p.AddFlag("tp", "N", "tensor-parallel size");
-  p.AddFlag("rank", "R", "tensor-parallel rank, 0..N-1");
-  p.AddFlag("layout", "NAME|FILE", "layout preset or file", "megatron");
-  p.AddFlag("rule", "PATTERN=RULE", "a rule that takes precedence over the layout", "", true);
-  p.AddFlag("prefix", "P", "only keys starting with P");
-  p.AddFlag("rename", "OLD=NEW", "rename the name prefix OLD to NEW", "", true);
-  p.AddSwitch("unstack", "split stacked (@stacked) tensors into per-layer names ...layers.<i>.<param>");
-  p.AddFlag("dtype", "bf16|fp16|fp32", "cast floating-point shards");
+  AddRequestFlags(p, {"megatron", "layout preset or file"});
   p.AddFlag("device", "cpu|cuda", "where shards are cut", "cpu");
-  p.AddFlag("out", "FILE.safetensors", "write the shards to a safetensors file");
-  p.AddSwitch("digest", "print the sha256 of each shard");
-  p.AddSwitch("json", "print JSON for scripts");
+  AddOutputFlags(p);
   p.AddFlag("expect", "FILE", "strict mode: JSON list of expected names, or {name: shape}");
   p.AddSwitch("verbose", "list the keys no layout rule matched (replicated by default)");
   p.AddFlag("iteration", "N", "Megatron iteration folder to open");
   p.AddFlag("threads", "N", "parallel reads", "8");
   p.AddFlag("batch", "BYTES", "host memory per batch of shards", "1GiB");
   p.AddSwitch("no-verify-storage-crc", "do not check records' stored CRC-32 (checked when a record is read whole)");
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
-  }
-  auto usage = [](const absl::Status& st) {
-    std::cerr << "shardcast reshard: error: " << st.message() << "\n";
-    return 2;
-  };
-  if (!s.ok()) return usage(s);
-  if (!p.Has("tp") || !p.Has("rank")) return usage(absl::InvalidArgumentError("--tp and --rank are required"));
-  if (p.Has("out") == p.GetSwitch("digest")) return usage(absl::InvalidArgumentError("give exactly one of --out FILE or --digest"));
-  auto tp = p.GetInt("tp");
-  auto rank = p.GetInt("rank");
-  auto threads = p.GetInt("threads");
-  auto batch = p.GetBytes("batch");
-  auto iter = p.GetOptionalInt("iteration");
-  for (const absl::Status& st : {tp.status(), rank.status(), threads.status(), batch.status(), iter.status()}) {
-    if (!st.ok()) return usage(st);
-  }
-  if (*tp < 1 || *tp > kMaxTpSize) {
-    return usage(absl::InvalidArgumentError(absl::StrCat("--tp must be in 1..", kMaxTpSize)));
-  }
-  if (*rank < 0 || *rank >= *tp) {
-    return usage(absl::InvalidArgumentError(absl::StrCat("--rank must be in 0..", *tp - 1, " for --tp ", *tp)));
-  }
-  std::optional<DType> dtype;
-  if (absl::StatusOr<std::optional<DType>> d = ParseCastDType(p.Get("dtype")); d.ok()) {
-    dtype = *d;
-  } else {
-    return usage(absl::InvalidArgumentError("--dtype must be bf16, fp16 or fp32"));
-  }
-  const std::string device = p.Get("device");
-  if (device != "cpu" && device != "cuda") return usage(absl::InvalidArgumentError("--device must be cpu or cuda"));
-  PlanOptions po;
-  po.prefix = p.Get("prefix");
-  po.unstack = p.GetSwitch("unstack");
-  for (const std::string& r : p.GetAll("rename")) {
-    auto rn = ParseRename(r);
-    if (!rn.ok()) return usage(rn.status());
-    po.renames.push_back(*rn);
-  }
-  const bool json = p.GetSwitch("json");
-
-  // From here on errors are about the checkpoint or the layout: exit 1.
-  auto run = [&]() -> absl::Status {
-    ReaderOptions ro;
-    ro.threads = static_cast<int>(*threads);
-    ro.iteration = *iter;
-    ro.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
-    absl::StatusOr<std::unique_ptr<CheckpointReader>> reader = CheckpointReader::Open(p.positional(0), ro);
-    if (!reader.ok()) return Fail("reshard", reader.status());
-    absl::StatusOr<Layout> layout = Layout::Load(p.Get("layout"), p.GetAll("rule"));
-    if (!layout.ok()) return Fail("reshard", layout.status());
-    auto plans = PlanReshard((*reader)->metadata(), *layout, {Target{static_cast<int>(*tp), static_cast<int>(*rank)}}, po);
-    if (!plans.ok()) return Fail("reshard", plans.status());
-    const RankPlan& plan = (*plans)[0];
-    if (plan.shards.empty()) {
-      return Fail("reshard", absl::NotFoundError(absl::StrCat("no tensor selected (prefix '", po.prefix, "')")));
-    }
-    if (p.GetSwitch("verbose")) {
-      for (const ShardPlan& sp : plan.shards) {
-        if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
-      }
-    }
-    if (p.Has("expect")) {
-      absl::StatusOr<std::vector<std::pair<std::string, std::optional<Shape>>>> expected = LoadExpectedNames(p.Get("expect"));
-      if (!expected.ok()) return Fail("reshard", expected.status());
-      absl::Status st = CheckExpected(plan, *expected);
-      if (!st.ok()) return Fail("reshard", st);
-    }
-    absl::StatusOr<std::unique_ptr<ShardExecutor>> executor = MakeExecutor(device);
-    if (!executor.ok()) return Fail("reshard", executor.status());
-
-    std::unique_ptr<SafetensorsWriter> writer;
-    if (p.Has("out")) {
-      absl::Status st = CheckOutsideCheckpoint(p.Get("out"), (*reader)->resolved().dir);
-      if (!st.ok()) return Fail("reshard", st);
-      std::vector<SafetensorsWriter::Entry> entries;
-      for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, OutputDType(sp.tensor->dtype, dtype), sp.shape});
-      auto w = SafetensorsWriter::Create(p.Get("out"), entries,
-                                         {{"tp_size", std::to_string(*tp)}, {"tp_rank", std::to_string(*rank)},
-                                          {"checkpoint", (*reader)->resolved().dir}, {"written_by", "shardcast reshard"}});
-      if (!w.ok()) return Fail("reshard", w.status());
-      writer = std::move(*w);
-    }
-    Json out = Json::Object();
-    out.Set("tp_size", *tp);
-    out.Set("tp_rank", *rank);
-    out.Set("device", (*executor)->device());
-    Json tensors = Json::Array();
-    uint64_t total = 0;
-    for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype));
-    ProgressBar bar("resharding", total, !json && ProgressBar::StderrIsTerminal());
-    absl::Status st = MaterializeShards(**reader, plan, **executor, dtype, *batch,
-                                        [&](const ShardPlan& sp, DType od, absl::string_view bytes) -> absl::Status {
-                                          Json t = Json::Object();
-                                          t.Set("key", sp.key());
-                                          t.Set("name", sp.name);
-                                          t.Set("dtype", std::string(DTypeName(od)));
-                                          t.Set("shape", Json::ArrayOf(sp.shape));
-                                          t.Set("rule", sp.rule_matched ? sp.rule.ToString() : "replicate (default)");
-                                          t.Set("bytes", static_cast<uint64_t>(bytes.size()));
-                                          if (p.GetSwitch("digest")) t.Set("sha256", Sha256Hex(bytes));
-                                          tensors.Append(std::move(t));
-                                          bar.Add(bytes.size());
-                                          return writer ? writer->Append(bytes.data(), bytes.size()) : absl::OkStatus();
-                                        });
-    if (!st.ok()) return Fail("reshard", st);
-    if (writer) {
-      st = writer->Finish();
-      if (!st.ok()) return Fail("reshard", st);
-    }
-    Json opaque = Json::Array();
-    for (const BytesEntry* b : plan.opaque) opaque.Append(Json(b->key));
-    out.Set("tensors", std::move(tensors));
-    out.Set("opaque", std::move(opaque));
-    out.Set("bytes", total);
-    if (p.Has("out")) out.Set("out", p.Get("out"));
-    if (json) {
-      std::cout << out.Dump(1) << "\n";
-    } else {
-      // Names come from the checkpoint: escaped so that none can forge an output line.
-      size_t w = 4;
-      std::vector<std::string> names;
-      for (const Json& t : out.Find("tensors")->items()) {
-        names.push_back(EscapeForTerminal(t.Find("name")->as_string()));
-        w = std::max(w, names.back().size());
-      }
-      for (size_t i = 0; i < names.size(); ++i) {
-        const Json& t = out.Find("tensors")->items()[i];
-        std::vector<int64_t> shape;
-        for (const Json& d : t.Find("shape")->items()) shape.push_back(d.as_int());
-        std::cout << absl::StrFormat("%-*s  %-9s %-16s %-20s%s\n", w, names[i], t.Find("dtype")->as_string(),
-                                     absl::StrCat("[", absl::StrJoin(shape, ","), "]"),
-                                     EscapeForTerminal(t.Find("rule")->as_string()),
-                                     t.Find("sha256") ? "  " + t.Find("sha256")->as_string() : "");
-      }
-      std::cout << absl::StrFormat("%d shards for TP rank %d of %d, %.1f MB%s\n", out.Find("tensors")->size(), *rank, *tp,
-                                   total / 1e6, p.Has("out") ? absl::StrCat(", written to ", p.Get("out")) : "");
-    }
-    return absl::OkStatus();
-  };
-  return run().ok() ? 0 : 1;
 }
 
+absl::Status ReshardCommand::Parse(const ArgParser& p) {
+  path_ = p.positional(0);
+  SC_ASSIGN_OR_RETURN(request_, RequestFromFlags(p));
+  SC_ASSIGN_OR_RETURN(output_, OutputFromFlags(p));
+  SC_ASSIGN_OR_RETURN(const int64_t threads, p.GetInt("threads"));
+  SC_ASSIGN_OR_RETURN(batch_bytes_, p.GetBytes("batch"));
+  SC_ASSIGN_OR_RETURN(reader_options_.iteration, p.GetOptionalInt("iteration"));
+  reader_options_.threads = static_cast<int>(threads);
+  reader_options_.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
+  // No server checks this request: the ranges are checked here, naming the flags.
+  if (request_.tp_size < 1 || request_.tp_size > kMaxTpSize) {
+    return absl::InvalidArgumentError(absl::StrCat("--tp must be in 1..", kMaxTpSize));
+  }
+  if (request_.tp_rank < 0 || request_.tp_rank >= request_.tp_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rank must be in 0..", request_.tp_size - 1, " for --tp ", request_.tp_size));
+  }
+  absl::StatusOr<std::optional<DType>> dtype = ParseCastDType(request_.dtype);
+  if (!dtype.ok()) return absl::InvalidArgumentError("--dtype must be bf16, fp16 or fp32");
+  dtype_ = *dtype;
+  device_ = p.Get("device");
+  if (device_ != "cpu" && device_ != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
+  plan_options_.prefix = request_.prefix;
+  plan_options_.unstack = request_.unstack;
+  for (const std::string& r : request_.renames) {
+    SC_ASSIGN_OR_RETURN(auto rename, ParseRename(r));
+    plan_options_.renames.push_back(std::move(rename));
+  }
+  expect_ = p.Get("expect");
+  verbose_ = p.GetSwitch("verbose");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RankPlan> ReshardCommand::Plan(const CheckpointReader& reader) const {
+  SC_ASSIGN_OR_RETURN(const Layout layout, Layout::Load(request_.layout, request_.rules));
+  const Target target{static_cast<int>(request_.tp_size), static_cast<int>(request_.tp_rank)};
+  SC_ASSIGN_OR_RETURN(std::vector<RankPlan> plans, PlanReshard(reader.metadata(), layout, {target}, plan_options_));
+  RankPlan plan = std::move(plans[0]);
+  if (plan.shards.empty()) {
+    return absl::NotFoundError(absl::StrCat("no tensor selected (prefix '", plan_options_.prefix, "')"));
+  }
+  return plan;
+}
+
+// --verbose's list of unmatched keys, and strict mode (--expect) before any byte moves.
+absl::Status ReshardCommand::CheckPlan(const RankPlan& plan) const {
+  if (verbose_) {
+    for (const ShardPlan& sp : plan.shards) {
+      if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
+    }
+  }
+  if (expect_.empty()) return absl::OkStatus();
+  SC_ASSIGN_OR_RETURN(const auto expected, LoadExpectedNames(expect_));
+  return CheckExpected(plan, expected);
+}
+
+absl::StatusOr<std::unique_ptr<ShardSink>> ReshardCommand::OpenSink(const CheckpointReader& reader,
+                                                                    const RankPlan& plan) const {
+  if (!output_.out.empty()) SC_RETURN_IF_ERROR(CheckOutsideCheckpoint(output_.out, reader.resolved().dir));
+  std::vector<SafetensorsWriter::Entry> entries;
+  for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, OutputDType(sp.tensor->dtype, dtype_), sp.shape});
+  return ShardSink::Open(output_, entries,
+                         {{"tp_size", std::to_string(request_.tp_size)},
+                          {"tp_rank", std::to_string(request_.tp_rank)},
+                          {"checkpoint", reader.resolved().dir},
+                          {"written_by", "shardcast reshard"}});
+}
+
+uint64_t ReshardCommand::OutputBytes(const RankPlan& plan) const {
+  uint64_t total = 0;
+  for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype_));
+  return total;
+}
+
+absl::Status ReshardCommand::Run() {
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(path_, reader_options_));
+  SC_ASSIGN_OR_RETURN(const RankPlan plan, Plan(*reader));
+  SC_RETURN_IF_ERROR(CheckPlan(plan));
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardExecutor> executor, MakeExecutor(device_));
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardSink> sink, OpenSink(*reader, plan));
+  const uint64_t total = OutputBytes(plan);
+  ProgressBar bar("resharding", total, !output_.json && ProgressBar::StderrIsTerminal());
+  SC_RETURN_IF_ERROR(MaterializeShards(
+      *reader, plan, *executor, dtype_, batch_bytes_,
+      [&](const ShardPlan& sp, DType od, absl::string_view bytes) -> absl::Status {
+        Json t = Json::Object();
+        t.Set("key", sp.key());
+        t.Set("name", sp.name);
+        t.Set("dtype", std::string(DTypeName(od)));
+        t.Set("shape", Json::ArrayOf(sp.shape));
+        t.Set("rule", sp.rule_matched ? sp.rule.ToString() : "replicate (default)");
+        t.Set("bytes", static_cast<uint64_t>(bytes.size()));
+        bar.Add(bytes.size());
+        return sink->Add(std::move(t), bytes);
+      }));
+  SC_RETURN_IF_ERROR(sink->Finish());
+  Json report = Json::Object();
+  report.Set("tp_size", request_.tp_size);
+  report.Set("tp_rank", request_.tp_rank);
+  report.Set("device", executor->device());
+  report.Set("tensors", sink->TakeTensors());
+  Json opaque = Json::Array();
+  for (const BytesEntry* b : plan.opaque) opaque.Append(Json(b->key));
+  report.Set("opaque", std::move(opaque));
+  report.Set("bytes", total);
+  if (!output_.out.empty()) report.Set("out", output_.out);
+  if (output_.json) {
+    ShardSink::PrintJson(report);
+  } else {
+    PrintReshardTable(report, output_.out);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunReshard(const std::vector<std::string>& args) {
+  ReshardCommand command;
+  return Execute(command, args);
+}
+
+namespace {
+
+// `shardcast layouts`: the preset names, or one layout's text.
+class LayoutsCommand final : public Command {
+ public:
+  // NAME is read from the raw arguments (the second, when given).
+  explicit LayoutsCommand(std::vector<std::string> args) : args_(std::move(args)) {}
+  std::string name() const override { return "layouts"; }
+  std::string usage() const override { return "shardcast layouts (list | show NAME|FILE)"; }
+  std::string description() const override {
+    return "Lists the built-in layout presets or prints one (PATTERN  RULE per line; first match wins).";
+  }
+  void AddFlags(ArgParser& p) const override {
+    p.AddPositional("ACTION", "list or show");
+    p.AddPositional("NAME", "preset name or layout file (for show)", true);
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    action_ = p.positional(0);
+    if (action_ != "list" && action_ != "show") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown action '", action_, "' (list, show)"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Run() override {
+    if (action_ == "list") {
+      for (const std::string& n : Layout::PresetNames()) std::cout << n << "\n";
+      return absl::OkStatus();
+    }
+    SC_ASSIGN_OR_RETURN(const Layout layout, Layout::Load(args_.size() > 1 ? args_[1] : "megatron", {}));
+    std::cout << "# first match wins; unmatched tensors are replicated\n" << layout.ToText();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<std::string> args_;
+  std::string action_;
+};
+
+}  // namespace
+
 int RunLayouts(const std::vector<std::string>& args) {
-  ArgParser p("shardcast layouts", "shardcast layouts (list | show NAME|FILE)",
-              "Lists the built-in layout presets or prints one (PATTERN  RULE per line; first match wins).");
-  p.AddPositional("ACTION", "list or show");
-  p.AddPositional("NAME", "preset name or layout file (for show)", true);
-  absl::Status s = p.Parse(args);
-  if (p.help_requested()) {
-    std::cout << p.Help();
-    return 0;
-  }
-  if (!s.ok()) {
-    std::cerr << "shardcast layouts: error: " << s.message() << "\n";
-    return 2;
-  }
-  if (p.positional(0) == "list") {
-    for (const std::string& n : Layout::PresetNames()) std::cout << n << "\n";
-    return 0;
-  }
-  if (p.positional(0) != "show") {
-    std::cerr << "shardcast layouts: error: unknown action '" << p.positional(0) << "' (list, show)\n";
-    return 2;
-  }
-  auto l = Layout::Load(args.size() > 1 ? args[1] : "megatron", {});
-  if (!l.ok()) {
-    std::cerr << "shardcast layouts: error: " << l.status().message() << "\n";
-    return 1;
-  }
-  std::cout << "# first match wins; unmatched tensors are replicated\n" << l->ToText();
-  return 0;
+  LayoutsCommand command(args);
+  return Execute(command, args);
 }
 
 }  // namespace shardcast::cli

@@ -63,6 +63,17 @@ def _library():
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint64), ctypes.c_int,
                                           ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_warm_up.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_manifest_get.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                               ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_manifest_parse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                                 ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_manifest_free.argtypes = [ctypes.c_void_p]
+        lib.shardcast_receive_manifest.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, c_char_pp,
+                                                   ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint64),
+                                                   ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
+                                                   ctypes.POINTER(ctypes.c_void_p)]
+        lib.shardcast_warm_up_manifest.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                                   ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_nccl_version.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)]
         _lib = lib
     return _lib
@@ -90,6 +101,26 @@ def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype):
     return json.dumps({"tp_size": int(tp_size), "tp_rank": int(tp_rank), "layout": layout or "",
                        "rules": list(rules or ()), "prefix": prefix or "", "renames": renames,
                        "unstack": bool(unstack), "dtype": dtype or ""}).encode()
+
+
+class _Manifest:
+    """A manifest as the C ABI keeps it: a handle (parsed and checked once, when obtained) and its
+    JSON document (`text`, `shards`). Receives and warm-ups take the handle."""
+
+    def __init__(self, lib, handle, text):
+        self._lib, self.handle, self.text = lib, handle, text
+        self.shards = json.loads(text)["shards"]
+
+    def close(self):
+        if getattr(self, "handle", None):
+            self._lib.shardcast_manifest_free(self.handle)
+            self.handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _numpy_dtype(name):
@@ -171,6 +202,18 @@ class Client:
         _check(self._lib, self._lib.shardcast_manifest(self._handle, req, ctypes.byref(out), ctypes.byref(err)), err)
         return _take_string(self._lib, out)
 
+    def _manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+        handle, out, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        _check(self._lib, self._lib.shardcast_manifest_get(self._handle, req, ctypes.byref(handle), ctypes.byref(out),
+                                                           ctypes.byref(err)), err)
+        return _Manifest(self._lib, handle, _take_string(self._lib, out))
+
+    def _parse_manifest(self, text):
+        handle, err = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(self._lib, self._lib.shardcast_manifest_parse(text.encode(), ctypes.byref(handle), ctypes.byref(err)), err)
+        return _Manifest(self._lib, handle, text)
+
     def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
         """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule).
 
@@ -187,12 +230,13 @@ class Client:
         other GPUs are formed (about 0.5 s, once per client). With background=True it runs on a
         thread (the GIL is released) while you build the model, and returns that thread; load_into
         waits for it. Errors surface again in load_into."""
-        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
         index = _device_index(device)
 
         def run():
             err = ctypes.c_void_p()
-            _check(self._lib, self._lib.shardcast_warm_up(self._handle, text.encode(), index, ctypes.byref(err)), err)
+            _check(self._lib, self._lib.shardcast_warm_up_manifest(self._handle, manifest.handle, index,
+                                                                   ctypes.byref(err)), err)
 
         if not background:
             run()
@@ -206,15 +250,19 @@ class Client:
             t.join()
         self._warm_ups = []
 
-    def _receive(self, manifest_text, items, device):
+    def _receive(self, manifest, items, device):
+        """Receives `items` ((name, pointer, size) each) of `manifest`: a _Manifest, or a manifest's
+        JSON text (parsed and checked by the C ABI first)."""
         self._finish_warm_ups()
+        if isinstance(manifest, str):
+            manifest = self._parse_manifest(manifest)
         n = len(items)
         names = (ctypes.c_char_p * n)(*[name.encode() for name, _, _ in items])
         ptrs = (ctypes.c_void_p * n)(*[ptr for _, ptr, _ in items])
         sizes = (ctypes.c_uint64 * n)(*[size for _, _, size in items])
         report, err = ctypes.c_void_p(), ctypes.c_void_p()
-        rc = self._lib.shardcast_receive(self._handle, manifest_text.encode(), n, names, ptrs, sizes, device,
-                                         ctypes.byref(report), ctypes.byref(err))
+        rc = self._lib.shardcast_receive_manifest(self._handle, manifest.handle, n, names, ptrs, sizes, device,
+                                                  ctypes.byref(report), ctypes.byref(err))
         _check(self._lib, rc, err)
         return json.loads(_take_string(self._lib, report))
 
@@ -226,8 +274,8 @@ class Client:
         of its byte size). Shapes, dtypes and byte sizes are checked before any byte moves; with
         `strict`, names missing from either side are an error listing them all.
         Returns the report: bytes, seconds, shards, crc_checked, transport(s)."""
-        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
-        shards = {s["name"]: s for s in json.loads(text)["shards"]}
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        shards = {s["name"]: s for s in manifest.shards}
         missing = sorted(set(tensors) - set(shards))
         unexpected = sorted(set(shards) - set(tensors))
         problems = []
@@ -264,8 +312,8 @@ class Client:
             if i > 0:
                 # A manifest's lease covers one receive (its transfers end the pin on each rank):
                 # every further receive asks again, which re-pins the cached request (no re-cut).
-                text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
-            reports.append(self._receive(text, items, dev))
+                manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+            reports.append(self._receive(manifest, items, dev))
         return {"bytes": sum(r["bytes"] for r in reports), "shards": sum(r["shards"] for r in reports),
                 "crc_checked": sum(r["crc_checked"] for r in reports), "seconds": sum(r["seconds"] for r in reports),
                 "transports": [r["transport"] for r in reports], "skipped": unexpected}
@@ -274,11 +322,11 @@ class Client:
         """Receives one TP rank's shards into new NumPy arrays (host memory): {name: array}.
         bfloat16/float8 come as ml_dtypes arrays when ml_dtypes is installed, else as raw uint8."""
         import numpy as np
-        text = self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
-        shards = json.loads(text)["shards"]
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        shards = manifest.shards
         raw = {s["name"]: np.empty(s["nbytes"], dtype=np.uint8) for s in shards}
         if shards:
-            self._receive(text, [(n, a.ctypes.data, a.nbytes) for n, a in raw.items()], -1)
+            self._receive(manifest, [(n, a.ctypes.data, a.nbytes) for n, a in raw.items()], -1)
         out = {}
         for s in shards:
             dt = _numpy_dtype(s["dtype"])

@@ -27,6 +27,7 @@
 #include "common/box.h"
 #include "common/dtype.h"
 #include "common/shard_request.h"
+#include "proto/request_convert.h"
 #include "proto/shardcast/v1/shardcast.pb.h"
 #include "reshard/layout.h"
 #include "reshard/layout_cache.h"
@@ -44,21 +45,6 @@ using namespace shardcast;  // NOLINT
 const CheckpointMetadata* g_metadata = nullptr;
 LayoutCache* g_layouts = nullptr;
 std::string* g_default_text = nullptr;
-
-// The same conversion as server/proto_convert.cc's FromProto (which drags in the loader).
-ShardRequestSpec FromProto(const v1::ShardRequest& p) {
-  ShardRequestSpec s;
-  s.tp_size = p.tp_size();
-  s.tp_rank = p.tp_rank();
-  s.layout = p.layout();
-  s.layout_text = p.layout_text();
-  s.rules.assign(p.rules().begin(), p.rules().end());
-  s.prefix = p.prefix();
-  s.renames.assign(p.renames().begin(), p.renames().end());
-  s.unstack = p.unstack();
-  s.dtype = p.dtype();
-  return s;
-}
 
 void CheckPlan(const RankPlan& plan, const Target& target) {
   if (plan.target.tp_size != target.tp_size || plan.target.tp_rank != target.tp_rank) Violation("target", "changed");
@@ -110,7 +96,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   v1::ShardRequest req;
   if (!req.ParseFromArray(data, static_cast<int>(size))) return 0;
-  const ShardRequestSpec spec = FromProto(req);
+  const ShardRequestSpec spec = ShardRequestFromProto(req);
   if (!ValidateShardRequest(spec).ok()) return 0;
   absl::StatusOr<RequestLayoutSource> from = ResolveRequestLayout(spec);
   if (!from.ok()) return 0;

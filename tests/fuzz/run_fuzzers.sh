@@ -74,7 +74,7 @@ CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,un
 declare -A SOURCES=(
   [metadata]="tests/fuzz/metadata_fuzzer.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
   [record]="tests/fuzz/record_fuzzer.cc checkpoint/pickle.cc checkpoint/torch_record.cc checkpoint/region_copy.cc common/box.cc common/dtype.cc"
-  [request]="tests/fuzz/request_fuzzer.cc tests/fuzz/build/gen/proto/shardcast/v1/shardcast.pb.cc common/shard_request.cc reshard/layout.cc reshard/layout_cache.cc reshard/planner.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
+  [request]="tests/fuzz/request_fuzzer.cc tests/fuzz/build/gen/proto/shardcast/v1/shardcast.pb.cc proto/request_convert.cc common/shard_request.cc reshard/layout.cc reshard/layout_cache.cc reshard/planner.cc checkpoint/pickle.cc checkpoint/metadata_parser.cc checkpoint/torch_record.cc common/box.cc common/dtype.cc"
   [json]="tests/fuzz/json_fuzzer.cc common/json.cc common/text_escape.cc"
 )
 declare -A EXTRA_LIBS=([request]="$REQUEST_LIBS")

@@ -1,0 +1,148 @@
+// The C ABI against an in-process shardcastd stand-in (one gRPC server playing rank 0 and its only
+// loader rank): a manifest handle is obtained once and received from; NULL pointers and wrongly
+// typed request members are refused with INVALID_ARGUMENT and a message, before anything is sent.
+#include "client/c_api.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/crc32c.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/shardcast/v1/shardcast.grpc.pb.h"
+
+namespace shardcast {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kBytes[] = "0123456789abcdef";  // shard "w": float32 [2, 2], 16 bytes
+
+class FakeService final : public v1::Shardcast::Service, public v1::LoaderRank::Service {
+ public:
+  std::string address;
+  std::atomic<int> manifests{0}, fetches{0};
+
+  grpc::Status GetManifest(grpc::ServerContext*, const v1::ShardRequest* req, v1::Manifest* out) override {
+    ++manifests;
+    out->set_request_id("r");
+    out->set_lease_id("lease");
+    v1::ShardInfo* s = out->add_shards();
+    s->set_name("w");
+    s->set_key("model.w");
+    s->set_dtype("float32");
+    s->add_shape(2);
+    s->add_shape(2);
+    s->set_nbytes(16);
+    s->set_crc32c(Crc32c(kBytes, 16));
+    s->set_owner_rank(0);
+    v1::RankEndpoint* e = out->add_endpoints();
+    e->set_rank(0);
+    e->set_address(address);
+    return req->tp_size() == 1 ? grpc::Status::OK : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "tp 1 only");
+  }
+  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest*, grpc::ServerWriter<v1::FetchChunk>* w) override {
+    ++fetches;
+    v1::FetchChunk c;
+    c.set_name("w");
+    c.set_offset(0);
+    c.set_data(std::string(kBytes, 16));
+    w->Write(c);
+    return grpc::Status::OK;
+  }
+};
+
+// A malloc'ed string from the C ABI, freed with shardcast_free.
+struct CString {
+  char* p = nullptr;
+  ~CString() { shardcast_free(p); }
+  std::string str() const { return p ? p : ""; }
+};
+
+class CApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(static_cast<v1::Shardcast::Service*>(&fake_));
+    b.RegisterService(static_cast<v1::LoaderRank::Service*>(&fake_));
+    server_ = b.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    fake_.address = "127.0.0.1:" + std::to_string(port);
+    CString err;
+    ASSERT_EQ(shardcast_connect(fake_.address.c_str(), nullptr, 10.0, &client_, &err.p), 0) << err.str();
+  }
+  void TearDown() override {
+    shardcast_close(client_);
+    server_->Shutdown();
+  }
+
+  FakeService fake_;
+  std::unique_ptr<grpc::Server> server_;
+  shardcast_client* client_ = nullptr;
+};
+
+TEST_F(CApiTest, AManifestHandleIsReceivedFrom) {
+  shardcast_manifest_handle* m = nullptr;
+  CString json, err;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1, "tp_rank": 0})", &m, &json.p, &err.p), 0) << err.str();
+  EXPECT_THAT(json.str(), HasSubstr("\"model.w\""));
+  const char* names[] = {"w"};
+  char buffer[16] = {};
+  void* buffers[] = {buffer};
+  const uint64_t sizes[] = {16};
+  CString report;
+  ASSERT_EQ(shardcast_receive_manifest(client_, m, 1, names, buffers, sizes, -1, &report.p, &err.p), 0) << err.str();
+  EXPECT_EQ(std::memcmp(buffer, kBytes, 16), 0);
+  EXPECT_THAT(report.str(), HasSubstr("\"crc_checked\":1"));
+  // The same handle again: no new manifest is asked for.
+  std::memset(buffer, 0, sizeof(buffer));
+  ASSERT_EQ(shardcast_receive_manifest(client_, m, 1, names, buffers, sizes, -1, nullptr, &err.p), 0);
+  EXPECT_EQ(std::memcmp(buffer, kBytes, 16), 0);
+  EXPECT_EQ(fake_.manifests.load(), 1);
+  EXPECT_EQ(fake_.fetches.load(), 2);
+  shardcast_manifest_free(m);
+}
+
+TEST_F(CApiTest, NullPointersAreRefusedNotDereferenced) {
+  CString err;
+  EXPECT_EQ(shardcast_receive_manifest(client_, nullptr, 0, nullptr, nullptr, nullptr, -1, nullptr, &err.p), 3);
+  EXPECT_THAT(err.str(), HasSubstr("manifest must not be NULL"));
+  shardcast_manifest_handle* m = nullptr;
+  CString err2, err3, err4;
+  EXPECT_EQ(shardcast_manifest_get(nullptr, "{}", &m, nullptr, &err2.p), 3);
+  EXPECT_THAT(err2.str(), HasSubstr("client must not be NULL"));
+  EXPECT_EQ(shardcast_manifest_get(client_, "{}", nullptr, nullptr, &err3.p), 3);
+  EXPECT_EQ(shardcast_status(nullptr, nullptr, &err4.p), 3);
+  EXPECT_EQ(shardcast_manifest_parse(nullptr, &m, nullptr), 3);  // no error out-pointer either
+  EXPECT_EQ(m, nullptr);
+  EXPECT_EQ(fake_.manifests.load(), 0);
+}
+
+TEST_F(CApiTest, WronglyTypedRequestMembersAreRefusedBeforeSending) {
+  shardcast_manifest_handle* m = nullptr;
+  CString err;
+  EXPECT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1, "rules": [1]})", &m, nullptr, &err.p), 3);
+  EXPECT_THAT(err.str(), HasSubstr("rules"));
+  EXPECT_EQ(m, nullptr);
+  EXPECT_EQ(fake_.manifests.load(), 0);
+}
+
+TEST_F(CApiTest, AParsedManifestIsCheckedLikeTheServers) {
+  shardcast_manifest_handle* m = nullptr;
+  CString err;
+  // 2 x 2 float32 is 16 bytes, not 17.
+  const std::string bad = R"({"request_id": "r", "endpoints": ["h:1"], "shards": [{"name": "w", "key": "w",
+      "dtype": "float32", "rule": "", "shape": [2, 2], "nbytes": 17, "crc32c": 0, "owner_rank": 0}]})";
+  EXPECT_EQ(shardcast_manifest_parse(bad.c_str(), &m, &err.p), 3);
+  EXPECT_THAT(err.str(), HasSubstr("the manifest says 17"));
+  EXPECT_EQ(m, nullptr);
+}
+
+}  // namespace
+}  // namespace shardcast
