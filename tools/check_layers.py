@@ -8,9 +8,9 @@
                |    \ /     |
             reshard   transport
             /    \    /    \
-    checkpoint   kernels    proto
-            \    /
-            common
+    checkpoint   kernels    proto       (the schema, and request_convert)
+            \       |       /
+                  common
 
 A package may use only the packages listed for it in DEPS (below it in the picture; DEPS is the
 transitive closure, so a package may skip layers). bench/, tests/, tools/, examples/ and python/
@@ -36,7 +36,7 @@ DEPS = {
     "common": [],
     "checkpoint": ["common"],
     "kernels": ["common"],
-    "proto": [],
+    "proto": ["common"],
     "reshard": ["common", "checkpoint", "kernels"],
     "transport": ["common", "kernels", "proto"],
     "server": _BELOW_SERVER,

@@ -8,7 +8,7 @@ import struct
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
 from testenv import runfile  # noqa: E402
 
