@@ -153,88 +153,92 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, s
   return server;
 }
 
-}  // namespace
+absl::StatusOr<std::unique_ptr<MemorySpace>> NewMemorySpace(const std::string& device, int local_rank) {
+  if (device == "cpu") return NewHostMemorySpace();
+  if (device == "cuda") return NewCudaMemorySpace(local_rank);
+  return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", device, "'"));
+}
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Bootstrap* bootstrap) {
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->bootstrap = bootstrap;
-  impl->host = HostName();
-  options.loader.rank = bootstrap->rank();
-  options.loader.world_size = bootstrap->world_size();
-
-  std::unique_ptr<MemorySpace> memory;
-  if (options.device == "cpu") {
-    memory = NewHostMemorySpace();
-  } else if (options.device == "cuda") {
-    SC_ASSIGN_OR_RETURN(memory, NewCudaMemorySpace(bootstrap->local_rank()));
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, not '", options.device, "'"));
-  }
-  SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, bootstrap, memory.get()));
-  // Twice the deadline: a pin starts when its rank prepared, and rank 0 may wait up to a deadline
-  // for the slowest rank before the client even has the manifest.
-  options.loader.lease_ttl = 2 * options.deadline;
-  SC_ASSIGN_OR_RETURN(impl->loader, Loader::Create(options.loader, std::move(memory)));
-
-  DeviceSessions sessions;
-  if (options.device == "cuda") {
-    absl::StatusOr<std::unique_ptr<DeviceSender>> sender =
-        DeviceSender::Create(options.nccl_library, bootstrap->local_rank(), options.deadline, impl->loader.get());
-    if (!sender.ok()) return sender.status();
-    impl->device_sender = std::move(*sender);
-    DeviceSender* s = impl->device_sender.get();
-    sessions.open = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
-      return s->Open(std::move(req), open);
-    };
-    sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
-    sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled,
-                                  absl::Status* sent) { return s->AwaitTransfer(session, transfer, cancelled, sent); };
-  }
-  impl->loader_service = std::make_unique<LoaderService>(impl->loader.get(), options.token, impl->host, sessions);
-  // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
-  // --data-host (default: --listen's host when loopback, else this node's name).
-  const std::string listen = options.listen.empty() ? impl->host + ":0" : options.listen;
-  SC_ASSIGN_OR_RETURN(const HostPort listen_hp, SplitHostPort(listen, "--listen"));
-  const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, impl->host);
-  for (const std::string& h : {listen_hp.host, data_host}) {
+// A warning when a host to bind resolves only to loopback: peers on other nodes could not reach it.
+void WarnIfOnlyLoopback(const std::vector<std::string>& hosts) {
+  for (const std::string& h : hosts) {
     if (ResolvesOnlyToLoopback(h)) {
       LogWarning("'", h, "' resolves only to loopback addresses (/etc/hosts?): clients on other nodes cannot reach it; "
                  "pass --listen ADDRESS:PORT (and --data-host ADDRESS) with this node's network address");
-      break;
+      return;
     }
   }
-  SC_ASSIGN_OR_RETURN(impl->rank_server, Bind(data_host + ":0", {impl->loader_service.get()}, &impl->rank_address, false,
-                                                   options.tls));
-  SC_ASSIGN_OR_RETURN(impl->rank_addresses, bootstrap->AllGather(impl->rank_address, options.deadline));
+}
 
-  if (bootstrap->rank() == 0) {
-    CoordinatorOptions co;
-    co.rank_addresses = impl->rank_addresses;
-    co.token = options.token;
-    co.deadline = options.deadline;
-    co.tls = options.tls;
-    co.checkpoint = impl->loader->reader().resolved().dir;
-    co.nccl_version = impl->device_sender ? impl->device_sender->version() : 0;
-    Impl* raw = impl.get();
-    co.on_state = [raw](RankState state) {
-      if (raw->client_server && raw->client_server->GetHealthCheckService()) {
-        raw->client_server->GetHealthCheckService()->SetServingStatus(state == RankState::kReady);
-      }
-      const bool with_reason = state == RankState::kFailed || state == RankState::kStopping;
-      std::cout << "shardcastd: " << RankStateName(state)
-                << (with_reason ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "") << std::endl;
-    };
-    impl->coordinator = std::make_unique<Coordinator>(co, impl->loader.get());
-    impl->client_service = std::make_unique<ShardcastService>(impl->coordinator.get(), options.token);
-    SC_ASSIGN_OR_RETURN(impl->client_server, Bind(listen, {impl->client_service.get()}, &impl->client_address, true, options.tls));
-    impl->client_server->GetHealthCheckService()->SetServingStatus(false);
-    std::cout << "shardcastd: serving on " << impl->client_address << " (" << bootstrap->world_size()
-              << " loader ranks, device " << options.device << ")" << std::endl;
-    impl->coordinator->Start();
+// The GPU data plane's entry points for the loader service (CUDA only).
+DeviceSessions SessionsOf(DeviceSender* s) {
+  DeviceSessions sessions;
+  sessions.open = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
+    return s->Open(std::move(req), open);
+  };
+  sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
+  sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled,
+                                absl::Status* sent) { return s->AwaitTransfer(session, transfer, cancelled, sent); };
+  return sessions;
+}
+
+}  // namespace
+
+// The rank's core: memory space, budget, Loader, and on a GPU the device sender.
+absl::Status Server::CreateLoader(ServerOptions& options) {
+  Impl& i = *impl_;
+  options.loader.rank = i.bootstrap->rank();
+  options.loader.world_size = i.bootstrap->world_size();
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<MemorySpace> memory, NewMemorySpace(options.device, i.bootstrap->local_rank()));
+  SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, i.bootstrap, memory.get()));
+  // Twice the deadline: a pin starts when its rank prepared, and rank 0 may wait up to a deadline
+  // for the slowest rank before the client even has the manifest.
+  options.loader.lease_ttl = 2 * options.deadline;
+  SC_ASSIGN_OR_RETURN(i.loader, Loader::Create(options.loader, std::move(memory)));
+  DeviceSessions sessions;
+  if (options.device == "cuda") {
+    SC_ASSIGN_OR_RETURN(i.device_sender, DeviceSender::Create(options.nccl_library, i.bootstrap->local_rank(),
+                                                              options.deadline, i.loader.get()));
+    sessions = SessionsOf(i.device_sender.get());
   }
-  Impl* raw = impl.get();
-  impl->load_thread = std::thread([raw] {
+  i.loader_service = std::make_unique<LoaderService>(i.loader.get(), options.token, i.host, sessions);
+  return absl::OkStatus();
+}
+
+// Rank 0: the Coordinator and the client port on exactly `listen` (+ grpc.health.v1, NOT_SERVING
+// until every rank is ready).
+absl::Status Server::StartCoordinator(const ServerOptions& options, const std::string& listen) {
+  Impl& i = *impl_;
+  CoordinatorOptions co;
+  co.rank_addresses = i.rank_addresses;
+  co.token = options.token;
+  co.deadline = options.deadline;
+  co.tls = options.tls;
+  co.checkpoint = i.loader->reader().resolved().dir;
+  co.nccl_version = i.device_sender ? i.device_sender->version() : 0;
+  Impl* raw = &i;
+  co.on_state = [raw](RankState state) {
+    if (raw->client_server && raw->client_server->GetHealthCheckService()) {
+      raw->client_server->GetHealthCheckService()->SetServingStatus(state == RankState::kReady);
+    }
+    const bool with_reason = state == RankState::kFailed || state == RankState::kStopping;
+    std::cout << "shardcastd: " << RankStateName(state)
+              << (with_reason ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "") << std::endl;
+  };
+  i.coordinator = std::make_unique<Coordinator>(co, i.loader.get());
+  i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token);
+  SC_ASSIGN_OR_RETURN(i.client_server, Bind(listen, {i.client_service.get()}, &i.client_address, true, options.tls));
+  i.client_server->GetHealthCheckService()->SetServingStatus(false);
+  std::cout << "shardcastd: serving on " << i.client_address << " (" << i.bootstrap->world_size()
+            << " loader ranks, device " << options.device << ")" << std::endl;
+  i.coordinator->Start();
+  return absl::OkStatus();
+}
+
+// Loading runs in the background; Run() watches load_done / load_failed.
+void Server::StartLoading() {
+  Impl* raw = impl_.get();
+  raw->load_thread = std::thread([raw] {
     absl::Status s = raw->loader->Load();
     if (!s.ok()) {
       raw->load_failed = true;
@@ -242,7 +246,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     }
     raw->load_done = true;
   });
-  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Bootstrap* bootstrap) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->bootstrap = bootstrap;
+  impl->host = HostName();
+  std::unique_ptr<Server> server(new Server(std::move(impl)));
+  Impl& i = *server->impl_;
+  SC_RETURN_IF_ERROR(server->CreateLoader(options));
+  // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
+  // --data-host (default: --listen's host when loopback, else this node's name).
+  const std::string listen = options.listen.empty() ? i.host + ":0" : options.listen;
+  SC_ASSIGN_OR_RETURN(const HostPort listen_hp, SplitHostPort(listen, "--listen"));
+  const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, i.host);
+  WarnIfOnlyLoopback({listen_hp.host, data_host});
+  SC_ASSIGN_OR_RETURN(i.rank_server, Bind(data_host + ":0", {i.loader_service.get()}, &i.rank_address, false, options.tls));
+  SC_ASSIGN_OR_RETURN(i.rank_addresses, bootstrap->AllGather(i.rank_address, options.deadline));
+  if (bootstrap->rank() == 0) SC_RETURN_IF_ERROR(server->StartCoordinator(options, listen));
+  server->StartLoading();
+  return server;
 }
 
 int Server::Run(const std::atomic<bool>& stop) {

@@ -49,6 +49,9 @@ class Server {
  private:
   struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
+  absl::Status CreateLoader(ServerOptions& options);
+  absl::Status StartCoordinator(const ServerOptions& options, const std::string& listen);
+  void StartLoading();
   void Drain();
   std::unique_ptr<Impl> impl_;
 };
