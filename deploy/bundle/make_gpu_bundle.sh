@@ -3,12 +3,8 @@
 # bundle/ (git-ignored), what a GPU host without Debian's packages needs to run them:
 #   bin/      shardcast, shardcastd, the GPU test and the benchmarks
 #   lib/      the shared libraries `ldd` finds that a standard Ubuntu 22.04/24.04 base lacks
-<<<<<<< HEAD
-#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate; libcudart for the GPU tests)
-=======
-#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate, libcudart; spdlog, fmt and
-#             nlohmann-json are used header-only, so none of theirs, unless a build links them)
->>>>>>> libs
+#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate; libcudart for the GPU tests; spdlog,
+#             fmt and nlohmann-json are used header-only, so none of theirs unless a build links them)
 #   python/   the `shardcast` Python package with libshardcast_client.so (PYTHONPATH=bundle/python,
 #             or pip install bundle/python)
 #   fixtures/, test_data/   for the GPU checks
