@@ -40,6 +40,92 @@ bool ParseInRange(absl::string_view s, int64_t lo, int64_t hi, int64_t* out) {
   return absl::SimpleAtoi(s, out) && *out >= lo && *out <= hi;
 }
 
+// The arguments of each rule kind, parsed into `r`. Each returns why they are wrong ("" when
+// they are right); ParseRule names the rule and lists the grammar around it.
+std::string ParseDim(const std::string& s, Rule& r) {
+  int64_t d;
+  if (!ParseInRange(s, 0, kMaxRuleDim, &d)) {
+    return absl::StrCat("the dim D must be an integer in 0..", kMaxRuleDim, ", not '", s.substr(0, 32), "'");
+  }
+  r.dim = static_cast<int>(d);
+  return "";
+}
+
+std::string ParseSectionArgs(const std::vector<std::string>& parts, Rule& r) {
+  if (parts.size() != 3) return "expected sections:D:N or sections:D:a,b,c";
+  if (std::string why = ParseDim(parts[1], r); !why.empty()) return why;
+  if (!absl::StrContains(parts[2], ',')) {
+    int64_t n;
+    if (!ParseInRange(parts[2], 1, kMaxSections, &n)) {
+      return absl::StrCat("the section count N must be an integer in 1..", kMaxSections);
+    }
+    r.num_sections = static_cast<int>(n);
+    return "";
+  }
+  for (absl::string_view s : absl::StrSplit(parts[2], ',')) {
+    if (static_cast<int64_t>(r.section_sizes.size()) == kMaxSections) {
+      return absl::StrCat("more than ", kMaxSections, " sections");
+    }
+    int64_t size;
+    if (!ParseInRange(s, 1, kMaxSectionSize, &size)) {
+      return absl::StrCat("section sizes must be integers in 1..", kMaxSectionSize);
+    }
+    r.section_sizes.push_back(size);
+  }
+  r.num_sections = static_cast<int>(r.section_sizes.size());
+  return "";
+}
+
+std::string ParseQkvArgs(const std::vector<std::string>& parts, Rule& r) {
+  if (parts.size() == 1) return "";
+  if (parts.size() != 3) return "expected qkv or qkv:HEADS:GROUPS";
+  int64_t h, g;
+  if (!ParseInRange(parts[1], 1, kMaxQkvHeads, &h) || !ParseInRange(parts[2], 1, kMaxQkvHeads, &g)) {
+    return absl::StrCat("HEADS and GROUPS must be integers in 1..", kMaxQkvHeads);
+  }
+  if (h % g != 0) return "HEADS must be a multiple of GROUPS";
+  r.heads = static_cast<int>(h);
+  r.groups = static_cast<int>(g);
+  return "";
+}
+
+std::string ParseVocabArgs(const std::vector<std::string>& parts, Rule& r) {
+  if (parts.size() != 3) return "expected vocab:D:M";
+  if (std::string why = ParseDim(parts[1], r); !why.empty()) return why;
+  if (!ParseInRange(parts[2], 1, kMaxVocabMultiple, &r.multiple)) {
+    return absl::StrCat("the multiple M must be an integer in 1..", kMaxVocabMultiple);
+  }
+  return "";
+}
+
+// Sets r.kind from the rule's name and parses its arguments; returns why they are wrong.
+std::string ParseKindAndArgs(const std::vector<std::string>& parts, Rule& r) {
+  const std::string& name = parts[0];
+  if (name == "replicate" || name == "opaque") {
+    if (parts.size() != 1) return "takes no arguments";
+    r.kind = name == "replicate" ? Rule::Kind::kReplicate : Rule::Kind::kOpaque;
+    if (r.stacked && r.kind == Rule::Kind::kOpaque) return "@stacked makes no sense for opaque";
+    return "";
+  }
+  if (name == "split") {
+    r.kind = Rule::Kind::kSplit;
+    return parts.size() != 2 ? "expected split:D" : ParseDim(parts[1], r);
+  }
+  if (name == "sections") {
+    r.kind = Rule::Kind::kSections;
+    return ParseSectionArgs(parts, r);
+  }
+  if (name == "qkv") {
+    r.kind = Rule::Kind::kQkv;
+    return ParseQkvArgs(parts, r);
+  }
+  if (name == "vocab") {
+    r.kind = Rule::Kind::kVocab;
+    return ParseVocabArgs(parts, r);
+  }
+  return "unknown rule";
+}
+
 }  // namespace
 
 absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
@@ -49,83 +135,13 @@ absl::StatusOr<Rule> ParseRule(absl::string_view text_in) {
     r.stacked = true;
     text.resize(text.size() - 8);
   }
-  std::vector<std::string> parts = absl::StrSplit(text, ':');
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("rule '", text_in.substr(0, 128), text_in.size() > 128 ? "..." : "",
-                                                   "': ", why,
-                                                   " (rules: replicate, split:D, sections:D:N, sections:D:a,b,..., "
-                                                   "qkv[:HEADS:GROUPS], vocab:D:M, opaque; optional @stacked)"));
-  };
-  // Every D: 0..kMaxRuleDim.
-  auto dim = [&](const std::string& s) -> absl::Status {
-    int64_t d;
-    if (!ParseInRange(s, 0, kMaxRuleDim, &d)) {
-      return bad(absl::StrCat("the dim D must be an integer in 0..", kMaxRuleDim, ", not '", s.substr(0, 32), "'"));
-    }
-    r.dim = static_cast<int>(d);
-    return absl::OkStatus();
-  };
-  const std::string& name = parts[0];
-  if (name == "replicate" || name == "opaque") {
-    if (parts.size() != 1) return bad("takes no arguments");
-    r.kind = name == "replicate" ? Rule::Kind::kReplicate : Rule::Kind::kOpaque;
-    if (r.stacked && r.kind == Rule::Kind::kOpaque) return bad("@stacked makes no sense for opaque");
-    return r;
-  }
-  if (name == "split") {
-    if (parts.size() != 2) return bad("expected split:D");
-    r.kind = Rule::Kind::kSplit;
-    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
-    return r;
-  }
-  if (name == "sections") {
-    if (parts.size() != 3) return bad("expected sections:D:N or sections:D:a,b,c");
-    r.kind = Rule::Kind::kSections;
-    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
-    if (absl::StrContains(parts[2], ',')) {
-      for (absl::string_view s : absl::StrSplit(parts[2], ',')) {
-        if (static_cast<int64_t>(r.section_sizes.size()) == kMaxSections) {
-          return bad(absl::StrCat("more than ", kMaxSections, " sections"));
-        }
-        int64_t size;
-        if (!ParseInRange(s, 1, kMaxSectionSize, &size)) {
-          return bad(absl::StrCat("section sizes must be integers in 1..", kMaxSectionSize));
-        }
-        r.section_sizes.push_back(size);
-      }
-      r.num_sections = static_cast<int>(r.section_sizes.size());
-    } else {
-      int64_t n;
-      if (!ParseInRange(parts[2], 1, kMaxSections, &n)) {
-        return bad(absl::StrCat("the section count N must be an integer in 1..", kMaxSections));
-      }
-      r.num_sections = static_cast<int>(n);
-    }
-    return r;
-  }
-  if (name == "qkv") {
-    r.kind = Rule::Kind::kQkv;
-    if (parts.size() == 1) return r;
-    int64_t h, g;
-    if (parts.size() != 3) return bad("expected qkv or qkv:HEADS:GROUPS");
-    if (!ParseInRange(parts[1], 1, kMaxQkvHeads, &h) || !ParseInRange(parts[2], 1, kMaxQkvHeads, &g)) {
-      return bad(absl::StrCat("HEADS and GROUPS must be integers in 1..", kMaxQkvHeads));
-    }
-    if (h % g != 0) return bad("HEADS must be a multiple of GROUPS");
-    r.heads = static_cast<int>(h);
-    r.groups = static_cast<int>(g);
-    return r;
-  }
-  if (name == "vocab") {
-    if (parts.size() != 3) return bad("expected vocab:D:M");
-    r.kind = Rule::Kind::kVocab;
-    if (absl::Status s = dim(parts[1]); !s.ok()) return s;
-    if (!ParseInRange(parts[2], 1, kMaxVocabMultiple, &r.multiple)) {
-      return bad(absl::StrCat("the multiple M must be an integer in 1..", kMaxVocabMultiple));
-    }
-    return r;
-  }
-  return bad("unknown rule");
+  const std::vector<std::string> parts = absl::StrSplit(text, ':');
+  const std::string why = ParseKindAndArgs(parts, r);
+  if (why.empty()) return r;
+  return absl::InvalidArgumentError(absl::StrCat("rule '", text_in.substr(0, 128), text_in.size() > 128 ? "..." : "",
+                                                 "': ", why,
+                                                 " (rules: replicate, split:D, sections:D:N, sections:D:a,b,..., "
+                                                 "qkv[:HEADS:GROUPS], vocab:D:M, opaque; optional @stacked)"));
 }
 
 Layout::Layout() = default;

@@ -62,17 +62,125 @@ absl::Status Overflow(absl::string_view what) {
 bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
 bool CheckedAdd(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
 
+// qkv:H:G: the fused rows must be (heads + 2*groups) * head_dim, and TP must split both the heads
+// and the query groups (or replicate groups across ranks). The cut itself is a split.
+absl::Status CheckQkv(const Rule& rule, int64_t n, int tp) {
+  if (rule.heads <= 0) return absl::OkStatus();
+  const int64_t h = rule.heads, g = rule.groups;
+  if (g < 1 || h < 1) return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": needs HEADS, GROUPS >= 1"));
+  if (n % (h + 2 * g) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": ", n, " rows are not (heads + 2*groups) * head_dim = ",
+                                                   h + 2 * g, " * d"));
+  }
+  if (h % tp != 0) return absl::InvalidArgumentError(absl::StrCat("qkv: ", h, " heads do not divide by TP ", tp));
+  if (g % tp != 0 && tp % g != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("qkv: ", g, " query groups must be a multiple or a divisor of TP ", tp));
+  }
+  return absl::OkStatus();
+}
+
+// split:D: rank r's contiguous 1/tp of dim d.
+absl::Status CutSplit(const Shape& shape, int d, int tp, int r, Cut& cut) {
+  const int64_t n = shape[d];
+  if (n % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not divide by TP ", tp));
+  }
+  Box b = FullBox(shape);
+  b.offsets[d] = r * (n / tp);
+  b.sizes[d] = n / tp;
+  cut.copy_shape[d] = n / tp;
+  cut.pieces.push_back(Piece{b, Shape(shape.size(), 0)});
+  return absl::OkStatus();
+}
+
+// The section sizes of sections:D:N (equal) or sections:D:a,b,.. (given), checked to add up to n.
+absl::StatusOr<std::vector<int64_t>> SectionSizes(const Rule& rule, int d, int64_t n) {
+  std::vector<int64_t> sizes = rule.section_sizes;
+  if (sizes.empty()) {
+    if (rule.num_sections < 1 || rule.num_sections > kMaxSections) {
+      return absl::InvalidArgumentError(absl::StrCat("the section count ", rule.num_sections, " is not in 1..",
+                                                     kMaxSections));
+    }
+    if (n % rule.num_sections != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not hold ",
+                                                     rule.num_sections, " equal sections"));
+    }
+    sizes.assign(rule.num_sections, n / rule.num_sections);
+  }
+  int64_t sum = 0;
+  for (int64_t s : sizes) {
+    if (s < 0) return absl::InvalidArgumentError(absl::StrCat("section size ", s, " is negative"));
+    if (!CheckedAdd(sum, s, &sum)) return Overflow("the sum of the section sizes");
+  }
+  if (sum != n) {
+    return absl::InvalidArgumentError(absl::StrCat("sections ", absl::StrJoin(sizes, ","), " add up to ", sum,
+                                                   " but dim ", d, " has size ", n));
+  }
+  return sizes;
+}
+
+// sections: rank r's 1/tp of every section, packed one after another along dim d.
+absl::Status CutSections(const Shape& shape, const Rule& rule, int d, int tp, int r, Cut& cut) {
+  const int64_t n = shape[d];
+  SC_ASSIGN_OR_RETURN(const std::vector<int64_t> sizes, SectionSizes(rule, d, n));
+  int64_t start = 0, dst = 0;
+  for (int64_t s : sizes) {
+    if (s % tp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("section of size ", s, " (dim ", d, " of size ", n,
+                                                     ") does not divide by TP ", tp));
+    }
+    Box b = FullBox(shape);
+    b.offsets[d] = start + r * (s / tp);
+    b.sizes[d] = s / tp;
+    Shape off(shape.size(), 0);
+    off[d] = dst;
+    cut.pieces.push_back(Piece{b, off});
+    start += s;
+    dst += s / tp;
+  }
+  cut.copy_shape[d] = dst;
+  return absl::OkStatus();
+}
+
+// vocab:D:M: padded = ceil(n / (M*tp)) * M*tp; part = padded / tp; rank r gets rows
+// [r*part, +part), the rows past n zero-filled.
+absl::Status CutVocab(const Shape& shape, const Rule& rule, int d, int tp, int r, Cut& cut) {
+  const int64_t n = shape[d];
+  if (rule.multiple < 1) return absl::InvalidArgumentError(absl::StrCat("vocab multiple ", rule.multiple, " < 1"));
+  int64_t unit, padded, lo, end;
+  if (!CheckedMul(rule.multiple, tp, &unit)) return Overflow(absl::StrCat("vocab multiple ", rule.multiple, " * TP ", tp));
+  const int64_t units = n / unit + (n % unit != 0 ? 1 : 0);
+  if (!CheckedMul(units, unit, &padded)) return Overflow(absl::StrCat("padding ", n, " rows to a multiple of ", unit));
+  const int64_t part = padded / tp;
+  if (!CheckedMul(r, part, &lo) || !CheckedAdd(lo, part, &end)) return Overflow("the padded vocab rows");
+  const int64_t hi = std::min(n, end);
+  cut.copy_shape[d] = part;
+  if (hi > lo) {
+    Box b = FullBox(shape);
+    b.offsets[d] = lo;
+    b.sizes[d] = hi - lo;
+    cut.pieces.push_back(Piece{b, Shape(shape.size(), 0)});
+  }
+  const int64_t copied = std::max<int64_t>(0, hi - lo);
+  if (copied < part) {
+    Box z = FullBox(cut.copy_shape);
+    z.offsets[d] = copied;
+    z.sizes[d] = part - copied;
+    cut.zero_fill.push_back(z);
+  }
+  return absl::OkStatus();
+}
+
 // Computes the pieces of rank r's shard. Errors are per tensor (collected by the caller).
 absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, int r) {
   const Shape& shape = t.shape;
   Cut cut;
   cut.copy_shape = shape;
-  const Shape zeros(shape.size(), 0);
   // Whole-tensor cases; vocab still pads at TP 1.
   const bool whole = rule.kind == Rule::Kind::kReplicate || rule.kind == Rule::Kind::kOpaque ||
                      (tp == 1 && rule.kind != Rule::Kind::kVocab);
   if (whole) {
-    cut.pieces.push_back(Piece{FullBox(shape), zeros});
+    cut.pieces.push_back(Piece{FullBox(shape), Shape(shape.size(), 0)});
     return cut;
   }
   const int d = rule.stored_dim();
@@ -81,100 +189,20 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
     return absl::InvalidArgumentError(
         absl::StrCat("dim ", d, " is out of range for shape ", ShapeToString(shape)));
   }
-  const int64_t n = shape[d];
   switch (rule.kind) {
-    case Rule::Kind::kQkv: {
-      if (rule.heads > 0) {
-        const int64_t h = rule.heads, g = rule.groups;
-        if (g < 1 || h < 1) return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": needs HEADS, GROUPS >= 1"));
-        if (n % (h + 2 * g) != 0) {
-          return absl::InvalidArgumentError(absl::StrCat("qkv:", h, ":", g, ": ", n, " rows are not (heads + 2*groups) * head_dim = ",
-                                                         h + 2 * g, " * d"));
-        }
-        if (h % tp != 0) return absl::InvalidArgumentError(absl::StrCat("qkv: ", h, " heads do not divide by TP ", tp));
-        if (g % tp != 0 && tp % g != 0) {
-          return absl::InvalidArgumentError(absl::StrCat("qkv: ", g, " query groups must be a multiple or a divisor of TP ", tp));
-        }
-      }
-      [[fallthrough]];
-    }
-    case Rule::Kind::kSplit: {
-      if (n % tp != 0) {
-        return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not divide by TP ", tp));
-      }
-      Box b = FullBox(shape);
-      b.offsets[d] = r * (n / tp);
-      b.sizes[d] = n / tp;
-      cut.copy_shape[d] = n / tp;
-      cut.pieces.push_back(Piece{b, zeros});
+    case Rule::Kind::kQkv:
+      SC_RETURN_IF_ERROR(CheckQkv(rule, shape[d], tp));
+      SC_RETURN_IF_ERROR(CutSplit(shape, d, tp, r, cut));
       return cut;
-    }
-    case Rule::Kind::kSections: {
-      std::vector<int64_t> sizes = rule.section_sizes;
-      if (sizes.empty()) {
-        if (rule.num_sections < 1 || rule.num_sections > kMaxSections) {
-          return absl::InvalidArgumentError(absl::StrCat("the section count ", rule.num_sections, " is not in 1..",
-                                                         kMaxSections));
-        }
-        if (n % rule.num_sections != 0) {
-          return absl::InvalidArgumentError(absl::StrCat("dim ", d, " of size ", n, " does not hold ",
-                                                         rule.num_sections, " equal sections"));
-        }
-        sizes.assign(rule.num_sections, n / rule.num_sections);
-      }
-      int64_t sum = 0;
-      for (int64_t s : sizes) {
-        if (s < 0) return absl::InvalidArgumentError(absl::StrCat("section size ", s, " is negative"));
-        if (!CheckedAdd(sum, s, &sum)) return Overflow("the sum of the section sizes");
-      }
-      if (sum != n) {
-        return absl::InvalidArgumentError(absl::StrCat("sections ", absl::StrJoin(sizes, ","), " add up to ", sum,
-                                                       " but dim ", d, " has size ", n));
-      }
-      int64_t start = 0, dst = 0;
-      for (int64_t s : sizes) {
-        if (s % tp != 0) {
-          return absl::InvalidArgumentError(absl::StrCat("section of size ", s, " (dim ", d, " of size ", n,
-                                                         ") does not divide by TP ", tp));
-        }
-        Box b = FullBox(shape);
-        b.offsets[d] = start + r * (s / tp);
-        b.sizes[d] = s / tp;
-        Shape off = zeros;
-        off[d] = dst;
-        cut.pieces.push_back(Piece{b, off});
-        start += s;
-        dst += s / tp;
-      }
-      cut.copy_shape[d] = dst;
+    case Rule::Kind::kSplit:
+      SC_RETURN_IF_ERROR(CutSplit(shape, d, tp, r, cut));
       return cut;
-    }
-    case Rule::Kind::kVocab: {
-      // padded = ceil(n / (M*tp)) * M*tp; part = padded / tp; rank r gets rows [r*part, +part).
-      if (rule.multiple < 1) return absl::InvalidArgumentError(absl::StrCat("vocab multiple ", rule.multiple, " < 1"));
-      int64_t unit, padded, lo, end;
-      if (!CheckedMul(rule.multiple, tp, &unit)) return Overflow(absl::StrCat("vocab multiple ", rule.multiple, " * TP ", tp));
-      const int64_t units = n / unit + (n % unit != 0 ? 1 : 0);
-      if (!CheckedMul(units, unit, &padded)) return Overflow(absl::StrCat("padding ", n, " rows to a multiple of ", unit));
-      const int64_t part = padded / tp;
-      if (!CheckedMul(r, part, &lo) || !CheckedAdd(lo, part, &end)) return Overflow("the padded vocab rows");
-      const int64_t hi = std::min(n, end);
-      cut.copy_shape[d] = part;
-      if (hi > lo) {
-        Box b = FullBox(shape);
-        b.offsets[d] = lo;
-        b.sizes[d] = hi - lo;
-        cut.pieces.push_back(Piece{b, zeros});
-      }
-      const int64_t copied = std::max<int64_t>(0, hi - lo);
-      if (copied < part) {
-        Box z = FullBox(cut.copy_shape);
-        z.offsets[d] = copied;
-        z.sizes[d] = part - copied;
-        cut.zero_fill.push_back(z);
-      }
+    case Rule::Kind::kSections:
+      SC_RETURN_IF_ERROR(CutSections(shape, rule, d, tp, r, cut));
       return cut;
-    }
+    case Rule::Kind::kVocab:
+      SC_RETURN_IF_ERROR(CutVocab(shape, rule, d, tp, r, cut));
+      return cut;
     default:
       break;
   }
