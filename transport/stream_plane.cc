@@ -76,7 +76,9 @@ absl::Status StreamReceiver::ReadAll(const std::vector<ShardDestination>& shards
     if (current == nullptr || !FitsIn(chunk.offset(), chunk.data().size(), current->nbytes)) {
       return absl::DataLossError(absl::StrCat(peer_, " sent bytes past a shard's end"));
     }
-    std::memcpy(static_cast<char*>(current->data) + chunk.offset(), chunk.data().data(), chunk.data().size());
+    if (!chunk.data().empty()) {  // an empty shard may have no buffer at all (data == nullptr)
+      std::memcpy(static_cast<char*>(current->data) + chunk.offset(), chunk.data().data(), chunk.data().size());
+    }
     (*received)[current_index] += chunk.data().size();
   }
   return absl::OkStatus();
