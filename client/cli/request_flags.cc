@@ -1,6 +1,7 @@
 // AddRequestFlags / RequestFromFlags: one definition of the request flags.
 #include "client/cli/request_flags.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "reshard/layout.h"
@@ -22,10 +23,15 @@ absl::Status CheckLayoutFlags(const ShardRequestSpec& spec) {
     }
     text = *std::move(read);
   }
-  absl::Status built = Layout::Build(text, spec.layout.empty() ? "--rule" : spec.layout, spec.rules).status();
-  if (!built.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(built.message(), " ('shardcast layouts show megatron' shows rules in use)"));
+  const std::string source = spec.layout.empty() ? "--layout" : spec.layout;
+  if (absl::Status alone = Layout::Parse(text, source).status(); !alone.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--layout: ", alone.message()));
+  }
+  // The layout compiles: an error now is a --rule's.
+  if (absl::Status built = Layout::Build(text, source, spec.rules).status(); !built.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(absl::StartsWith(built.message(), "--rule") ? "" : "--rule: ",
+                                                   built.message(),
+                                                   " ('shardcast layouts show megatron' shows rules in use)"));
   }
   return absl::OkStatus();
 }
