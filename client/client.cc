@@ -316,10 +316,6 @@ std::set<int> Owners(const std::vector<const ShardEntry*>& entries) {
   return owners;
 }
 
-}  // namespace
-
-namespace {
-
 // Waits until `channel` is connected. A failed attempt (connection refused, no such host, a TLS
 // handshake refused) ends the wait at once: gRPC would otherwise retry with backoff until the
 // deadline, and a user who mistyped the address would wait the whole of it.
