@@ -316,6 +316,27 @@ std::set<int> Owners(const std::vector<const ShardEntry*>& entries) {
   return owners;
 }
 
+// Waits until `channel` is connected. A failed attempt (connection refused, no such host, a TLS
+// handshake refused) ends the wait at once: gRPC would otherwise retry with backoff until the
+// deadline, and a user who mistyped the address would wait the whole of it.
+absl::Status AwaitConnected(grpc::Channel& channel, const std::string& address, std::chrono::milliseconds deadline,
+                            const TlsConfig& tls) {
+  const auto until = std::chrono::system_clock::now() + deadline;
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+      return absl::UnavailableError(absl::StrCat("cannot connect to shardcastd at ", address,
+                                                 " (connection refused or failed): ", ConnectHint(tls)));
+    }
+    if (!channel.WaitForStateChange(state, until)) {
+      return absl::UnavailableError(absl::StrCat("cannot reach shardcastd at ", address, " within ", deadline.count(),
+                                                 " ms: ", ConnectHint(tls)));
+    }
+    state = channel.GetState(/*try_to_connect=*/true);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 Client::Client(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
@@ -337,10 +358,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   std::unique_ptr<Client> c(new Client(std::move(options)));
   c->impl_->tls = tls;
   auto channel = NewChannel(c->options_.address, tls);
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + c->options_.deadline)) {
-    return absl::UnavailableError(absl::StrCat("cannot reach shardcastd at ", c->options_.address, " within ",
-                                               c->options_.deadline.count(), " ms: ", ConnectHint(tls)));
-  }
+  SC_RETURN_IF_ERROR(AwaitConnected(*channel, c->options_.address, c->options_.deadline, tls));
   c->impl_->stub = v1::Shardcast::NewStub(channel);
   std::random_device rd;
   c->impl_->session_id = absl::StrCat(absl::Hex(rd()), absl::Hex(rd()), absl::Hex(rd()));

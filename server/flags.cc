@@ -104,6 +104,7 @@ ArgParser NewServerArgParser() {
   ArgParser p("shardcastd", kUsage, kDescription);
   AddCheckpointFlags(p);
   AddServiceFlags(p);
+  p.AddSwitch("version", "print the version and exit");
   return p;
 }
 

@@ -31,6 +31,18 @@ TEST(ServerFlags, DefaultsOfAMinimalCommandLine) {
   EXPECT_TRUE(o->token.empty());
 }
 
+TEST(ServerFlags, VersionNeedsNoOtherFlag) {
+  // main() prints the version (common/version.h) when the switch is set, before --checkpoint is
+  // required.
+  ArgParser p = NewServerArgParser();
+  SC_ASSERT_OK(p.Parse({"--version"}));
+  EXPECT_TRUE(p.GetSwitch("version"));
+  EXPECT_NE(p.Help().find("--version"), std::string::npos);
+  ArgParser q = NewServerArgParser();
+  SC_ASSERT_OK(q.Parse({"--checkpoint", "/c"}));
+  EXPECT_FALSE(q.GetSwitch("version"));
+}
+
 TEST(ServerFlags, EveryFlagReachesItsOption) {
   auto o = Options({"--checkpoint", "/c", "--iteration", "7", "--prefix", "model.", "--layout", "x.layout",
                     "--rule", "a=replicate", "--rule", "b=split:0", "--listen", "127.0.0.1:5000",

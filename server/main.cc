@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "server/bootstrap.h"
 #include "server/flags.h"
 #include "server/server.h"
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!parsed.ok()) return Usage(parsed);
+  if (flags.GetSwitch("version")) {
+    std::cout << "shardcastd " << shardcast::kVersion << "\n";
+    return 0;
+  }
   absl::StatusOr<shardcast::LogLevel> log_level = shardcast::LogLevelFromFlags(flags);
   if (!log_level.ok()) return Usage(log_level.status());
   shardcast::InitLogging({"shardcastd", *log_level});

@@ -4,8 +4,13 @@ buffers), strict mode, refusals before any byte moves, and errors carrying the s
 import hashlib
 import json
 import os
+import re
+import subprocess
 import sys
+import time
 import unittest
+import warnings
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import junit_unittest  # noqa: E402
@@ -151,6 +156,44 @@ class PythonClient(unittest.TestCase):
             self.client.manifest(3, 0)
         self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
         self.assertIn("does not divide by TP 3", e.exception.message)
+
+    def test_refused_connection_fails_fast_naming_the_address(self):
+        # Issue 12: a refused connection used to wait out the whole timeout.
+        start = time.monotonic()
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            shardcast.Client("127.0.0.1:1", timeout=30)
+        self.assertLess(time.monotonic() - start, 2.0)
+        self.assertEqual(e.exception.code, "UNAVAILABLE")
+        self.assertIn("127.0.0.1:1", e.exception.message)
+        self.assertIn("is it running", e.exception.message)
+
+    def test_bf16_without_ml_dtypes_warns_naming_the_fix(self):
+        # Issue 12: without ml_dtypes bfloat16 shards came back as uint8 without a word.
+        prefix = "model.vision_model.decoder.layers.0.self_attention."
+        with mock.patch.dict(sys.modules, {"ml_dtypes": None}):  # `import ml_dtypes` fails
+            with self.assertWarns(shardcast.RawBytesWarning) as w:
+                arrays = self.client.fetch(2, 0, prefix=prefix)
+        message = str(w.warning)
+        self.assertIn("pip install ml_dtypes", message)
+        self.assertIn("bfloat16", message)
+        self.assertIn(prefix + "linear_qkv.weight", message)
+        qkv = arrays[prefix + "linear_qkv.weight"]
+        self.assertEqual(qkv.dtype, np.uint8)
+        self.assertEqual(qkv.nbytes, 96 * 64 * 2)
+        # Typed shards only: no warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", shardcast.RawBytesWarning)
+            arrays = self.client.fetch(2, 0, prefix=prefix, dtype="fp32")
+        self.assertEqual(arrays[prefix + "linear_qkv.weight"].dtype, np.float32)
+
+    def test_version_has_one_source(self):
+        header = runfile("shardcast/common/version.h", "SHARDCAST_VERSION_H")
+        with open(header) as f:
+            version = re.search(r'kVersion\[\] = "([^"]+)"', f.read()).group(1)
+        self.assertEqual(shardcast.__version__, version)
+        for binary, name in ((service_test.SHARDCAST, "shardcast"), (service_test.SHARDCASTD, "shardcastd")):
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+            self.assertEqual(out, "%s %s\n" % (name, version))
 
     def test_layout_file_is_read_locally_and_limits_are_checked_before_sending(self):
         # layout= a local file: the client sends its text (the service opens no path a request names).

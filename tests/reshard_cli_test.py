@@ -181,12 +181,59 @@ class ReshardCli(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("never writes", p.stderr)
         p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--rule", "x=bogus:1", check=False)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 2)  # bad usage, as README says (issue 12)
         self.assertIn("unknown rule", p.stderr)
+
+    def test_bad_layout_rule_and_device_are_usage_errors(self):
+        # Issue 12: an unknown preset, an unreadable layout file or invalid rule text is bad usage
+        # (exit 2, nothing read), named in the message.
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_flat")
+        for extra, needle in ((["--layout", "megatronn"], "'megatronn' is neither a preset"),
+                              (["--layout", "/nonexistent/x.layout"], "/nonexistent/x.layout"),
+                              (["--rule", "no-equals-sign"], "expected PATTERN=RULE"),
+                              (["--rule", "x=split:nope"], "--rule"),
+                              (["--rule", "x(=split:0"], "--rule"),
+                              (["--device", "cuda:x"], "cuda:N"),
+                              (["--device", "gpu"], "cuda:N")):
+            p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", *extra, check=False)
+            self.assertEqual(p.returncode, 2, (extra, p.stderr))
+            self.assertIn(needle, p.stderr)
+            self.assertEqual(p.stdout, "")
+        self.assertIn("layouts list", run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--layout", "nope",
+                                          check=False).stderr)
+
+    def test_unused_rules_are_reported(self):
+        # Issue 12: a --rule that cuts nothing (a typo) is warned of, naming it; --strict-rules
+        # makes it an error before any byte moves. A rule in use is not reported.
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        typo = r"model\.visoin_model\..*=split:0"
+        used = r".*final_layernorm\.weight=replicate"
+        shadowed = r".*final_layernorm\..*=replicate"
+        p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--json", "--rule", typo, "--rule", shadowed,
+                "--rule", used)
+        self.assertIn("--rule 'model", p.stderr)
+        self.assertIn("visoin_model", p.stderr)
+        self.assertIn("matches no selected tensor", p.stderr)
+        # final_layernorm.bias is matched by `shadowed` alone, so it is used; with only .weight keys
+        # under a prefix it is taken entirely by the later rule.
+        self.assertNotIn("final_layernorm", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["tp_size"], 2)
+        p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--rule", shadowed, "--rule", used,
+                "--prefix", "model.vision_model.decoder.final_layernorm.weight")
+        self.assertIn("taken by a later --rule", p.stderr)
+        self.assertEqual(p.stderr.count("warning:"), 1)
+        p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--rule", used)
+        self.assertNotIn("warning", p.stderr)
+        p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--rule", typo, "--strict-rules", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--strict-rules", p.stderr)
+        self.assertIn("visoin_model", p.stderr)
+        self.assertEqual(p.stdout, "")
 
     def test_hostile_rule_numbers_fail_instead_of_giving_wrong_shards(self):
         # Issue 9: a vocab multiple near 2^60 overflowed the padding arithmetic (wrong shards, exit 0);
-        # split:2^32 was narrowed to split:0; tp 2^32 wrapped. Each is now a named error, exit 1 or 2.
+        # split:2^32 was narrowed to split:0; tp 2^32 wrapped. Each is now a named error, exit 1 or 2
+        # (rule text out of range is bad usage: exit 2 since issue 12).
         path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
         emb = r".*word_embeddings\.weight"
         for rule, needle in (("%s=vocab:0:1152921504606846976" % emb, "the multiple M must be an integer in 1..1048576"),
@@ -194,7 +241,7 @@ class ReshardCli(unittest.TestCase):
                              (r".*linear_proj\.weight=split:4294967296", "the dim D must be an integer in 0..63"),
                              (r".*linear_qkv\.weight=qkv:4294967296:4294967296", "HEADS and GROUPS")):
             p = run("reshard", path, "--tp", "2", "--rank", "0", "--digest", "--rule", rule, check=False)
-            self.assertEqual(p.returncode, 1, rule)
+            self.assertEqual(p.returncode, 2, rule)
             self.assertIn(needle, p.stderr)
             self.assertEqual(p.stdout, "")
         # Within range, a multiple that pads far beyond the tensor is refused, not allocated.
@@ -207,7 +254,7 @@ class ReshardCli(unittest.TestCase):
         self.assertIn("--tp must be in 1..65536", p.stderr)
         # A layout file that is not a regular file is refused before it is opened.
         p = run("reshard", path, "--tp", "1", "--rank", "0", "--digest", "--layout", "/dev/zero", check=False)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 2)
         self.assertIn("not a regular file", p.stderr)
 
     @unittest.skipIf(DEVICE == "cuda", "checks the CPU-only machine's answer")
@@ -221,6 +268,10 @@ class ReshardCli(unittest.TestCase):
         else:
             self.assertEqual(p.returncode, 1)
             self.assertIn("no CUDA device", p.stderr)
+
+    def test_version(self):
+        p = run("--version")
+        self.assertRegex(p.stdout, r"^shardcast \d+\.\d+\.\d+\S*\n$")
 
     def test_layouts_show(self):
         out = run("layouts", "show", "megatron").stdout

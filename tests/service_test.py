@@ -179,7 +179,26 @@ class FixtureService(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("tp_rank 5 is not in 0..1", p.stderr)
         p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--rule", "x=bogus", check=False)
+        self.assertEqual(p.returncode, 2)  # bad usage: refused before connecting (issue 12)
         self.assertIn("unknown rule", p.stderr)
+        for extra, needle in ((["--layout", "nosuchpreset"], "neither a preset"), (["--rule", "x(=split:0"], "--rule"),
+                              (["--device", "cuda:x"], "cuda:N")):
+            p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", *extra, check=False)
+            self.assertEqual(p.returncode, 2, (extra, p.stderr))
+            self.assertIn(needle, p.stderr)
+
+    def test_fetch_reports_unused_rules(self):
+        # Issue 12: the server plans, but the manifest's keys tell the client which --rule cut nothing.
+        typo = r"model\.visoin_model\..*=split:0"
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--rule", typo,
+                         "--rule", r".*final_layernorm\.weight=replicate")
+        self.assertEqual(p.stderr.count("warning:"), 1, p.stderr)
+        self.assertIn("visoin_model", p.stderr)
+        self.assertIn("matches no selected tensor", p.stderr)
+        p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--rule", typo, "--strict-rules", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--strict-rules", p.stderr)
+        self.assertEqual(p.stdout, "")
 
     def raw(self, text_proto, timeout=60):
         """Sends one ShardRequest (text format) straight to rank 0, without the client's checks."""
@@ -231,7 +250,7 @@ class FixtureService(unittest.TestCase):
         # The client refuses the same before sending.
         p = self.svc.cli("fetch", "--tp", "1", "--rank", "0", "--digest", *[a for i in range(65) for a in ("--rule", "x%d=split:0" % i)],
                          check=False)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 2)  # bad usage (issue 12)
         self.assertIn("rules: 65 entries, more than the limit of 64", p.stderr)
         self.assert_still_serving()
 
@@ -262,14 +281,14 @@ class FixtureService(unittest.TestCase):
     def test_cli_reads_a_layout_file_locally_and_sends_its_text(self):
         res = fetch_json(self.svc, 2, 0, "--layout", LAYOUT)
         self.check(res, 2, 0)
-        # A file the client cannot use is its own error; nothing reaches the server.
+        # A file the client cannot use is a usage error (exit 2, issue 12); nothing reaches the server.
         p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--layout", "/dev/zero", check=False)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 2)
         self.assertIn("not a regular file", p.stderr)
-        # An unknown preset name is answered by the server, naming its presets.
+        # So is an unknown preset name (neither a preset nor a file), naming the presets.
         p = self.svc.cli("fetch", "--tp", "2", "--rank", "0", "--digest", "--layout", "no-such-preset", check=False)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn("is not a preset (megatron, replicate)", p.stderr)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("is neither a preset (megatron, replicate)", p.stderr)
 
     def test_heavy_patterns_do_not_block_other_clients(self):
         # Issue 9 item 5: 200 heavy Unicode-class patterns (13 KB) blocked every client for 49 s under
@@ -361,6 +380,27 @@ class FixtureService(unittest.TestCase):
             self.assertIn(b"nothing was transferred", err.value)
         finally:
             lib.shardcast_close(client)
+
+
+class NoService(unittest.TestCase):
+    """Issue 12: nothing listening at the address fails at once, naming it."""
+
+    def test_refused_connection_fails_within_two_seconds(self):
+        for args in (["status", "--server", "127.0.0.1:1"], ["status", "--server", "localhost:1", "--json"],
+                     ["fetch", "--server", "127.0.0.1:1", "--tp", "1", "--rank", "0", "--digest"]):
+            start = time.monotonic()
+            p = subprocess.run([SHARDCAST, *args], capture_output=True, text=True, timeout=120)
+            self.assertLess(time.monotonic() - start, 2.0, args)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("shardcastd at %s" % args[2], p.stderr)
+            self.assertIn("is it running", p.stderr)
+
+    def test_version(self):
+        cli = subprocess.run([SHARDCAST, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+        daemon = subprocess.run([SHARDCASTD, "--version"], capture_output=True, text=True, timeout=30,
+                                check=True).stdout
+        self.assertRegex(cli, r"^shardcast \d+\.\d+\.\d+\S*\n$")
+        self.assertEqual(daemon, cli.replace("shardcast ", "shardcastd ", 1))
 
 
 class FaultService(unittest.TestCase):

@@ -1,6 +1,7 @@
 // Tests of the CLI's shared pieces: Execute's exit codes (help, usage error, run error), the
 // request flags as both reshard and fetch read them, the --out/--digest rule and the ShardSink
-// (digests of the bytes given, the safetensors file appearing only once finished).
+// (digests of the bytes given, the safetensors file appearing only once finished), the layout
+// and rule checks of the request flags, and the unused-rule finder.
 #include "client/cli/command.h"
 
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 
 #include "client/cli/request_flags.h"
 #include "client/cli/shard_sink.h"
+#include "client/cli/unused_rules.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/status_testutil.h"
@@ -92,6 +94,48 @@ TEST(RequestFlagsTest, TpAndRankAreRequiredIntegersTakenAsGiven) {
   // Out of range is not refused here: ValidateShardRequest (fetch) or reshard's own check names it.
   SC_ASSERT_OK_AND_ASSIGN(const ShardRequestSpec spec, ParseRequest({"--tp", "4294967296", "--rank", "7"}));
   EXPECT_EQ(spec.tp_size, int64_t{4294967296});
+}
+
+TEST(RequestFlagsTest, BadLayoutOrRuleIsRefusedNamingTheFlag) {
+  const std::vector<std::string> base = {"--tp", "1", "--rank", "0"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), base.begin(), base.end());
+    return ParseRequest(extra).status();
+  };
+  EXPECT_THAT(std::string(with({"--layout", "megatronn"}).message()), HasSubstr("--layout: layout 'megatronn'"));
+  EXPECT_THAT(std::string(with({"--rule", "x(=split:0"}).message()), HasSubstr("--rule: bad pattern 'x('"));
+  EXPECT_THAT(std::string(with({"--rule", "x=split:q"}).message()), HasSubstr("--rule"));
+  EXPECT_EQ(with({"--rule", "noequals"}).code(), absl::StatusCode::kInvalidArgument);
+  SC_EXPECT_OK(with({"--layout", "replicate", "--rule", "x=split:0"}));
+  // fetch's default layout is the server's: only the rules are checked.
+  ArgParser flags("shardcast t", "", "");
+  AddRequestFlags(flags, {"", "layout"});
+  SC_ASSERT_OK(flags.Parse({"--tp", "1", "--rank", "0", "--rule", "x=split:0"}));
+  SC_EXPECT_OK(RequestFromFlags(flags).status());
+}
+
+TEST(UnusedRulesTest, NamesRulesThatDecideNoKey) {
+  const std::vector<std::string> keys = {"a.weight", "a.bias", "b.weight"};
+  // Later rules win: "a\\..*" decides a.bias only; ".*weight" decides both weights.
+  SC_ASSERT_OK_AND_ASSIGN(
+      std::vector<UnusedRule> unused,
+      FindUnusedRules({"typo.*=split:0", "a\\.weight=split:1", "a\\..*=split:0", ".*weight=replicate"}, keys));
+  ASSERT_EQ(unused.size(), 2u);
+  EXPECT_EQ(unused[0].rule, "typo.*=split:0");
+  EXPECT_THAT(unused[0].reason, HasSubstr("matches no selected tensor"));
+  EXPECT_EQ(unused[1].rule, "a\\.weight=split:1");
+  EXPECT_THAT(unused[1].reason, HasSubstr("taken by a later --rule"));
+  SC_ASSERT_OK_AND_ASSIGN(unused, FindUnusedRules({"a\\..*=split:0", "b.weight=split:1"}, keys));
+  EXPECT_TRUE(unused.empty());
+  EXPECT_FALSE(FindUnusedRules({"x(=split:0"}, keys).ok());
+}
+
+TEST(UnusedRulesTest, StrictTurnsTheWarningIntoAnErrorListingThem) {
+  SC_EXPECT_OK(ReportUnusedRules({}, /*strict=*/true));
+  const absl::Status s = ReportUnusedRules({{"p=split:0", "its pattern matches no selected tensor"}}, /*strict=*/true);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("'p=split:0'"));
+  SC_EXPECT_OK(ReportUnusedRules({{"p=split:0", "x"}}, /*strict=*/false));  // a warning on stderr only
 }
 
 absl::StatusOr<OutputFlags> ParseOutput(const std::vector<std::string>& args) {

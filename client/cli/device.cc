@@ -1,18 +1,33 @@
+// ParseDeviceFlag, MakeExecutor and strict mode's expected-names file.
 #include "client/cli/device.h"
 
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "reshard/cuda_executor.h"
 
 namespace shardcast::cli {
 
-absl::StatusOr<std::unique_ptr<ShardExecutor>> MakeExecutor(const std::string& device) {
-  if (device == "cpu") return NewCpuExecutor(4);
-  if (device == "cuda") return NewCudaStagingExecutor(0);
-  return absl::InvalidArgumentError(absl::StrCat("unknown device '", device, "' (cpu, cuda)"));
+absl::StatusOr<DeviceFlag> ParseDeviceFlag(const std::string& text) {
+  constexpr int kMaxDeviceIndex = 1023;
+  if (text == "cpu") return DeviceFlag{false, 0};
+  if (text == "cuda") return DeviceFlag{true, 0};
+  int index = -1;
+  if (absl::StartsWith(text, "cuda:") && absl::SimpleAtoi(text.substr(5), &index) && index >= 0 &&
+      index <= kMaxDeviceIndex && text.find_first_not_of("0123456789", 5) == std::string::npos) {
+    return DeviceFlag{true, index};
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--device '", text.substr(0, 64), "': expected cpu, cuda (GPU 0) or cuda:N (GPU N)"));
+}
+
+absl::StatusOr<std::unique_ptr<ShardExecutor>> MakeExecutor(const DeviceFlag& device) {
+  if (!device.cuda) return NewCpuExecutor(4);
+  return NewCudaStagingExecutor(device.index);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::optional<Shape>>>> LoadExpectedNames(const std::string& path) {

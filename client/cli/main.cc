@@ -6,6 +6,7 @@
 #include "client/cli/inspect.h"
 #include "client/cli/remote.h"
 #include "client/cli/reshard.h"
+#include "common/version.h"
 
 namespace {
 
@@ -18,7 +19,7 @@ constexpr char kUsage[] =
     "  layouts         list the layout presets, or show one\n"
     "  status          state of a running shardcastd (--server ADDR; --json, --watch, --wait-ready S)\n"
     "  fetch           receive a TP rank's shards from a running shardcastd (--server ADDR --tp N --rank R)\n\n"
-    "Run 'shardcast <command> --help' for a command's flags.\n";
+    "Run 'shardcast <command> --help' for a command's flags; 'shardcast --version' for the version.\n";
 
 }  // namespace
 
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "-V" || args[0] == "version") {
+    std::cout << "shardcast " << shardcast::kVersion << "\n";
+    return 0;
   }
   const std::string cmd = args[0];
   args.erase(args.begin());

@@ -14,9 +14,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/command.h"
+#include "client/cli/device.h"
 #include "client/cli/inspect.h"
 #include "client/cli/request_flags.h"
 #include "client/cli/shard_sink.h"
+#include "client/cli/unused_rules.h"
 #include "client/client.h"
 #include "common/args.h"
 #include "common/dtype.h"
@@ -176,7 +178,7 @@ int RunStatus(const std::vector<std::string>& args) {
 namespace {
 
 // One buffer per shard of a manifest: host memory always (what the sink reads), and with
-// --device cuda GPU memory too (what the receive writes), freed when this goes.
+// --device cuda[:N] GPU memory too (what the receive writes), freed when this goes.
 class ReceiveBuffers {
  public:
   ReceiveBuffers() = default;
@@ -186,7 +188,8 @@ class ReceiveBuffers {
     for (void* d : device_) DeviceFree(d);
   }
 
-  absl::Status Allocate(const Manifest& m, bool on_device) {
+  // `device` < 0: host buffers only; else GPU buffers on that device too.
+  absl::Status Allocate(const Manifest& m, int device) {
     for (const ShardEntry& e : m.shards) {
       // nbytes comes from the server (checked against the shape by GetManifest): no abort if huge.
       host_.emplace_back(new (std::nothrow) char[e.nbytes ? e.nbytes : 1]);
@@ -194,8 +197,8 @@ class ReceiveBuffers {
         return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", e.nbytes, " bytes for '", e.name, "'"));
       }
       Destination d{e.name, host_.back().get(), e.nbytes, e.dtype, e.shape};
-      if (on_device) {
-        SC_ASSIGN_OR_RETURN(void* p, DeviceAlloc(e.nbytes, 0));
+      if (device >= 0) {
+        SC_ASSIGN_OR_RETURN(void* p, DeviceAlloc(e.nbytes, device));
         device_.push_back(p);
         d.data = p;
       }
@@ -226,18 +229,20 @@ class FetchCommand final : public Command {
   std::string name() const override { return "fetch"; }
   std::string usage() const override {
     return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...]\n"
-           "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
-           "       (--out FILE.safetensors | --digest) [--json]";
+           "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda[:N]]\n"
+           "       (--out FILE.safetensors | --digest) [--json] [--strict-rules]";
   }
   std::string description() const override {
     return "Receives one TP rank's shards from a running shardcastd, as a training rank would: over the gRPC\n"
-           "byte stream (--device cpu) or into GPU memory (--device cuda: NCCL, or CUDA IPC from a loader rank\n"
-           "on the same GPU). Every shard's CRC32C is checked. Output as in 'shardcast reshard'.";
+           "byte stream (--device cpu) or into GPU memory (--device cuda or cuda:N: NCCL, or CUDA IPC from a loader\n"
+           "rank on the same GPU). Every shard's CRC32C is checked. Output as in 'shardcast reshard'. A --rule\n"
+           "that cuts none of the manifest's tensors is warned of (an error with --strict-rules).";
   }
   void AddFlags(ArgParser& p) const override {
     AddConnectionFlags(&p);
     AddRequestFlags(p, {"", "layout preset, or a local layout file (its text is sent); default: the server's"});
-    p.AddFlag("device", "cpu|cuda", "receive into host memory (stream) or GPU 0 (NCCL / CUDA IPC)", "cpu");
+    p.AddFlag("device", "cpu|cuda[:N]",
+              "receive into host memory (stream) or a GPU: cuda = GPU 0, cuda:N = GPU N (NCCL / CUDA IPC)", "cpu");
     AddOutputFlags(p);
     p.AddSwitch("no-verify", "skip the CRC32C check");
     p.AddFlag("repeat", "N", "receive N times (timing; the NCCL session is reused)", "1");
@@ -254,7 +259,8 @@ class FetchCommand final : public Command {
   ClientOptions connection_;
   ShardRequestSpec request_;
   OutputFlags output_;
-  bool on_device_ = false;
+  DeviceFlag device_;
+  bool strict_rules_ = false;
   int64_t repeat_ = 1;
   double manifest_seconds_ = 0;
   Json receive_seconds_ = Json::Array();
@@ -265,9 +271,8 @@ absl::Status FetchCommand::Parse(const ArgParser& p) {
   SC_ASSIGN_OR_RETURN(output_, OutputFromFlags(p));
   SC_ASSIGN_OR_RETURN(connection_, ConnectionOptions(p));
   connection_.verify_crc32c = !p.GetSwitch("no-verify");
-  const std::string device = p.Get("device");
-  if (device != "cpu" && device != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
-  on_device_ = device == "cuda";
+  SC_ASSIGN_OR_RETURN(device_, ParseDeviceFlag(p.Get("device")));
+  strict_rules_ = p.GetSwitch("strict-rules");
   absl::StatusOr<int64_t> repeat = p.GetInt("repeat");
   if (!repeat.ok() || *repeat < 1) return absl::InvalidArgumentError("--repeat expects N >= 1");
   repeat_ = *repeat;
@@ -279,18 +284,23 @@ absl::Status FetchCommand::Run() {
   const auto asked = std::chrono::steady_clock::now();
   SC_ASSIGN_OR_RETURN(const Manifest m, client->GetManifest(request_));
   manifest_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+  // The server planned: its manifest's keys say which tensors the request cuts.
+  std::vector<std::string> keys;
+  for (const ShardEntry& e : m.shards) keys.push_back(e.key);
+  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(request_.rules, keys));
+  SC_RETURN_IF_ERROR(ReportUnusedRules(unused, strict_rules_));
   ReceiveBuffers buffers;
-  SC_RETURN_IF_ERROR(buffers.Allocate(m, on_device_));
+  SC_RETURN_IF_ERROR(buffers.Allocate(m, device_.cuda ? device_.index : -1));
   SC_ASSIGN_OR_RETURN(const FetchReport report, Receive(*client, m, buffers));
-  if (on_device_) SC_RETURN_IF_ERROR(buffers.CopyDeviceToHostBuffers());
+  if (device_.cuda) SC_RETURN_IF_ERROR(buffers.CopyDeviceToHostBuffers());
   return Output(m, buffers, report);
 }
 
 absl::StatusOr<FetchReport> FetchCommand::Receive(Client& client, const Manifest& m, const ReceiveBuffers& buffers) {
   absl::StatusOr<FetchReport> report;
   for (int64_t i = 0; i < repeat_; ++i) {
-    report = on_device_ ? client.ReceiveDevice(m, buffers.destinations(), 0)
-                        : client.ReceiveHost(m, buffers.destinations());
+    report = device_.cuda ? client.ReceiveDevice(m, buffers.destinations(), device_.index)
+                          : client.ReceiveHost(m, buffers.destinations());
     if (!report.ok()) return report.status();
     receive_seconds_.Append(Json(report->seconds));
   }

@@ -1,15 +1,50 @@
 // AddRequestFlags / RequestFromFlags: one definition of the request flags.
 #include "client/cli/request_flags.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "reshard/layout.h"
 
 namespace shardcast::cli {
+namespace {
+
+// Compiles --layout (a preset or a local file; "" = the server's: rules only) with the --rules.
+// Every error is InvalidArgument: the command line is wrong.
+absl::Status CheckLayoutFlags(const ShardRequestSpec& spec) {
+  std::string text;  // "" = no layout of ours (the server's)
+  if (Layout::IsPreset(spec.layout)) {
+    SC_ASSIGN_OR_RETURN(text, Layout::PresetText(spec.layout));
+  } else if (!spec.layout.empty()) {
+    absl::StatusOr<std::string> read = Layout::ReadFile(spec.layout);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--layout: ", read.status().message(),
+                                                     " ('shardcast layouts list' lists the presets)"));
+    }
+    text = *std::move(read);
+  }
+  const std::string source = spec.layout.empty() ? "--layout" : spec.layout;
+  if (absl::Status alone = Layout::Parse(text, source).status(); !alone.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--layout: ", alone.message()));
+  }
+  // The layout compiles: an error now is a --rule's.
+  if (absl::Status built = Layout::Build(text, source, spec.rules).status(); !built.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(absl::StartsWith(built.message(), "--rule") ? "" : "--rule: ",
+                                                   built.message(),
+                                                   " ('shardcast layouts show megatron' shows rules in use)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout) {
   flags.AddFlag("tp", "N", "tensor-parallel size");
   flags.AddFlag("rank", "R", "tensor-parallel rank, 0..N-1");
   flags.AddFlag("layout", "NAME|FILE", layout.help, layout.value);
-  flags.AddFlag("rule", "PATTERN=RULE", "a rule that takes precedence over the layout", "", true);
+  flags.AddFlag("rule", "PATTERN=RULE", "a rule that takes precedence over the layout (an unused one is warned of)", "",
+                true);
+  flags.AddSwitch("strict-rules", "a --rule that cuts no tensor is an error, not a warning");
   flags.AddFlag("prefix", "P", "only keys starting with P");
   flags.AddFlag("rename", "OLD=NEW", "rename the name prefix OLD to NEW", "", true);
   flags.AddSwitch("unstack", "split stacked (@stacked) tensors into per-layer names ...layers.<i>.<param>");
@@ -31,6 +66,7 @@ absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags) {
   spec.renames = flags.GetAll("rename");
   spec.unstack = flags.GetSwitch("unstack");
   spec.dtype = flags.Get("dtype");
+  SC_RETURN_IF_ERROR(CheckLayoutFlags(spec));
   return spec;
 }
 

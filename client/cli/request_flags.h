@@ -1,6 +1,6 @@
 // The flags that spell a request (common/shard_request.h) on the command line, declared once and
 // read once for `reshard` (cut locally) and `fetch` (asked of shardcastd): --tp, --rank,
-// --layout, --rule, --prefix, --rename, --unstack, --dtype.
+// --layout, --rule, --strict-rules, --prefix, --rename, --unstack, --dtype.
 #ifndef SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 #define SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 
@@ -22,6 +22,9 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout);
 
 // The request the flags spell. InvalidArgument unless --tp and --rank are given as integers; the
 // numbers are taken as given (int64): their range is ValidateShardRequest's (or the caller's).
+// The layout and rules are compiled here, so that an unknown preset, an unreadable layout file or
+// an invalid --rule is a usage error (exit 2) naming it; `layout` "" (fetch: the server's) checks
+// the rules alone.
 absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags);
 
 }  // namespace shardcast::cli

@@ -17,6 +17,7 @@
 #include "client/cli/device.h"
 #include "client/cli/request_flags.h"
 #include "client/cli/shard_sink.h"
+#include "client/cli/unused_rules.h"
 #include "common/args.h"
 #include "common/json.h"
 #include "common/progress.h"
@@ -158,8 +159,9 @@ class ReshardCommand final : public Command {
   std::optional<DType> dtype_;
   PlanOptions plan_options_;
   OutputFlags output_;
-  std::string device_;
+  DeviceFlag device_;
   std::string expect_;  // "" unless --expect
+  bool strict_rules_ = false;
   bool verbose_ = false;
   ReaderOptions reader_options_;
   uint64_t batch_bytes_ = 0;
@@ -168,7 +170,7 @@ class ReshardCommand final : public Command {
 void ReshardCommand::AddFlags(ArgParser& p) const {
   p.AddPositional("PATH", "checkpoint folder (DCP, or Megatron save folder)");
   AddRequestFlags(p, {"megatron", "layout preset or file"});
-  p.AddFlag("device", "cpu|cuda", "where shards are cut", "cpu");
+  p.AddFlag("device", "cpu|cuda[:N]", "where shards are cut (cuda: GPU 0; cuda:N: GPU N)", "cpu");
   AddOutputFlags(p);
   p.AddFlag("expect", "FILE", "strict mode: JSON list of expected names, or {name: shape}");
   p.AddSwitch("verbose", "list the keys no layout rule matched (replicated by default)");
@@ -198,8 +200,8 @@ absl::Status ReshardCommand::Parse(const ArgParser& p) {
   absl::StatusOr<std::optional<DType>> dtype = ParseCastDType(request_.dtype);
   if (!dtype.ok()) return absl::InvalidArgumentError("--dtype must be bf16, fp16 or fp32");
   dtype_ = *dtype;
-  device_ = p.Get("device");
-  if (device_ != "cpu" && device_ != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
+  SC_ASSIGN_OR_RETURN(device_, ParseDeviceFlag(p.Get("device")));
+  strict_rules_ = p.GetSwitch("strict-rules");
   plan_options_.prefix = request_.prefix;
   plan_options_.unstack = request_.unstack;
   for (const std::string& r : request_.renames) {
@@ -222,13 +224,18 @@ absl::StatusOr<RankPlan> ReshardCommand::Plan(const CheckpointReader& reader) co
   return plan;
 }
 
-// --verbose's list of unmatched keys, and strict mode (--expect) before any byte moves.
+// --verbose's list of unmatched keys, unused --rules (warned of; an error with --strict-rules) and
+// strict mode (--expect), before any byte moves.
 absl::Status ReshardCommand::CheckPlan(const RankPlan& plan) const {
   if (verbose_) {
     for (const ShardPlan& sp : plan.shards) {
       if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
     }
   }
+  std::vector<std::string> keys;
+  for (const ShardPlan& sp : plan.shards) keys.push_back(sp.key());
+  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(request_.rules, keys));
+  SC_RETURN_IF_ERROR(ReportUnusedRules(unused, strict_rules_));
   if (expect_.empty()) return absl::OkStatus();
   SC_ASSIGN_OR_RETURN(const auto expected, LoadExpectedNames(expect_));
   return CheckExpected(plan, expected);

@@ -10,7 +10,31 @@ The package is a thin ctypes binding over the C ABI of the C++ client (libshardc
 no compiled extension to build against a particular Python, and no PyTorch needed to import it.
 PyTorch tensors are used when given (CUDA tensors receive over NCCL, CPU tensors over the stream).
 """
-from ._client import Client, ShardcastError, load_module, torch_nccl_library
+import os as _os
+import re as _re
 
-__all__ = ["Client", "ShardcastError", "load_module", "torch_nccl_library"]
-__version__ = "0.1.0"
+from ._client import Client, RawBytesWarning, ShardcastError, load_module, torch_nccl_library
+
+__all__ = ["Client", "RawBytesWarning", "ShardcastError", "load_module", "torch_nccl_library"]
+
+
+def _find_version():
+    """The version from its one source, common/version.h: read from the source tree (or Bazel's
+    runfiles, which have the same layout) when the package sits there, else from the installed
+    package's metadata (python/setup.py read the header); "unknown" if neither is there."""
+    header = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "..", "common", "version.h")
+    try:
+        with open(header) as f:
+            match = _re.search(r'kVersion\[\] = "([^"]+)"', f.read())
+        if match:
+            return match.group(1)
+    except OSError:
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("shardcast")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+__version__ = _find_version()

@@ -3,6 +3,7 @@ import ctypes
 import json
 import os
 import threading
+import warnings
 
 # gRPC/absl status codes, as the C ABI returns them.
 _CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -25,6 +26,12 @@ class ShardcastError(RuntimeError):
         self.code = _CODES.get(code, str(code))
         self.message = message
         super().__init__("%s: %s" % (self.code, message))
+
+
+class RawBytesWarning(UserWarning):
+    """fetch() returned a shard as raw uint8 bytes: its dtype (bfloat16, float8) has no NumPy type
+    without the ml_dtypes package. `warnings.simplefilter("error", shardcast.RawBytesWarning)`
+    turns it into an error."""
 
 
 def _find_library():
@@ -320,19 +327,33 @@ class Client:
 
     def fetch(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
         """Receives one TP rank's shards into new NumPy arrays (host memory): {name: array}.
-        bfloat16/float8 come as ml_dtypes arrays when ml_dtypes is installed, else as raw uint8."""
+        bfloat16/float8 come as ml_dtypes arrays when ml_dtypes is installed, else as raw uint8 with a
+        RawBytesWarning naming them (`pip install ml_dtypes` gives typed arrays)."""
         import numpy as np
         manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
         shards = manifest.shards
         raw = {s["name"]: np.empty(s["nbytes"], dtype=np.uint8) for s in shards}
         if shards:
             self._receive(manifest, [(n, a.ctypes.data, a.nbytes) for n, a in raw.items()], -1)
-        out = {}
+        out, untyped = {}, []
         for s in shards:
             dt = _numpy_dtype(s["dtype"])
             a = raw[s["name"]]
             out[s["name"]] = a.view(dt).reshape(s["shape"]) if dt is not None else a
+            if dt is None:
+                untyped.append(s)
+        if untyped:
+            _warn_raw_bytes(untyped)
         return out
+
+
+def _warn_raw_bytes(shards):
+    """Says that `shards` (manifest entries) come back as raw uint8 bytes, and how to get typed arrays."""
+    names = ", ".join("%s (%s)" % (s["name"], s["dtype"]) for s in shards[:5]) + (", ..." if len(shards) > 5 else "")
+    dtypes = "/".join(sorted({s["dtype"] for s in shards}))
+    warnings.warn("%d shard(s) returned as raw uint8 bytes, not typed arrays: %s. NumPy has no %s type without "
+                  "the ml_dtypes package: pip install ml_dtypes" % (len(shards), names, dtypes),
+                  RawBytesWarning, stacklevel=3)
 
 
 def torch_nccl_library():
