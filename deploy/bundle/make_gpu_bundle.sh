@@ -34,6 +34,7 @@ for t in shardcast:client/cli shardcastd:server read_bench:bench kernel_bench:be
   cp "bazel-bin/$dir/$name" "$out/bin/"
 done
 cp -r python/shardcast python/setup.py "$out/python/"
+mkdir -p "$out/common" && cp common/version.h "$out/common/"  # the version's one source (setup.py, __version__)
 rm -rf "$out/python/shardcast/__pycache__" "$out/python/shardcast/_lib"
 mkdir -p "$out/python/shardcast/_lib"
 cp bazel-bin/client/libshardcast_client.so "$out/python/shardcast/_lib/"
