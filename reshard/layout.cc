@@ -313,6 +313,20 @@ void Layout::MarkPresetDefaults(absl::string_view text) {
   }
 }
 
+std::vector<std::string> Layout::GluRules(bool gated) {
+  std::vector<std::string> out;
+  for (const PresetLine& l : kMegatron) {
+    if (!l.glu_fc1) continue;
+    // Later rules take precedence: the stacked pattern (which the unscoped one also matches) last.
+    std::vector<std::pair<std::string, bool>> patterns = PresetPatterns(l);
+    std::stable_partition(patterns.begin(), patterns.end(), [](const auto& p) { return !p.second; });
+    for (const auto& [pattern, stacked] : patterns) {
+      out.push_back(absl::StrCat(pattern, "=", gated ? "sections:0:2" : "split:0", stacked ? "@stacked" : ""));
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> Layout::PresetNames() { return {"megatron", "replicate"}; }
 
 bool Layout::IsPreset(absl::string_view name) {

@@ -106,6 +106,9 @@ class Layout {
   static absl::StatusOr<std::string> PresetText(absl::string_view name);
   static bool IsPreset(absl::string_view name);
   static std::vector<std::string> PresetNames();
+  // `--glu yes|no` as --rule strings ("PATTERN=RULE", the precedence order Build expects): the
+  // megatron preset's fc1 patterns as sections:0:2 (gated) or split:0, @stacked for stacked keys.
+  static std::vector<std::string> GluRules(bool gated);
   // Reads a local layout file (the CLI, the client libraries, shardcastd's --layout flag; never a
   // request). Refuses what is not a regular file (a FIFO, /dev/zero) before opening it, and files
   // over kMaxLayoutTextBytes. NotFound when it cannot be read.
