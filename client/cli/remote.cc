@@ -278,6 +278,7 @@ absl::Status FetchCommand::Run() {
   SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
   const auto asked = std::chrono::steady_clock::now();
   SC_ASSIGN_OR_RETURN(const Manifest m, client->GetManifest(request_));
+  WarnAboutNotes(m.notes);
   manifest_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
   ReceiveBuffers buffers;
   SC_RETURN_IF_ERROR(buffers.Allocate(m, on_device_));
@@ -323,6 +324,7 @@ absl::Status FetchCommand::Output(const Manifest& m, const ReceiveBuffers& buffe
   report.Set("tp_rank", request_.tp_rank);
   report.Set("request_id", m.request_id);
   report.Set("tensors", sink->TakeTensors());
+  report.Set("notes", Json::ArrayOf(m.notes));
   report.Set("report", fetch.ToJson());
   report.Set("manifest_seconds", manifest_seconds_);
   report.Set("receive_seconds", std::move(receive_seconds_));

@@ -1,10 +1,11 @@
 // The flags that spell a request (common/shard_request.h) on the command line, declared once and
 // read once for `reshard` (cut locally) and `fetch` (asked of shardcastd): --tp, --rank,
-// --layout, --rule, --prefix, --rename, --unstack, --dtype.
+// --layout, --rule, --glu, --prefix, --rename, --unstack, --dtype.
 #ifndef SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 #define SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/args.h"
@@ -22,7 +23,14 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout);
 
 // The request the flags spell. InvalidArgument unless --tp and --rank are given as integers; the
 // numbers are taken as given (int64): their range is ValidateShardRequest's (or the caller's).
+// `--glu yes|no` becomes the fc1 rules of Layout::GluRules, in front of which the --rule flags
+// still take precedence.
 absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags);
+
+// Prints a plan's or a manifest's notes (a GLU fc1 rule inferred, or assumed not gated) to
+// stderr once, as one warning naming the tensors and the flags that settle it; nothing when
+// there are none. The notes may come from a server: escaped for the terminal.
+void WarnAboutNotes(const std::vector<std::string>& notes);
 
 }  // namespace shardcast::cli
 

@@ -256,6 +256,7 @@ absl::Status ReshardCommand::Run() {
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(path_, reader_options_));
   SC_ASSIGN_OR_RETURN(const RankPlan plan, Plan(*reader));
   SC_RETURN_IF_ERROR(CheckPlan(plan));
+  WarnAboutNotes(plan.notes);
   SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardExecutor> executor, MakeExecutor(device_));
   SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardSink> sink, OpenSink(*reader, plan));
   const uint64_t total = OutputBytes(plan);
@@ -282,6 +283,7 @@ absl::Status ReshardCommand::Run() {
   Json opaque = Json::Array();
   for (const BytesEntry* b : plan.opaque) opaque.Append(Json(b->key));
   report.Set("opaque", std::move(opaque));
+  report.Set("notes", Json::ArrayOf(plan.notes));
   report.Set("bytes", total);
   if (!output_.out.empty()) report.Set("out", output_.out);
   if (output_.json) {
