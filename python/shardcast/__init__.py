@@ -10,7 +10,7 @@ The package is a thin ctypes binding over the C ABI of the C++ client (libshardc
 no compiled extension to build against a particular Python, and no PyTorch needed to import it.
 PyTorch tensors are used when given (CUDA tensors receive over NCCL, CPU tensors over the stream).
 """
-from ._client import Client, ShardcastError, load_module, torch_nccl_library
+from ._client import Client, LayoutWarning, ShardcastError, load_module, torch_nccl_library
 
-__all__ = ["Client", "ShardcastError", "load_module", "torch_nccl_library"]
+__all__ = ["Client", "LayoutWarning", "ShardcastError", "load_module", "torch_nccl_library"]
 __version__ = "0.1.0"
