@@ -225,7 +225,7 @@ class FetchCommand final : public Command {
  public:
   std::string name() const override { return "fetch"; }
   std::string usage() const override {
-    return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...]\n"
+    return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--glu yes|no]\n"
            "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
            "       (--out FILE.safetensors | --digest) [--json]";
   }

@@ -134,7 +134,7 @@ class ReshardCommand final : public Command {
  public:
   std::string name() const override { return "reshard"; }
   std::string usage() const override {
-    return "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--prefix P]\n"
+    return "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--glu yes|no] [--prefix P]\n"
            "       [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
            "       (--out FILE.safetensors | --digest) [--json] [--expect FILE] [--verbose]";
   }
