@@ -308,7 +308,8 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, 
       absl::StatusOr<Cut> cut = CutTensor(t, rule, tg.tp_size, tg.tp_rank);
       if (!cut.ok()) {
         failed_for_tp[tg.tp_size] = std::string(cut.status().message());
-        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(), " at TP ",
+        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(),
+                                      chosen.inferred ? " (inferred: GLU fc1 in the stored chunk grid)" : "", " at TP ",
                                       tg.tp_size, ": ", cut.status().message()));
         continue;
       }

@@ -529,6 +529,16 @@ TEST(GluFc1, SavedAtTp2IsCutPerHalfAtTp124) {
   }
 }
 
+TEST(GluFc1, AnInferredRuleThatCannotCutSaysItWasInferred) {
+  // F = 6 saved at TP 2: TP 4 would split 2F = 12 rows, but not the halves of 6.
+  CheckpointMetadata md = Mlp(6, 2, 2, 4);
+  auto p = PlanReshard(md, Megatron(), {{4, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("rule sections:0:2 (inferred: GLU fc1 in the stored chunk grid) at TP 4"),
+            std::string::npos)
+      << p.status();
+}
+
 TEST(GluFc1, OrdinarySplitGridKeepsSplit) {
   // Saved at TP 2 without GLU (2 chunks), and at TP 4 without GLU: 4 dim-0 chunks, as a GLU fc1
   // saved at TP 2 would have, but fc2's 4 dim-1 chunks say TP 4.
