@@ -151,6 +151,7 @@ Manifest ManifestFromProto(const v1::Manifest& pm) {
     if (e.rank() < m.endpoints.size()) m.endpoints[e.rank()] = e.address();
   }
   m.opaque.assign(pm.opaque().begin(), pm.opaque().end());
+  m.notes.assign(pm.notes().begin(), pm.notes().end());
   m.lease_id = pm.lease_id();
   m.lease_seconds = pm.lease_seconds();
   return m;
@@ -195,6 +196,7 @@ Json ManifestToJson(const Manifest& m) {
   j.Set("shards", std::move(shards));
   j.Set("endpoints", Json::ArrayOf(m.endpoints));
   j.Set("opaque", Json::ArrayOf(m.opaque));
+  j.Set("notes", Json::ArrayOf(m.notes));
   j.Set("total_bytes", m.total_bytes);
   if (!m.lease_id.empty()) j.Set("lease_id", m.lease_id);
   return j;

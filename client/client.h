@@ -60,6 +60,9 @@ struct Manifest {
   std::vector<ShardEntry> shards;
   std::vector<std::string> endpoints;  // by loader rank
   std::vector<std::string> opaque;
+  // What the service's plan inferred or assumed (a GLU fc1 rule from the stored grid, or an fc1
+  // assumed not gated); callers should show them (the CLI warns once on stderr).
+  std::vector<std::string> notes;
   uint64_t total_bytes = 0;
   std::string lease_id;       // pins the shards on the loader ranks until the receive ends (or lease_seconds)
   double lease_seconds = 0;

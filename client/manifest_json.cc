@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/status_macros.h"
+#include "reshard/layout.h"
 
 namespace shardcast {
 namespace {
@@ -103,6 +104,7 @@ absl::StatusOr<Manifest> ManifestFromJson(absl::string_view text) {
   if (const Json* lease = j.Find("lease_id"); lease != nullptr && lease->is_string()) m.lease_id = lease->as_string();
   if (const Json* total = j.Find("total_bytes"); total != nullptr && total->is_integer()) m.total_bytes = total->as_uint();
   SC_ASSIGN_OR_RETURN(m.opaque, StringList(j, "opaque"));
+  SC_ASSIGN_OR_RETURN(m.notes, StringList(j, "notes"));
   // The same checks as on a manifest straight from the server (owners, dtypes, sizes).
   if (absl::Status valid = ValidateManifest(m); !valid.ok()) return absl::InvalidArgumentError(valid.message());
   return m;
@@ -124,6 +126,13 @@ absl::StatusOr<ShardRequestSpec> ShardRequestFromJson(absl::string_view text) {
   SC_ASSIGN_OR_RETURN(spec.dtype, OptionalString(j, "dtype"));
   SC_ASSIGN_OR_RETURN(spec.rules, StringList(j, "rules"));
   SC_ASSIGN_OR_RETURN(spec.renames, StringList(j, "renames"));
+  // "glu": true / false settles the fc1 rule (Layout::GluRules), below the explicit rules.
+  if (const Json* v = j.Find("glu"); v != nullptr && !v->is_null()) {
+    if (v->type() != Json::Type::kBool) return absl::InvalidArgumentError("glu: expected true, false or null");
+    std::vector<std::string> rules = Layout::GluRules(v->as_bool());
+    rules.insert(rules.end(), spec.rules.begin(), spec.rules.end());
+    spec.rules = std::move(rules);
+  }
   return spec;
 }
 

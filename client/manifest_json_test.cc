@@ -9,6 +9,7 @@
 #include "common/status_testutil.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "reshard/layout.h"
 
 namespace shardcast {
 namespace {
@@ -21,6 +22,7 @@ Manifest TwoShards() {
   m.lease_id = "lease";
   m.endpoints = {"h0:1", "h1:2"};
   m.opaque = {"extra_state"};
+  m.notes = {"model.w: sections:0:2 inferred from the stored chunk grid"};
   ShardEntry a;
   a.name = "w";
   a.key = "model.w";
@@ -61,6 +63,7 @@ TEST(ManifestJsonTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(m.lease_id, "lease");
   EXPECT_EQ(m.endpoints, TwoShards().endpoints);
   EXPECT_EQ(m.opaque, TwoShards().opaque);
+  EXPECT_EQ(m.notes, TwoShards().notes);
   EXPECT_EQ(m.total_bytes, 36u);
   ASSERT_EQ(m.shards.size(), 2u);
   EXPECT_EQ(m.shards[0].name, "w");
@@ -131,11 +134,26 @@ TEST(ShardRequestJsonTest, WrongTypesAreRefusedNamingTheField) {
            {R"({"rules": ["a=split:0", 3]})", "rules"},
            {R"({"renames": "a=b"})", "renames"},
            {R"({"layout": 1})", "layout"},
-           {R"({"unstack": 1})", "unstack"}}) {
+           {R"({"unstack": 1})", "unstack"},
+           {R"({"glu": "yes"})", "glu"}}) {
     absl::StatusOr<ShardRequestSpec> spec = ShardRequestFromJson(text);
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_THAT(std::string(spec.status().message()), HasSubstr(needle)) << text;
   }
+}
+
+
+TEST(ShardRequestJsonTest, GluBecomesFc1RulesBelowTheExplicitOnes) {
+  SC_ASSERT_OK_AND_ASSIGN(const ShardRequestSpec yes, ShardRequestFromJson(R"({"glu": true, "rules": ["a=split:0"]})"));
+  std::vector<std::string> want = Layout::GluRules(true);
+  ASSERT_FALSE(want.empty());
+  EXPECT_THAT(want.back(), HasSubstr("=sections:0:2@stacked"));
+  want.push_back("a=split:0");  // last: takes precedence
+  EXPECT_EQ(yes.rules, want);
+  SC_ASSERT_OK_AND_ASSIGN(const ShardRequestSpec no, ShardRequestFromJson(R"({"glu": false})"));
+  EXPECT_EQ(no.rules, Layout::GluRules(false));
+  SC_ASSERT_OK_AND_ASSIGN(const ShardRequestSpec unset, ShardRequestFromJson(R"({"glu": null})"));
+  EXPECT_TRUE(unset.rules.empty());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -216,6 +218,7 @@ absl::StatusOr<Layout> Layout::Parse(absl::string_view text, absl::string_view s
     absl::Status s = layout.Add(fields[0], *rule, false);
     if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": ", s.message()));
   }
+  layout.MarkPresetDefaults(text);
   return layout;
 }
 
@@ -229,6 +232,7 @@ struct PresetLine {
   const char* suffix;
   const char* rule;
   bool layer_scoped;
+  bool glu_fc1 = false;  // fc1: split:0, or sections:0:2 when the stored grid shows GLU halves
 };
 
 constexpr PresetLine kMegatron[] = {
@@ -239,7 +243,7 @@ constexpr PresetLine kMegatron[] = {
     {R"(self_attention\.linear_qkv\.(weight|bias))", "qkv", true},
     {R"(self_attention\.linear_proj\.weight)", "split:1", true},
     {R"((.*\.)?(linear_proj|linear_fc2|out_proj)\.bias)", "replicate", true},
-    {R"((mlp|shared_experts)\.linear_fc1\.(weight|bias))", "split:0", true},
+    {R"((mlp|shared_experts)\.linear_fc1\.(weight|bias))", "split:0", true, true},
     {R"((mlp|shared_experts)\.linear_fc2\.weight)", "split:1", true},
     {R"(core_attention\.softmax_offset)", "split:0", true},
     {R"(mixer\.in_proj\.weight\.(z|x|B|C|dt))", "split:0", true},
@@ -256,22 +260,72 @@ constexpr PresetLine kMegatron[] = {
     {R"(vision_projection\.encoder\.linear_fc2\.weight)", "split:1", false},
 };
 
+// The patterns of one preset line, each with whether its rule takes @stacked: per-layer keys,
+// stacked keys and unscoped keys for a layer-scoped line, else the unscoped pattern only.
+std::vector<std::pair<std::string, bool>> PresetPatterns(const PresetLine& l) {
+  std::vector<std::pair<std::string, bool>> out;
+  if (l.layer_scoped) {
+    out.emplace_back(absl::StrCat(R"(.*\.layers\.[0-9]+\.)", l.suffix), false);
+    out.emplace_back(absl::StrCat(R"(.*\.layers\.)", l.suffix), true);
+  }
+  out.emplace_back(absl::StrCat(R"((.*\.)?)", l.suffix), false);
+  return out;
+}
+
 std::string MegatronPresetText() {
   std::string out =
       "# shardcast layout preset 'megatron': Megatron-Core TP rules (RADIO encoder included).\n"
       "# First match wins; unmatched tensors are replicated. GLU (SwiGLU) MLPs store fc1 as [gate; up]:\n"
-      "# add  --rule '<pattern>=sections:0:2'  for those models (RADIO-H is not GLU, radio-g is).\n";
+      "# with this preset unchanged, fc1 becomes sections:0:2 (@stacked) when the stored chunk grid shows\n"
+      "# the two halves (saved by Megatron at TP T: 2T dim-0 chunks); otherwise split:0 is assumed and\n"
+      "# the manifest says so. Settle it with  --glu yes|no  or  --rule '<pattern>=sections:0:2'.\n";
   for (const PresetLine& l : kMegatron) {
-    if (l.layer_scoped) {
-      absl::StrAppendFormat(&out, "%-90s %s\n", absl::StrCat(R"(.*\.layers\.[0-9]+\.)", l.suffix), l.rule);
-      absl::StrAppendFormat(&out, "%-90s %s@stacked\n", absl::StrCat(R"(.*\.layers\.)", l.suffix), l.rule);
+    for (const auto& [pattern, stacked] : PresetPatterns(l)) {
+      absl::StrAppendFormat(&out, "%-90s %s%s\n", pattern, l.rule, stacked ? "@stacked" : "");
     }
-    absl::StrAppendFormat(&out, "%-90s %s\n", absl::StrCat(R"((.*\.)?)", l.suffix), l.rule);
   }
   return out;
 }
 
+// The fc1 patterns of the megatron preset, whose entries may be inferred as GLU sections.
+const std::vector<std::string>& GluFc1Patterns() {
+  static const auto* patterns = [] {
+    auto* v = new std::vector<std::string>;
+    for (const PresetLine& l : kMegatron) {
+      if (l.glu_fc1) {
+        for (auto& p : PresetPatterns(l)) v->push_back(std::move(p.first));
+      }
+    }
+    return v;
+  }();
+  return *patterns;
+}
+
 }  // namespace
+
+void Layout::MarkPresetDefaults(absl::string_view text) {
+  // Only the preset's own text (a preset by name, or a byte-identical copy) carries defaults
+  // that the planner may refine; any edited layout states its rules explicitly.
+  if (text != MegatronPresetText()) return;
+  const std::vector<std::string>& fc1 = GluFc1Patterns();
+  for (Entry& e : entries_) {
+    e.glu_fc1_default = std::find(fc1.begin(), fc1.end(), e.pattern) != fc1.end();
+  }
+}
+
+std::vector<std::string> Layout::GluRules(bool gated) {
+  std::vector<std::string> out;
+  for (const PresetLine& l : kMegatron) {
+    if (!l.glu_fc1) continue;
+    // Later rules take precedence: the stacked pattern (which the unscoped one also matches) last.
+    std::vector<std::pair<std::string, bool>> patterns = PresetPatterns(l);
+    std::stable_partition(patterns.begin(), patterns.end(), [](const auto& p) { return !p.second; });
+    for (const auto& [pattern, stacked] : patterns) {
+      out.push_back(absl::StrCat(pattern, "=", gated ? "sections:0:2" : "split:0", stacked ? "@stacked" : ""));
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> Layout::PresetNames() { return {"megatron", "replicate"}; }
 
@@ -364,11 +418,13 @@ absl::StatusOr<RequestLayoutSource> ResolveRequestLayout(const ShardRequestSpec&
   return out;
 }
 
-const Rule* Layout::Match(absl::string_view key) const {
+const Rule* Layout::Match(absl::string_view key) const { return Find(key).rule; }
+
+LayoutMatch Layout::Find(absl::string_view key) const {
   for (const Entry& e : entries_) {
-    if (RE2::FullMatch(re2::StringPiece(key.data(), key.size()), *e.re)) return &e.rule;
+    if (RE2::FullMatch(re2::StringPiece(key.data(), key.size()), *e.re)) return LayoutMatch{&e.rule, e.glu_fc1_default};
   }
-  return nullptr;
+  return LayoutMatch{};
 }
 
 std::string Layout::Describe(absl::string_view key) const {

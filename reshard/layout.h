@@ -76,6 +76,16 @@ struct RequestLayoutSource {
 };
 absl::StatusOr<RequestLayoutSource> ResolveRequestLayout(const ShardRequestSpec& spec);
 
+// What Layout::Find returns: the rule of the first matching entry (nullptr: none matched), and
+// whether that entry is the unmodified `megatron` preset's fc1 rule (`split:0` for
+// `(mlp|shared_experts).linear_fc1.(weight|bias)`): the planner may then infer `sections:0:2`
+// for a GLU fc1 from the stored chunk grid. An entry from a --rule, a layout file or
+// layout_text that differs from the preset is never such a default: an explicit rule wins.
+struct LayoutMatch {
+  const Rule* rule = nullptr;
+  bool glu_fc1_default = false;
+};
+
 class Layout {
  public:
   Layout();
@@ -96,6 +106,9 @@ class Layout {
   static absl::StatusOr<std::string> PresetText(absl::string_view name);
   static bool IsPreset(absl::string_view name);
   static std::vector<std::string> PresetNames();
+  // `--glu yes|no` as --rule strings ("PATTERN=RULE", the precedence order Build expects): the
+  // megatron preset's fc1 patterns as sections:0:2 (gated) or split:0, @stacked for stacked keys.
+  static std::vector<std::string> GluRules(bool gated);
   // Reads a local layout file (the CLI, the client libraries, shardcastd's --layout flag; never a
   // request). Refuses what is not a regular file (a FIFO, /dev/zero) before opening it, and files
   // over kMaxLayoutTextBytes. NotFound when it cannot be read.
@@ -109,6 +122,8 @@ class Layout {
 
   // The first rule whose pattern fully matches `key`, or nullptr (then: replicate).
   const Rule* Match(absl::string_view key) const;
+  // The same, saying whether the matching entry is the megatron preset's fc1 default.
+  LayoutMatch Find(absl::string_view key) const;
   // The text of the rule that matched (for reports), "replicate (default)" when none did.
   std::string Describe(absl::string_view key) const;
 
@@ -120,8 +135,11 @@ class Layout {
     std::string pattern;
     std::unique_ptr<re2::RE2> re;
     Rule rule;
+    bool glu_fc1_default = false;  // the megatron preset's fc1 line (text equal to the preset)
   };
   absl::Status Add(const std::string& pattern, const Rule& rule, bool front);
+  // Marks the megatron preset's fc1 entries as GLU-inferable when `text` is the preset's text.
+  void MarkPresetDefaults(absl::string_view text);
   std::vector<Entry> entries_;
   int64_t program_size_ = 0;  // RE2 instructions of all patterns (<= kMaxLayoutProgramSize)
 };

@@ -219,5 +219,40 @@ TEST(Layout, LoadPresetWithRulesAndUnknownNames) {
   EXPECT_FALSE(Layout::Load("megatron", {"x=split"}).ok());
 }
 
+
+TEST(Layout, GluDefaultsOnlyInThePresetItself) {
+  auto preset = Layout::Preset("megatron");
+  ASSERT_TRUE(preset.ok()) << preset.status();
+  for (const char* key : {"m.layers.3.mlp.linear_fc1.weight", "m.layers.mlp.linear_fc1.bias",
+                          "m.mlp.shared_experts.linear_fc1.weight"}) {
+    LayoutMatch m = preset->Find(key);
+    ASSERT_NE(m.rule, nullptr) << key;
+    EXPECT_TRUE(m.glu_fc1_default) << key;
+  }
+  EXPECT_FALSE(preset->Find("m.layers.3.mlp.linear_fc2.weight").glu_fc1_default);
+  EXPECT_FALSE(preset->Find("vision_projection.encoder.linear_fc1.weight").glu_fc1_default);
+  // A --rule in front, or any edit of the text, is explicit.
+  auto ruled = Layout::Load("megatron", {R"(.*fc1\.weight=split:0)"});
+  ASSERT_TRUE(ruled.ok());
+  EXPECT_FALSE(ruled->Find("m.layers.3.mlp.linear_fc1.weight").glu_fc1_default);
+  EXPECT_TRUE(ruled->Find("m.layers.3.mlp.linear_fc1.bias").glu_fc1_default);
+  auto edited = Layout::Parse(*Layout::PresetText("megatron") + "\n# mine\n");
+  ASSERT_TRUE(edited.ok());
+  EXPECT_FALSE(edited->Find("m.layers.3.mlp.linear_fc1.weight").glu_fc1_default);
+}
+
+TEST(Layout, GluRulesSettleFc1BothWays) {
+  for (bool gated : {true, false}) {
+    auto l = Layout::Load("megatron", Layout::GluRules(gated));
+    ASSERT_TRUE(l.ok()) << l.status();
+    const std::string flat = gated ? "sections:0:2" : "split:0";
+    EXPECT_EQ(l->Describe("m.layers.3.mlp.linear_fc1.weight"), flat);
+    EXPECT_EQ(l->Describe("m.mlp.linear_fc1.bias"), flat);
+    EXPECT_EQ(l->Describe("m.layers.mlp.linear_fc1.weight"), flat + "@stacked");
+    EXPECT_FALSE(l->Find("m.layers.mlp.linear_fc1.weight").glu_fc1_default);
+    EXPECT_EQ(l->Describe("m.layers.mlp.linear_fc2.weight"), "split:1@stacked");
+  }
+}
+
 }  // namespace
 }  // namespace shardcast

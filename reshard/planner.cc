@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/shard_request.h"
 #include "common/status_macros.h"
+#include "reshard/glu_grid.h"
 
 namespace shardcast {
 
@@ -142,6 +143,20 @@ absl::Status CutSections(const Shape& shape, const Rule& rule, int d, int tp, in
   return absl::OkStatus();
 }
 
+// A sections rule without @stacked that fails on a tensor it would fit with @stacked (a [L, 2F, H]
+// stacked fc1 under sections:0:2): the error says so.
+absl::Status WithStackedHint(absl::Status error, const Shape& shape, const Rule& rule, int tp, int r) {
+  if (error.ok() || rule.stacked || shape.size() < 2 || rule.dim + 1 >= static_cast<int>(shape.size())) return error;
+  Rule stacked = rule;
+  stacked.stacked = true;
+  Cut probe;
+  probe.copy_shape = shape;
+  if (!CutSections(shape, stacked, stacked.stored_dim(), tp, r, probe).ok()) return error;
+  return absl::InvalidArgumentError(absl::StrCat(error.message(), "; did you mean ", stacked.ToString(),
+                                                 "? the tensor may have a leading layer axis of ", shape[0],
+                                                 " (Megatron torch_dist stacks layers as `...layers.<param>`)"));
+}
+
 // vocab:D:M: padded = ceil(n / (M*tp)) * M*tp; part = padded / tp; rank r gets rows
 // [r*part, +part), the rows past n zero-filled.
 absl::Status CutVocab(const Shape& shape, const Rule& rule, int d, int tp, int r, Cut& cut) {
@@ -198,7 +213,7 @@ absl::StatusOr<Cut> CutTensor(const TensorEntry& t, const Rule& rule, int tp, in
       SC_RETURN_IF_ERROR(CutSplit(shape, d, tp, r, cut));
       return cut;
     case Rule::Kind::kSections:
-      SC_RETURN_IF_ERROR(CutSections(shape, rule, d, tp, r, cut));
+      SC_RETURN_IF_ERROR(WithStackedHint(CutSections(shape, rule, d, tp, r, cut), shape, rule, tp, r));
       return cut;
     case Rule::Kind::kVocab:
       SC_RETURN_IF_ERROR(CutVocab(shape, rule, d, tp, r, cut));
@@ -228,6 +243,45 @@ void AddOps(const TensorEntry& t, const std::vector<Piece>& pieces, std::vector<
   }
 }
 
+// The rule a tensor is cut by, and what the plan should say about it.
+struct ChosenRule {
+  Rule rule;
+  bool matched = false;
+  bool inferred = false;
+  std::string note;          // "" when there is nothing to say
+  bool note_if_tp1 = false;  // the note matters at TP 1 too (an inferred rule is always reported)
+};
+
+// The layout's rule, refined for the megatron preset's fc1 default: sections:D:2 when the grid
+// shows GLU halves, split:D kept (with a note when the grid cannot tell) otherwise.
+ChosenRule ChooseRule(const CheckpointMetadata& md, const Layout& layout, const TensorEntry& t) {
+  ChosenRule c;
+  const LayoutMatch m = layout.Find(t.key);
+  c.matched = m.rule != nullptr;
+  if (m.rule) c.rule = *m.rule;
+  if (!m.glu_fc1_default || c.rule.kind != Rule::Kind::kSplit) return c;
+  const GluGrid grid = ClassifyGluGrid(md, t, c.rule.stacked);
+  if (grid.kind == GluGrid::Kind::kPlain) return c;
+  const std::string split = c.rule.ToString();
+  if (grid.kind == GluGrid::Kind::kGated) {
+    c.rule.kind = Rule::Kind::kSections;
+    c.rule.num_sections = 2;
+    c.inferred = true;
+    c.note_if_tp1 = true;
+    c.note = absl::StrCat(t.key, ": ", c.rule.ToString(), " inferred from the stored chunk grid (GLU fc1 saved at TP ",
+                          grid.saved_tp, ": ", 2 * grid.saved_tp, " dim-", c.rule.stored_dim(),
+                          " chunks); pass --glu no or --rule to override");
+    return c;
+  }
+  Rule gated = c.rule;
+  gated.kind = Rule::Kind::kSections;
+  gated.num_sections = 2;
+  c.note = absl::StrCat(t.key, ": assumed not gated (", split,
+                        "), the stored chunk grid cannot tell; if the model uses SwiGLU/GeGLU pass --glu yes (or --rule '",
+                        t.key, "=", gated.ToString(), "'); --glu no confirms ", split);
+  return c;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, const Layout& layout,
@@ -242,18 +296,20 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, 
   std::vector<std::string> errors;
   for (const TensorEntry& t : md.tensors) {
     if (!absl::StartsWith(t.key, options.prefix)) continue;
-    const Rule* matched = layout.Match(t.key);
-    const Rule rule = matched ? *matched : Rule{};
+    const ChosenRule chosen = ChooseRule(md, layout, t);
+    const Rule& rule = chosen.rule;
     const std::string name = ApplyRenames(t.key, options);
     const bool unstack = options.unstack && rule.stacked && !t.shape.empty();
     std::map<int, std::string> failed_for_tp;  // one error per (tensor, tp size)
     for (size_t ti = 0; ti < targets.size(); ++ti) {
       const Target& tg = targets[ti];
       if (failed_for_tp.count(tg.tp_size)) continue;
+      if (!chosen.note.empty() && (tg.tp_size > 1 || chosen.note_if_tp1)) plans[ti].notes.push_back(chosen.note);
       absl::StatusOr<Cut> cut = CutTensor(t, rule, tg.tp_size, tg.tp_rank);
       if (!cut.ok()) {
         failed_for_tp[tg.tp_size] = std::string(cut.status().message());
-        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(), " at TP ",
+        errors.push_back(absl::StrCat("  ", t.key, " ", ShapeToString(t.shape), " rule ", rule.ToString(),
+                                      chosen.inferred ? " (inferred: GLU fc1 in the stored chunk grid)" : "", " at TP ",
                                       tg.tp_size, ": ", cut.status().message()));
         continue;
       }
@@ -274,7 +330,8 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, 
         ShardPlan sp;
         sp.tensor = &t;
         sp.rule = rule;
-        sp.rule_matched = matched != nullptr;
+        sp.rule_matched = chosen.matched;
+        sp.rule_inferred = chosen.inferred;
         sp.copy_shape = cut->copy_shape;
         std::vector<Piece> pieces = cut->pieces;
         if (unstack) {

@@ -52,6 +52,7 @@ struct ShardPlan {
   std::string name;          // the client's name (after --rename and unstacking)
   Rule rule;                 // the rule applied
   bool rule_matched = false; // false: no layout rule matched, replicated by default
+  bool rule_inferred = false; // the preset's fc1 split:0 became sections:0:2 from the stored grid
   std::optional<int> layer;  // unstacked: the layer index
   Shape shape;               // the shard's shape as the client sees it
   Shape copy_shape;          // the shard in the stored tensor's rank (a leading 1 when unstacked)
@@ -67,6 +68,10 @@ struct RankPlan {
   std::vector<ShardPlan> shards;              // in checkpoint order
   std::vector<const BytesEntry*> opaque;      // non-tensor entries passed through whole
   uint64_t total_elements_bytes = 0;          // sum of shard bytes (stored dtype)
+  // What the plan inferred or assumed that the user may need to know, one line per tensor key
+  // ("KEY: ..."): a GLU fc1 rule inferred from the stored grid, or an fc1 assumed not gated
+  // because the grid cannot tell (only when tp_size > 1: at TP 1 both readings agree).
+  std::vector<std::string> notes;
 };
 
 struct PlanOptions {
@@ -83,7 +88,9 @@ inline constexpr uint64_t kMaxPaddingBytes = uint64_t{64} << 20;
 // Parses "OLD=NEW".
 absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text);
 
-// Plans every target. InvalidArgument for a target outside 1..kMaxTpSize, and naming every tensor
+// Plans every target. The megatron preset's fc1 default (LayoutMatch::glu_fc1_default) becomes
+// sections:0:2 (@stacked) when the stored chunk grid shows GLU halves (reshard/glu_grid.h); the
+// plan's notes say so, or say that split:0 was assumed. InvalidArgument for a target outside 1..kMaxTpSize, and naming every tensor
 // whose rule cannot apply (a split that does not divide, with its size; a dim out of range; qkv
 // constraints; a shard over its tensor's size plus kMaxPaddingBytes), all at once. All size arithmetic is
 // overflow-checked.

@@ -428,5 +428,197 @@ TEST(CpuExecutor, CastsLikePyTorch) {
   EXPECT_FALSE(ex->Run({ShardJob{&pi[0].shards[0], &isrc, out, DType::kFloat32}}).ok());
 }
 
+
+// --- GLU fc1 under the megatron preset (issue 10, item 4) ---
+
+Layout Megatron(const std::vector<std::string>& rules = {}) {
+  auto text = Layout::PresetText("megatron");
+  EXPECT_TRUE(text.ok());
+  auto l = Layout::Build(*text, "preset megatron", rules);
+  EXPECT_TRUE(l.ok()) << l.status();
+  return std::move(*l);
+}
+
+// `parts` equal chunks along dim `d` of `shape`, per layer when `stacked` (dim 0 = layers).
+std::vector<Box> EqualChunks(const Shape& shape, int d, int64_t parts, bool stacked) {
+  std::vector<Box> out;
+  const int64_t layers = stacked ? shape[0] : 1;
+  for (int64_t l = 0; l < layers; ++l) {
+    for (int64_t p = 0; p < parts; ++p) {
+      Box b = FullBox(shape);
+      if (stacked) b.offsets[0] = l, b.sizes[0] = 1;
+      b.offsets[d] = p * (shape[d] / parts);
+      b.sizes[d] = shape[d] / parts;
+      out.push_back(b);
+    }
+  }
+  return out;
+}
+
+// An MLP saved by Megatron at TP `saved_tp`: fc1 [2F, H] (bias [2F]) in `fc1_parts` dim-0 chunks,
+// fc2 [H, F] in `saved_tp` dim-1 chunks; with `layers` > 0 stacked as [L, ...] under `layers.`.
+CheckpointMetadata Mlp(int64_t f, int64_t h, int saved_tp, int fc1_parts, int64_t layers = 0) {
+  const bool st = layers > 0;
+  const std::string pre = st ? "dec.layers.mlp." : "dec.layers.0.mlp.";
+  Shape w1{2 * f, h}, b1{2 * f}, w2{h, f};
+  if (st) {
+    for (Shape* s : {&w1, &b1, &w2}) s->insert(s->begin(), layers);
+  }
+  const int lead = st ? 1 : 0;
+  return Md({MakeTensor(pre + "linear_fc1.weight", w1, EqualChunks(w1, lead, fc1_parts, st)),
+             MakeTensor(pre + "linear_fc1.bias", b1, EqualChunks(b1, lead, fc1_parts, st)),
+             MakeTensor(pre + "linear_fc2.weight", w2, EqualChunks(w2, lead + 1, saved_tp, st))});
+}
+
+// Naive reference for a GLU fc1 shard: gate = rows[:F], up = rows[F:], shard r = [gate_r; up_r],
+// as global linear indices of the stored tensor (per layer when stacked).
+std::vector<int32_t> GluReference(const Shape& shape, bool stacked, int tp, int r) {
+  const int lead = stacked ? 1 : 0;
+  const int64_t layers = stacked ? shape[0] : 1, rows = shape[lead], f = rows / 2, part = f / tp;
+  int64_t cols = 1;
+  for (size_t d = lead + 1; d < shape.size(); ++d) cols *= shape[d];
+  std::vector<int64_t> pick;
+  for (int64_t i = 0; i < part; ++i) pick.push_back(r * part + i);      // gate_r
+  for (int64_t i = 0; i < part; ++i) pick.push_back(f + r * part + i);  // up_r
+  std::vector<int32_t> out;
+  for (int64_t l = 0; l < layers; ++l) {
+    for (int64_t row : pick) {
+      for (int64_t c = 0; c < cols; ++c) out.push_back(static_cast<int32_t>((l * rows + row) * cols + c));
+    }
+  }
+  return out;
+}
+
+const ShardPlan* Find(const RankPlan& p, const std::string& name) {
+  for (const ShardPlan& s : p.shards) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+bool HasNote(const RankPlan& p, const std::string& needle) {
+  for (const std::string& n : p.notes) {
+    if (n.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(GluFc1, SavedAtTp2IsCutPerHalfAtTp124) {
+  for (const int64_t layers : {0, 3}) {
+    const bool st = layers > 0;
+    // F = 8, H = 3, saved at TP 2: 2 sections x 2 writers = 4 dim-0 chunks.
+    CheckpointMetadata md = Mlp(8, 3, 2, 4, layers);
+    const std::string pre = st ? "dec.layers.mlp." : "dec.layers.0.mlp.";
+    for (int tp : {1, 2, 4}) {
+      for (int r = 0; r < tp; ++r) {
+        SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Megatron(), {{tp, r}}, {}));
+        for (const char* param : {"linear_fc1.weight", "linear_fc1.bias"}) {
+          const ShardPlan* sp = Find(plans[0], pre + param);
+          ASSERT_NE(sp, nullptr) << param;
+          EXPECT_TRUE(sp->rule_inferred);
+          EXPECT_EQ(sp->rule.ToString(), st ? "sections:0:2@stacked" : "sections:0:2");
+          EXPECT_EQ(Execute(*sp), GluReference(sp->tensor->shape, st, tp, r)) << param << " TP " << tp << " rank " << r;
+          EXPECT_TRUE(HasNote(plans[0], pre + param + ": " + sp->rule.ToString() +
+                                            " inferred from the stored chunk grid (GLU fc1 saved at TP 2"))
+              << plans[0].notes.size();
+        }
+        EXPECT_EQ(Find(plans[0], pre + "linear_fc2.weight")->rule.ToString(), st ? "split:1@stacked" : "split:1");
+        EXPECT_EQ(plans[0].notes.size(), 2u);
+      }
+    }
+  }
+}
+
+TEST(GluFc1, AnInferredRuleThatCannotCutSaysItWasInferred) {
+  // F = 6 saved at TP 2: TP 4 would split 2F = 12 rows, but not the halves of 6.
+  CheckpointMetadata md = Mlp(6, 2, 2, 4);
+  auto p = PlanReshard(md, Megatron(), {{4, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("rule sections:0:2 (inferred: GLU fc1 in the stored chunk grid) at TP 4"),
+            std::string::npos)
+      << p.status();
+}
+
+TEST(GluFc1, OrdinarySplitGridKeepsSplit) {
+  // Saved at TP 2 without GLU (2 chunks), and at TP 4 without GLU: 4 dim-0 chunks, as a GLU fc1
+  // saved at TP 2 would have, but fc2's 4 dim-1 chunks say TP 4.
+  for (const auto& [saved_tp, parts] : {std::pair<int, int>{2, 2}, {4, 4}}) {
+    CheckpointMetadata md = Mlp(8, 4, saved_tp, parts);
+    SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Megatron(), {{2, 1}}, {}));
+    const ShardPlan* sp = Find(plans[0], "dec.layers.0.mlp.linear_fc1.weight");
+    ASSERT_NE(sp, nullptr);
+    EXPECT_FALSE(sp->rule_inferred);
+    EXPECT_EQ(sp->rule.ToString(), "split:0");
+    EXPECT_TRUE(plans[0].notes.empty()) << plans[0].notes[0];
+    // Rank 1 of 2 gets rows [8, 16): the second half, no interleave.
+    EXPECT_EQ(Execute(*sp).front(), 8 * 4);
+  }
+}
+
+TEST(GluFc1, ExplicitRuleOrEditedLayoutWins) {
+  CheckpointMetadata md = Mlp(8, 3, 2, 4);
+  const std::string key = "dec.layers.0.mlp.linear_fc1.weight";
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Megatron({R"(.*linear_fc1\.(weight|bias)=split:0)"}), {{2, 0}}, {}));
+  EXPECT_EQ(Find(plans[0], key)->rule.ToString(), "split:0");
+  EXPECT_FALSE(Find(plans[0], key)->rule_inferred);
+  EXPECT_TRUE(plans[0].notes.empty());
+  // A layout file made from the preset (here: one comment added) states its rules explicitly.
+  std::string text = *Layout::PresetText("megatron") + "# edited\n";
+  SC_ASSERT_OK_AND_ASSIGN(auto edited, PlanReshard(md, L(text), {{2, 0}}, {}));
+  EXPECT_EQ(Find(edited[0], key)->rule.ToString(), "split:0");
+  EXPECT_TRUE(edited[0].notes.empty());
+}
+
+TEST(GluFc1, SavedAtTp1NotesTheAssumption) {
+  CheckpointMetadata md = Mlp(8, 3, 1, 1);  // one chunk each: the grid cannot tell
+  const std::string key = "dec.layers.0.mlp.linear_fc1.weight";
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Megatron(), {{2, 0}}, {}));
+  EXPECT_EQ(Find(plans[0], key)->rule.ToString(), "split:0");
+  ASSERT_EQ(plans[0].notes.size(), 2u);  // weight and bias
+  EXPECT_TRUE(HasNote(plans[0], key + ": assumed not gated (split:0)"));
+  EXPECT_TRUE(HasNote(plans[0], "--glu yes"));
+  // At TP 1 both readings give the whole tensor: nothing to say.
+  SC_ASSERT_OK_AND_ASSIGN(auto tp1, PlanReshard(md, Megatron(), {{1, 0}}, {}));
+  EXPECT_TRUE(tp1[0].notes.empty());
+  // An explicit rule settles it either way.
+  for (const char* rule : {"split:0", "sections:0:2"}) {
+    SC_ASSERT_OK_AND_ASSIGN(auto ex, PlanReshard(md, Megatron({std::string(R"(.*linear_fc1\.(weight|bias)=)") + rule}),
+                                                 {{2, 0}}, {}));
+    EXPECT_TRUE(ex[0].notes.empty()) << rule;
+    EXPECT_EQ(Find(ex[0], key)->rule.ToString(), rule);
+  }
+}
+
+TEST(GluFc1, NoSiblingOrOtherGridIsUnknown) {
+  // fc1 in 4 chunks but no fc2 to give the saving TP: not inferred, assumption noted.
+  CheckpointMetadata md = Md({MakeTensor("m.layers.0.mlp.linear_fc1.weight", {8, 2}, EqualChunks({8, 2}, 0, 4, false))});
+  SC_ASSERT_OK_AND_ASSIGN(auto plans, PlanReshard(md, Megatron(), {{2, 0}}, {}));
+  EXPECT_EQ(plans[0].shards[0].rule.ToString(), "split:0");
+  EXPECT_TRUE(HasNote(plans[0], "assumed not gated"));
+  // fc1 also cut along dim 1: not a GLU grid.
+  CheckpointMetadata two_d = Mlp(4, 2, 2, 4);
+  two_d.tensors[0].chunks.clear();
+  for (int64_t p = 0; p < 4; ++p) {
+    for (int64_t c = 0; c < 2; ++c) two_d.tensors[0].chunks.push_back(StoredChunk{Box{{p * 2, c}, {2, 1}}, {}});
+  }
+  SC_ASSERT_OK_AND_ASSIGN(auto p2, PlanReshard(two_d, Megatron(), {{2, 0}}, {}));
+  EXPECT_EQ(Find(p2[0], "dec.layers.0.mlp.linear_fc1.weight")->rule.ToString(), "split:0");
+}
+
+TEST(PlanReshard, SectionsOnAStackedTensorSuggestStacked) {
+  // [L=3, 2F=8, H=2] under sections:0:2 without @stacked: 3 layers do not hold 2 sections.
+  CheckpointMetadata md = Md({MakeTensor("dec.layers.mlp.linear_fc1.weight", {3, 8, 2}, {Box{{0, 0, 0}, {3, 8, 2}}})});
+  auto p = PlanReshard(md, L(R"(.*linear_fc1\.weight sections:0:2)"), {{2, 0}}, {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("did you mean sections:0:2@stacked? the tensor may have a leading layer axis of 3"),
+            std::string::npos)
+      << p.status();
+  // A 1-D tensor that does not hold 2 sections gets no such hint.
+  CheckpointMetadata flat = Md({MakeTensor("w", {3}, {Box{{0}, {3}}})});
+  auto q = PlanReshard(flat, L("w sections:0:2"), {{2, 0}}, {});
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.status().message().find("@stacked"), std::string::npos) << q.status();
+}
+
 }  // namespace
 }  // namespace shardcast

@@ -325,6 +325,7 @@ absl::StatusOr<v1::Manifest> Coordinator::MergeManifest(const PreparedRequest& p
     total += s.nbytes;
   }
   for (const std::string& o : plan.opaque) m.add_opaque(o);
+  for (const std::string& n : plan.notes) m.add_notes(n);
   m.set_total_bytes(total);
   for (size_t r = 0; r < options_.rank_addresses.size(); ++r) {
     v1::RankEndpoint* e = m.add_endpoints();

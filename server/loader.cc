@@ -187,6 +187,7 @@ std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSp
                                   compiled.prefix.empty() ? "" : ", prefix " + compiled.prefix,
                                   spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
+  req->notes = plan.notes;
   return req;
 }
 

@@ -31,6 +31,7 @@ struct PreparedRequest {
   std::string description;              // "layout megatron, TP 2 rank 1, prefix ..., 12 shards"
   std::vector<PreparedShard> shards;    // every shard of the request, in plan order
   std::vector<std::string> opaque;
+  std::vector<std::string> notes;       // the plan's notes (RankPlan::notes), for the manifest
   uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
   std::vector<Buffer> allocations;      // owned: freed with the request (one slab of cut shards, or none)
 };

@@ -54,6 +54,27 @@ class PythonClient(unittest.TestCase):
         self.assertEqual(qkv["nbytes"], 96 * 64 * 2)
         self.assertIn("crc32c", qkv)
 
+    def test_glu_assumption_is_warned_once_and_glu_settles_it(self):
+        import warnings
+        prefix = "model.vision_model.decoder.layers.0.mlp.linear_fc1."
+        with shardcast.Client(self.svc.address, token_file=self.svc.token_file, timeout=30) as c:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                m = c.manifest(2, 0, layout="megatron", prefix=prefix)
+                c.fetch(2, 0, layout="megatron", prefix=prefix)  # the same notes: not warned again
+            glu = [w for w in caught if issubclass(w.category, shardcast.LayoutWarning)]
+            self.assertEqual(len(glu), 1, [str(w.message) for w in caught])
+            self.assertIn(prefix + "weight: assumed not gated (split:0)", str(glu[0].message))
+            self.assertIn("glu=True/False", str(glu[0].message))
+            fc1 = (prefix + "weight", prefix + "bias")  # the prefix also selects layer_norm_* (replicated)
+            self.assertEqual({s["rule"] for s in m if s["name"] in fc1}, {"split:0"})
+            for glu_arg, rule in ((True, "sections:0:2"), (False, "split:0")):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    m = c.manifest(2, 0, layout="megatron", prefix=prefix, glu=glu_arg)
+                self.assertEqual([w for w in caught if issubclass(w.category, shardcast.LayoutWarning)], [])
+                self.assertEqual({s["rule"] for s in m if s["name"] in fc1}, {rule})
+
     def test_fetch_every_rank_of_tp2(self):
         for rank in range(2):
             arrays = self.client.fetch(2, rank)

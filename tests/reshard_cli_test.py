@@ -280,5 +280,102 @@ class ReshardCli(unittest.TestCase):
         self.assertIn("megatron", run("layouts", "list").stdout)
 
 
+    # --- GLU fc1 under the megatron preset (issue 10, item 4) ---
+
+    FC1 = r"model.language_model.decoder.layers.%smlp.linear_fc1.weight"
+
+    def gen(self, d, name, writers, *extra):
+        """A float32 checkpoint with a small language-model decoy (fc1 [2f, H], fc2 [H, f])."""
+        path = os.path.join(d, name)
+        subprocess.run([sys.executable, GENERATOR, path, "--preset", "tiny", "--writers", str(writers), "--dtype",
+                        "float32", "--with-llm-decoy", "0.05", *extra], check=True, capture_output=True)
+        return path
+
+    def whole_tensor(self, path, key, d):
+        from safetensors.numpy import load_file
+        out = os.path.join(d, "whole.safetensors")
+        run("reshard", path, "--tp", "1", "--rank", "0", "--layout", "replicate", "--prefix", key, "--out", out)
+        return load_file(out)[key]
+
+    def test_glu_fc1_saved_at_tp2_is_cut_per_half_at_tp_1_2_4(self):
+        import numpy as np
+        with tempfile.TemporaryDirectory() as d:
+            for stacked in (False, True):
+                path = self.gen(d, "glu%d" % stacked, 2, "--glu-decoy", *(["--stacked"] if stacked else []))
+                key = self.FC1 % ("" if stacked else "0.")
+                whole = self.whole_tensor(path, key, d)
+                axis = 1 if stacked else 0
+                f = whole.shape[axis] // 2
+                gate, up = np.split(whole, [f], axis=axis)  # naive reference: rows[:F], rows[F:]
+                for tp in (1, 2, 4):
+                    for rank in range(tp):
+                        res = reshard_json(path, tp, rank, "--layout", "megatron", "--prefix", key)
+                        (t,) = res["tensors"]
+                        self.assertEqual(t["rule"], "sections:0:2@stacked" if stacked else "sections:0:2")
+                        part = f // tp
+                        want = np.concatenate([np.take(gate, range(rank * part, (rank + 1) * part), axis=axis),
+                                               np.take(up, range(rank * part, (rank + 1) * part), axis=axis)],
+                                              axis=axis)
+                        self.assertEqual(t["shape"], list(want.shape))
+                        self.assertEqual(t["sha256"], hashlib.sha256(np.ascontiguousarray(want).tobytes()).hexdigest(),
+                                         "stacked %s tp %d rank %d" % (stacked, tp, rank))
+                        self.assertEqual(len(res["notes"]), 1)
+                        self.assertIn(key + ": " + t["rule"] + " inferred from the stored chunk grid (GLU fc1 saved "
+                                      "at TP 2", res["notes"][0])
+                # An explicit rule wins: the plain split, no note.
+                res = reshard_json(path, 2, 0, "--layout", "megatron", "--prefix", key, "--glu", "no")
+                self.assertEqual(res["tensors"][0]["rule"], "split:0@stacked" if stacked else "split:0")
+                self.assertEqual(res["notes"], [])
+
+    def test_ordinary_split_saved_fc1_keeps_split(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.gen(d, "plain", 2)
+            for tp in (2, 4):
+                p = run("reshard", path, "--tp", str(tp), "--rank", "1", "--layout", "megatron", "--digest", "--json",
+                        "--prefix", "model.language_model.decoder.")
+                res = json.loads(p.stdout)
+                rules = {t["key"].rsplit(".", 2)[1]: t["rule"] for t in res["tensors"]}
+                self.assertEqual(rules["linear_fc1"], "split:0")
+                self.assertEqual(res["notes"], [])
+                self.assertNotIn("warning", p.stderr)
+
+    def test_fc1_saved_at_tp1_warns_once_unless_settled(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.gen(d, "tp1", 1)
+            key = self.FC1 % "0."
+            args = ["reshard", path, "--tp", "2", "--rank", "0", "--layout", "megatron", "--digest", "--json",
+                    "--prefix", "model.language_model.decoder."]
+            p = run(*args)
+            res = json.loads(p.stdout)
+            self.assertEqual([t["rule"] for t in res["tensors"] if t["key"] == key], ["split:0"])
+            self.assertEqual(len(res["notes"]), 1)
+            self.assertIn(key + ": assumed not gated (split:0)", res["notes"][0])
+            self.assertEqual(p.stderr.count("warning:"), 1)
+            self.assertIn(key, p.stderr)
+            self.assertIn("--glu yes", p.stderr)
+            # Settled: by --glu either way, or by an explicit rule. No note, no warning.
+            for extra, rule in ((["--glu", "no"], "split:0"), (["--glu", "yes"], "sections:0:2"),
+                                (["--rule", r".*linear_fc1\.weight=sections:0:2"], "sections:0:2")):
+                p = run(*args, *extra)
+                res = json.loads(p.stdout)
+                self.assertEqual([t["rule"] for t in res["tensors"] if t["key"] == key], [rule], extra)
+                self.assertEqual(res["notes"], [], extra)
+                self.assertNotIn("warning", p.stderr, extra)
+            # At TP 1 both readings give the whole tensor: nothing to warn about.
+            p = run("reshard", path, "--tp", "1", "--rank", "0", "--layout", "megatron", "--digest", "--json")
+            self.assertEqual(json.loads(p.stdout)["notes"], [])
+            p = run(*args, "--glu", "maybe", check=False)
+            self.assertEqual(p.returncode, 2)  # a usage error
+            self.assertIn("--glu must be yes or no", p.stderr)
+
+    def test_sections_on_a_stacked_tensor_suggest_stacked(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.gen(d, "st", 2, "--glu-decoy", "--stacked")
+            p = run("reshard", path, "--tp", "2", "--rank", "0", "--layout", "megatron", "--digest",
+                    "--rule", r".*language_model.*linear_fc1\.weight=sections:0:2", check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("did you mean sections:0:2@stacked? the tensor may have a leading layer axis of 1", p.stderr)
+
+
 if __name__ == "__main__":
     junit_unittest.main()

@@ -403,6 +403,44 @@ class NoService(unittest.TestCase):
         self.assertEqual(daemon, cli.replace("shardcast ", "shardcastd ", 1))
 
 
+class GluNotesService(unittest.TestCase):
+    """The megatron preset's fc1 through the service: the rule inferred from the stored grid, or the
+    assumption stated in the manifest's notes and warned once by `shardcast fetch`."""
+
+    def gen(self, d, name, writers, *extra):
+        path = os.path.join(d, name)
+        subprocess.run([sys.executable, GENERATOR, path, "--preset", "tiny", "--writers", str(writers),
+                        "--with-llm-decoy", "0.05", *extra], check=True, capture_output=True)
+        return path
+
+    def test_inferred_rule_and_assumption_reach_the_client(self):
+        key = "model.language_model.decoder.layers.0.mlp.linear_fc1.weight"
+        with tempfile.TemporaryDirectory() as d:
+            for name, writers, extra, note in (("glu", 2, ["--glu-decoy"], "sections:0:2 inferred from the stored chunk grid"),
+                                               ("tp1", 1, [], "assumed not gated (split:0)")):
+                path = self.gen(d, name, writers, *extra)
+                svc = Service(path, layout="megatron")
+                try:
+                    p = svc.cli("fetch", "--tp", "2", "--rank", "1", "--digest", "--json", "--prefix", key)
+                    res = json.loads(p.stdout)
+                    self.assertEqual(len(res["notes"]), 1, name)
+                    self.assertIn(key + ": " + note, res["notes"][0])
+                    self.assertEqual(p.stderr.count("warning:"), 1, p.stderr)
+                    local = subprocess.run([SHARDCAST, "reshard", path, "--tp", "2", "--rank", "1", "--layout", "megatron",
+                                            "--digest", "--json", "--prefix", key], capture_output=True, text=True,
+                                           check=True)
+                    self.assertEqual(res["tensors"][0]["sha256"], json.loads(local.stdout)["tensors"][0]["sha256"])
+                    self.assertEqual(res["tensors"][0]["rule"], json.loads(local.stdout)["tensors"][0]["rule"])
+                    # --glu settles it: no note, no warning.
+                    p = svc.cli("fetch", "--tp", "2", "--rank", "1", "--digest", "--json", "--prefix", key, "--glu", "yes")
+                    res = json.loads(p.stdout)
+                    self.assertEqual(res["notes"], [])
+                    self.assertEqual(res["tensors"][0]["rule"], "sections:0:2")
+                    self.assertNotIn("warning", p.stderr)
+                finally:
+                    svc.stop()
+
+
 class FaultService(unittest.TestCase):
     """A larger generated checkpoint, so transfers take long enough to interrupt."""
 

@@ -550,7 +550,9 @@ def dumps_metadata(md):
 class TensorSpec:
     """A logical tensor of the state dict.
 
-    rule: 'col' (W chunks on dim 0), 'row' (W chunks on dim 1) or 'rep' (stored once).
+    rule: 'col' (W chunks on dim 0), 'row' (W chunks on dim 1), 'rep' (stored once), or 'glu'
+    (a gated fc1 [gate; up] as Megatron's apply_swiglu_sharded_factory saves it: 2W chunks on dim
+    0, writer r holding parts r and W + r).
     stacked: the global shape has a leading layer axis; chunks are per layer (size 1 on it),
     layer i's values are those of the per-layer tensor named layer_names[i]."""
 
@@ -609,7 +611,7 @@ def layered_specs(prefix, params, layers, H, F, dtype, stacked, block, group):
     return specs
 
 
-def decoy_specs(size_mb, H, W, dtype, stacked, ffn):
+def decoy_specs(size_mb, H, W, dtype, stacked, ffn, glu=False):
     """model.language_model.* tensors totalling about size_mb MiB."""
     es = itemsize(dtype)
     budget = int(size_mb * (1 << 20))
@@ -630,7 +632,7 @@ def decoy_specs(size_mb, H, W, dtype, stacked, ffn):
         if 2 * f * H * es <= cap:
             break
         n_layers *= 2
-    params = [("mlp.linear_fc1.weight", lambda H_, F_: (2 * F_, H_), "col"),
+    params = [("mlp.linear_fc1.weight", lambda H_, F_: (2 * F_, H_), "glu" if glu else "col"),
               ("mlp.linear_fc2.weight", lambda H_, F_: (H_, F_), "row")]
     specs += layered_specs(p, params, n_layers, H, f, dtype, stacked, block="decoy", group="decoy")
     return specs
@@ -655,7 +657,7 @@ def build_model(a):
         TensorSpec(v + "summary_idxs", "int64", (), "rep"),
     ]
     if a.with_llm_decoy:
-        specs += decoy_specs(a.with_llm_decoy, H, W, dt, a.stacked, F)
+        specs += decoy_specs(a.with_llm_decoy, H, W, dt, a.stacked, F, a.glu_decoy)
     if a.stacked:
         extra = BytesSpec(f"{v}decoder.layers.self_attention.linear_qkv._extra_state/shard_0_{L}",
                           EXTRA_STATE_PAYLOAD, as_list=True)
@@ -700,7 +702,12 @@ class Item:
 
 def split_dim(spec):
     base = 1 if spec.stacked else 0
-    return {"col": base, "row": base + 1}.get(spec.rule)
+    return {"col": base, "glu": base, "row": base + 1}.get(spec.rule)
+
+
+def num_parts(spec, W):
+    """How many chunks the split dim is stored in: W, or 2W for a GLU fc1."""
+    return 2 * W if spec.rule == "glu" else W
 
 
 def spec_items(spec, W, layer=None):
@@ -711,14 +718,15 @@ def spec_items(spec, W, layer=None):
     if spec.stacked:
         full_off[0], full_size[0] = layer, 1
     d = split_dim(spec)
-    if d is None or W == 1:
+    parts = num_parts(spec, W)
+    if d is None or parts == 1:
         return [Item(spec, tuple(full_off), tuple(full_size), range(W), layer, None)]
     items = []
-    n = spec.shape[d] // W
-    for r in range(W):
+    n = spec.shape[d] // parts
+    for p in range(parts):
         off, size = list(full_off), list(full_size)
-        off[d], size[d] = r * n, n
-        items.append(Item(spec, tuple(off), tuple(size), [r], layer, r))
+        off[d], size[d] = p * n, n
+        items.append(Item(spec, tuple(off), tuple(size), [p % W], layer, p))
     return items
 
 
@@ -929,7 +937,7 @@ def generate(entries, W, out_dir, seed, value_fn=None):
                 h.update(buf)
                 dd = None if d is None else (d - 1 if e.stacked else d)
                 for it in pl["by_key"][(e.fqn, layer)]:
-                    data = chunk_view(buf, lshape, dd, W, it.part if it.part is not None else 0, es)
+                    data = chunk_view(buf, lshape, dd, num_parts(e, W), it.part if it.part is not None else 0, es)
                     write_blob(handles[it.file], it, zip_parts(tensor_records(it.pkl, data)))
                     it.data_offset = data_offset_of(it)
                 del buf
@@ -1016,6 +1024,9 @@ def parse_args(argv=None):
                          "with a leading layer axis (one (1, ...) chunk per layer and TP part)")
     ap.add_argument("--with-llm-decoy", type=float, default=0, metavar="SIZE_MB",
                     help="add model.language_model.* tensors totalling about SIZE_MB MiB")
+    ap.add_argument("--glu-decoy", action="store_true",
+                    help="store the decoy's fc1 as a GLU [gate; up] (2W dim-0 chunks, as Megatron-Core saves "
+                         "SwiGLU); needs --with-llm-decoy")
     ap.add_argument("--seed", type=int, default=1234, help="value seed (default 1234)")
     ap.add_argument("--expected", metavar="FILE",
                     help="where to write the ground truth JSON (default: OUT.expected.json next to OUT)")

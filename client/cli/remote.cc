@@ -228,7 +228,7 @@ class FetchCommand final : public Command {
  public:
   std::string name() const override { return "fetch"; }
   std::string usage() const override {
-    return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...]\n"
+    return "shardcast fetch --server ADDR [--token-file F] --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--glu yes|no]\n"
            "       [--prefix P] [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda[:N]]\n"
            "       (--out FILE.safetensors | --digest) [--json] [--strict-rules]";
   }
@@ -261,6 +261,7 @@ class FetchCommand final : public Command {
   OutputFlags output_;
   DeviceFlag device_;
   bool strict_rules_ = false;
+  std::vector<std::string> user_rules_;  // --rule as given (not --glu's): the ones checked for use
   int64_t repeat_ = 1;
   double manifest_seconds_ = 0;
   Json receive_seconds_ = Json::Array();
@@ -273,6 +274,7 @@ absl::Status FetchCommand::Parse(const ArgParser& p) {
   connection_.verify_crc32c = !p.GetSwitch("no-verify");
   SC_ASSIGN_OR_RETURN(device_, ParseDeviceFlag(p.Get("device")));
   strict_rules_ = p.GetSwitch("strict-rules");
+  user_rules_ = p.GetAll("rule");
   absl::StatusOr<int64_t> repeat = p.GetInt("repeat");
   if (!repeat.ok() || *repeat < 1) return absl::InvalidArgumentError("--repeat expects N >= 1");
   repeat_ = *repeat;
@@ -283,11 +285,12 @@ absl::Status FetchCommand::Run() {
   SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
   const auto asked = std::chrono::steady_clock::now();
   SC_ASSIGN_OR_RETURN(const Manifest m, client->GetManifest(request_));
+  WarnAboutNotes(m.notes);
   manifest_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
   // The server planned: its manifest's keys say which tensors the request cuts.
   std::vector<std::string> keys;
   for (const ShardEntry& e : m.shards) keys.push_back(e.key);
-  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(request_.rules, keys));
+  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(user_rules_, keys));
   SC_RETURN_IF_ERROR(ReportUnusedRules(unused, strict_rules_));
   ReceiveBuffers buffers;
   SC_RETURN_IF_ERROR(buffers.Allocate(m, device_.cuda ? device_.index : -1));
@@ -333,6 +336,7 @@ absl::Status FetchCommand::Output(const Manifest& m, const ReceiveBuffers& buffe
   report.Set("tp_rank", request_.tp_rank);
   report.Set("request_id", m.request_id);
   report.Set("tensors", sink->TakeTensors());
+  report.Set("notes", Json::ArrayOf(m.notes));
   report.Set("report", fetch.ToJson());
   report.Set("manifest_seconds", manifest_seconds_);
   report.Set("receive_seconds", std::move(receive_seconds_));

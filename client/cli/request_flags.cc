@@ -1,9 +1,12 @@
 // AddRequestFlags / RequestFromFlags: one definition of the request flags.
 #include "client/cli/request_flags.h"
 
+#include <iostream>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/text_escape.h"
 #include "reshard/layout.h"
 
 namespace shardcast::cli {
@@ -45,6 +48,9 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout) {
   flags.AddFlag("rule", "PATTERN=RULE", "a rule that takes precedence over the layout (an unused one is warned of)", "",
                 true);
   flags.AddSwitch("strict-rules", "a --rule that cuts no tensor is an error, not a warning");
+  flags.AddFlag("glu", "yes|no",
+                "whether the MLPs are gated (SwiGLU/GeGLU): fc1 (mlp|shared_experts.linear_fc1) as sections:0:2 "
+                "(yes) or split:0 (no); default: inferred from the stored chunk grid by the megatron preset");
   flags.AddFlag("prefix", "P", "only keys starting with P");
   flags.AddFlag("rename", "OLD=NEW", "rename the name prefix OLD to NEW", "", true);
   flags.AddSwitch("unstack", "split stacked (@stacked) tensors into per-layer names ...layers.<i>.<param>");
@@ -61,13 +67,27 @@ absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags) {
   spec.tp_size = *tp;
   spec.tp_rank = *rank;
   spec.layout = flags.Get("layout");
-  spec.rules = flags.GetAll("rule");
+  const std::string glu = flags.Get("glu");
+  if (!glu.empty() && glu != "yes" && glu != "no") {
+    return absl::InvalidArgumentError(absl::StrCat("--glu must be yes or no, not '", glu, "'"));
+  }
+  if (!glu.empty()) spec.rules = Layout::GluRules(glu == "yes");
+  for (std::string& r : flags.GetAll("rule")) spec.rules.push_back(std::move(r));
   spec.prefix = flags.Get("prefix");
   spec.renames = flags.GetAll("rename");
   spec.unstack = flags.GetSwitch("unstack");
   spec.dtype = flags.Get("dtype");
   SC_RETURN_IF_ERROR(CheckLayoutFlags(spec));
   return spec;
+}
+
+void WarnAboutNotes(const std::vector<std::string>& notes) {
+  if (notes.empty()) return;
+  constexpr size_t kShown = 20;
+  std::cerr << "warning: the layout's rule for " << notes.size()
+            << " tensor(s) was inferred or assumed (GLU fc1); settle it with --glu yes|no or --rule 'PATTERN=RULE':\n";
+  for (size_t i = 0; i < notes.size() && i < kShown; ++i) std::cerr << "  " << EscapeForTerminal(notes[i]) << "\n";
+  if (notes.size() > kShown) std::cerr << "  ... and " << notes.size() - kShown << " more\n";
 }
 
 }  // namespace shardcast::cli

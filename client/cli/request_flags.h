@@ -1,10 +1,11 @@
 // The flags that spell a request (common/shard_request.h) on the command line, declared once and
 // read once for `reshard` (cut locally) and `fetch` (asked of shardcastd): --tp, --rank,
-// --layout, --rule, --strict-rules, --prefix, --rename, --unstack, --dtype.
+// --layout, --rule, --strict-rules, --glu, --prefix, --rename, --unstack, --dtype.
 #ifndef SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 #define SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/args.h"
@@ -25,7 +26,14 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout);
 // The layout and rules are compiled here, so that an unknown preset, an unreadable layout file or
 // an invalid --rule is a usage error (exit 2) naming it; `layout` "" (fetch: the server's) checks
 // the rules alone.
+// `--glu yes|no` becomes the fc1 rules of Layout::GluRules, in front of which the --rule flags
+// still take precedence.
 absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags);
+
+// Prints a plan's or a manifest's notes (a GLU fc1 rule inferred, or assumed not gated) to
+// stderr once, as one warning naming the tensors and the flags that settle it; nothing when
+// there are none. The notes may come from a server: escaped for the terminal.
+void WarnAboutNotes(const std::vector<std::string>& notes);
 
 }  // namespace shardcast::cli
 

@@ -135,7 +135,7 @@ class ReshardCommand final : public Command {
  public:
   std::string name() const override { return "reshard"; }
   std::string usage() const override {
-    return "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--prefix P]\n"
+    return "shardcast reshard PATH --tp N --rank R [--layout NAME|FILE] [--rule P=R ...] [--glu yes|no] [--prefix P]\n"
            "       [--rename OLD=NEW ...] [--unstack] [--dtype bf16|fp16|fp32] [--device cpu|cuda]\n"
            "       (--out FILE.safetensors | --digest) [--json] [--expect FILE] [--verbose]";
   }
@@ -162,6 +162,7 @@ class ReshardCommand final : public Command {
   DeviceFlag device_;
   std::string expect_;  // "" unless --expect
   bool strict_rules_ = false;
+  std::vector<std::string> user_rules_;  // --rule as given (not --glu's): the ones checked for use
   bool verbose_ = false;
   ReaderOptions reader_options_;
   uint64_t batch_bytes_ = 0;
@@ -202,6 +203,7 @@ absl::Status ReshardCommand::Parse(const ArgParser& p) {
   dtype_ = *dtype;
   SC_ASSIGN_OR_RETURN(device_, ParseDeviceFlag(p.Get("device")));
   strict_rules_ = p.GetSwitch("strict-rules");
+  user_rules_ = p.GetAll("rule");
   plan_options_.prefix = request_.prefix;
   plan_options_.unstack = request_.unstack;
   for (const std::string& r : request_.renames) {
@@ -234,7 +236,7 @@ absl::Status ReshardCommand::CheckPlan(const RankPlan& plan) const {
   }
   std::vector<std::string> keys;
   for (const ShardPlan& sp : plan.shards) keys.push_back(sp.key());
-  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(request_.rules, keys));
+  SC_ASSIGN_OR_RETURN(const std::vector<UnusedRule> unused, FindUnusedRules(user_rules_, keys));
   SC_RETURN_IF_ERROR(ReportUnusedRules(unused, strict_rules_));
   if (expect_.empty()) return absl::OkStatus();
   SC_ASSIGN_OR_RETURN(const auto expected, LoadExpectedNames(expect_));
@@ -263,6 +265,7 @@ absl::Status ReshardCommand::Run() {
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(path_, reader_options_));
   SC_ASSIGN_OR_RETURN(const RankPlan plan, Plan(*reader));
   SC_RETURN_IF_ERROR(CheckPlan(plan));
+  WarnAboutNotes(plan.notes);
   SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardExecutor> executor, MakeExecutor(device_));
   SC_ASSIGN_OR_RETURN(std::unique_ptr<ShardSink> sink, OpenSink(*reader, plan));
   const uint64_t total = OutputBytes(plan);
@@ -289,6 +292,7 @@ absl::Status ReshardCommand::Run() {
   Json opaque = Json::Array();
   for (const BytesEntry* b : plan.opaque) opaque.Append(Json(b->key));
   report.Set("opaque", std::move(opaque));
+  report.Set("notes", Json::ArrayOf(plan.notes));
   report.Set("bytes", total);
   if (!output_.out.empty()) report.Set("out", output_.out);
   if (output_.json) {

@@ -13,9 +13,9 @@ PyTorch tensors are used when given (CUDA tensors receive over NCCL, CPU tensors
 import os as _os
 import re as _re
 
-from ._client import Client, RawBytesWarning, ShardcastError, load_module, torch_nccl_library
+from ._client import Client, LayoutWarning, RawBytesWarning, ShardcastError, load_module, torch_nccl_library
 
-__all__ = ["Client", "RawBytesWarning", "ShardcastError", "load_module", "torch_nccl_library"]
+__all__ = ["Client", "LayoutWarning", "RawBytesWarning", "ShardcastError", "load_module", "torch_nccl_library"]
 
 
 def _find_version():

@@ -19,6 +19,10 @@ _DTYPES = {"float64": ("float64", 8), "float32": ("float32", 4), "float16": ("fl
            "float8_e5m2": ("float8_e5m2", 1), "complex64": ("complex64", 8), "complex128": ("complex128", 16)}
 
 
+class LayoutWarning(UserWarning):
+    """The plan inferred or assumed a rule the caller may need to settle (a GLU fc1)."""
+
+
 class ShardcastError(RuntimeError):
     """An error from shardcastd or the client library: `code` is the gRPC status name."""
 
@@ -99,7 +103,7 @@ def _check(lib, rc, err):
         raise ShardcastError(rc, _take_string(lib, err))
 
 
-def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype):
+def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu=None):
     renames = []
     if rename:
         items = rename.items() if isinstance(rename, dict) else rename
@@ -107,7 +111,8 @@ def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype):
             renames.append("%s=%s" % (old, new))
     return json.dumps({"tp_size": int(tp_size), "tp_rank": int(tp_rank), "layout": layout or "",
                        "rules": list(rules or ()), "prefix": prefix or "", "renames": renames,
-                       "unstack": bool(unstack), "dtype": dtype or ""}).encode()
+                       "unstack": bool(unstack), "dtype": dtype or "",
+                       "glu": None if glu is None else bool(glu)}).encode()
 
 
 class _Manifest:
@@ -116,7 +121,9 @@ class _Manifest:
 
     def __init__(self, lib, handle, text):
         self._lib, self.handle, self.text = lib, handle, text
-        self.shards = json.loads(text)["shards"]
+        doc = json.loads(text)
+        self.shards = doc["shards"]
+        self.notes = doc.get("notes") or []
 
     def close(self):
         if getattr(self, "handle", None):
@@ -172,6 +179,7 @@ class Client:
         self._handle = handle
         self.address = address
         self._warm_ups = []
+        self._warned = set()
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
         self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
         nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or torch_nccl_library()
@@ -203,41 +211,64 @@ class Client:
         _check(self._lib, self._lib.shardcast_status(self._handle, ctypes.byref(out), ctypes.byref(err)), err)
         return json.loads(_take_string(self._lib, out))
 
-    def _manifest_raw(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+    def _manifest_raw(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
+                      glu=None):
         out, err = ctypes.c_void_p(), ctypes.c_void_p()
-        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         _check(self._lib, self._lib.shardcast_manifest(self._handle, req, ctypes.byref(out), ctypes.byref(err)), err)
-        return _take_string(self._lib, out)
+        text = _take_string(self._lib, out)
+        self._warn_notes(json.loads(text).get("notes") or [])
+        return text
 
-    def _manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+    def _manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
+                  glu=None):
         handle, out, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         _check(self._lib, self._lib.shardcast_manifest_get(self._handle, req, ctypes.byref(handle), ctypes.byref(out),
                                                            ctypes.byref(err)), err)
-        return _Manifest(self._lib, handle, _take_string(self._lib, out))
+        manifest = _Manifest(self._lib, handle, _take_string(self._lib, out))
+        self._warn_notes(manifest.notes)
+        return manifest
+
+    def _warn_notes(self, notes):
+        """Warns once per client and set of notes (a GLU fc1 rule inferred, or assumed not gated)."""
+        key = tuple(notes)
+        if not notes or key in self._warned:
+            return
+        self._warned.add(key)
+        shown = "\n  ".join(notes[:20]) + ("\n  ... and %d more" % (len(notes) - 20) if len(notes) > 20 else "")
+        warnings.warn("shardcast: the layout's rule for %d tensor(s) was inferred or assumed (GLU fc1); settle it "
+                      "with glu=True/False (the CLI's --glu yes|no) or rules=[...]:\n  %s" % (len(notes), shown),
+                      LayoutWarning, stacklevel=3)
 
     def _parse_manifest(self, text):
         handle, err = ctypes.c_void_p(), ctypes.c_void_p()
         _check(self._lib, self._lib.shardcast_manifest_parse(text.encode(), ctypes.byref(handle), ctypes.byref(err)), err)
         return _Manifest(self._lib, handle, text)
 
-    def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+    def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
+                 glu=None):
         """The shards of one TP rank: a list of dicts (name, key, dtype, shape, nbytes, crc32c, owner_rank, rule).
 
         `layout` (here and in fetch / load_into / warm_up): a preset name ("megatron", "replicate")
         or a local layout file, read by this process and sent as text (the service opens no path
         a request names); None for the service's own --layout. Requests over the limits of the
-        README's "Request limits" raise ShardcastError INVALID_ARGUMENT before anything is sent."""
-        return json.loads(self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype))["shards"]
+        README's "Request limits" raise ShardcastError INVALID_ARGUMENT before anything is sent.
+        `glu` (here and in fetch / load_into / warm_up): True or False says whether the MLPs are
+        gated (SwiGLU/GeGLU: fc1 cut as sections:0:2, else split:0), below any `rules`; None lets
+        the megatron preset infer it from the stored chunk grid. What was inferred or assumed is
+        warned once (LayoutWarning)."""
+        return json.loads(self._manifest_raw(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype,
+                                             glu))["shards"]
 
     def warm_up(self, tp_size, tp_rank, device=0, layout=None, rules=(), prefix=None, rename=None, unstack=False,
-                dtype=None, background=False):
+                dtype=None, background=False, glu=None):
         """Prepares a later load_into of this request into GPU `device` (an index, "cuda:N" or a
         torch.device): the sidecar cuts the shards, and the NCCL communicators with loader ranks on
         other GPUs are formed (about 0.5 s, once per client). With background=True it runs on a
         thread (the GIL is released) while you build the model, and returns that thread; load_into
         waits for it. Errors surface again in load_into."""
-        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         index = _device_index(device)
 
         def run():
@@ -274,14 +305,14 @@ class Client:
         return json.loads(_take_string(self._lib, report))
 
     def load_into(self, tensors, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False,
-                  dtype=None, strict=True):
+                  dtype=None, strict=True, glu=None):
         """Receives shards into existing buffers. `tensors` maps names to PyTorch tensors (CUDA ones
         receive over NCCL, or CUDA IPC from a loader rank on their own GPU; CPU ones over the
         stream) or NumPy arrays (the shard's dtype, e.g. ml_dtypes.bfloat16, or a flat uint8 array
         of its byte size). Shapes, dtypes and byte sizes are checked before any byte moves; with
         `strict`, names missing from either side are an error listing them all.
         Returns the report: bytes, seconds, shards, crc_checked, transport(s)."""
-        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         shards = {s["name"]: s for s in manifest.shards}
         missing = sorted(set(tensors) - set(shards))
         unexpected = sorted(set(shards) - set(tensors))
@@ -319,18 +350,19 @@ class Client:
             if i > 0:
                 # A manifest's lease covers one receive (its transfers end the pin on each rank):
                 # every further receive asks again, which re-pins the cached request (no re-cut).
-                manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+                manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
             reports.append(self._receive(manifest, items, dev))
         return {"bytes": sum(r["bytes"] for r in reports), "shards": sum(r["shards"] for r in reports),
                 "crc_checked": sum(r["crc_checked"] for r in reports), "seconds": sum(r["seconds"] for r in reports),
                 "transports": [r["transport"] for r in reports], "skipped": unexpected}
 
-    def fetch(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None):
+    def fetch(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
+              glu=None):
         """Receives one TP rank's shards into new NumPy arrays (host memory): {name: array}.
         bfloat16/float8 come as ml_dtypes arrays when ml_dtypes is installed, else as raw uint8 with a
         RawBytesWarning naming them (`pip install ml_dtypes` gives typed arrays)."""
         import numpy as np
-        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype)
+        manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         shards = manifest.shards
         raw = {s["name"]: np.empty(s["nbytes"], dtype=np.uint8) for s in shards}
         if shards:
