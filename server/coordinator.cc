@@ -213,11 +213,10 @@ RankState Coordinator::WaitUntilSettled(std::chrono::milliseconds timeout) {
 void Coordinator::StartDraining() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == RankState::kStopping) return;
-    if (state_ != RankState::kFailed) {
-      state_ = RankState::kStopping;
-      reason_ = "shutting down: no new requests; transfers in flight finish";
-    }
+    // A failed service stays failed, with its reason (no "stopping" announced either).
+    if (state_ == RankState::kStopping || state_ == RankState::kFailed) return;
+    state_ = RankState::kStopping;
+    reason_ = "shutting down: no new requests; transfers in flight finish";
   }
   cv_.notify_all();
   if (options_.on_state) options_.on_state(RankState::kStopping);
