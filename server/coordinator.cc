@@ -356,6 +356,7 @@ v1::ServiceStatus Coordinator::Status() {
     *st.add_ranks() = r;
     progress.push_back(RankProgress(r.payload_bytes_done(), r.bytes_selected(), r.load_seconds(),
                                     r.state() == RankStateName(RankState::kReady)));
+    if (r.state() == RankStateName(RankState::kFailed)) progress.back().eta_seconds = -1;  // will not finish
   }
   const LoadProgress total = ServiceProgress(progress);
   st.set_payload_bytes_done(total.done);

@@ -297,6 +297,7 @@ RankSnapshot Loader::Snapshot() const {
     ++s.tensors_owned;
   }
   s.progress = RankProgress(tensors_.done_bytes(), s.bytes_selected, s.load_seconds, s.state == RankState::kReady);
+  if (s.state == RankState::kFailed) s.progress.eta_seconds = -1;  // it will not finish
   s.exiting = exiting_.load();
   s.leases_pinned = static_cast<uint32_t>(cache_.live_lease_count());
   s.clients_served = counters_.clients_served();
