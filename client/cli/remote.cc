@@ -134,9 +134,11 @@ class StatusCommand final : public Command {
     return "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]";
   }
   std::string description() const override {
-    return "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
-           "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
-           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.";
+    return "Shows a running shardcastd: overall state (loading / ready / failed) and progress (tensor bytes\n"
+           "loaded / to load, percent, ETA) and, per loader rank, state, progress, bytes read from the files,\n"
+           "throughput, memory held, tensors owned, clients and the last error.\n"
+           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out; meanwhile it\n"
+           "shows the progress on stderr (a bar on a terminal, else a line every 5 s).";
   }
   void AddFlags(ArgParser& p) const override {
     AddConnectionFlags(&p);
