@@ -379,6 +379,12 @@ absl::StatusOr<Json> Client::Status() {
   j.Set("checkpoint", st.checkpoint());
   j.Set("world_size", static_cast<int64_t>(st.world_size()));
   j.Set("nccl_version", st.nccl_version());
+  j.Set("payload_bytes_done", st.payload_bytes_done());
+  j.Set("payload_bytes_total", st.payload_bytes_total());
+  j.Set("percent", st.percent());
+  j.Set("eta_seconds", st.eta_seconds());
+  j.Set("manifests_in_flight", static_cast<int64_t>(st.manifests_in_flight()));
+  j.Set("manifests_served", st.manifests_served());
   Json ranks = Json::Array();
   for (const v1::RankState& r : st.ranks()) {
     Json rj = Json::Object();
@@ -389,6 +395,11 @@ absl::StatusOr<Json> Client::Status() {
     rj.Set("device", r.device());
     rj.Set("bytes_read", r.bytes_read());
     rj.Set("bytes_selected", r.bytes_selected());
+    rj.Set("payload_bytes_done", r.payload_bytes_done());
+    rj.Set("percent", r.percent());
+    rj.Set("eta_seconds", r.eta_seconds());
+    rj.Set("load_seconds", r.load_seconds());
+    rj.Set("leases_pinned", static_cast<int64_t>(r.leases_pinned()));
     rj.Set("read_gbps", r.read_gbps());
     rj.Set("memory_held", r.memory_held());
     rj.Set("tensors_owned", static_cast<int64_t>(r.tensors_owned()));

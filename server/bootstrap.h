@@ -27,6 +27,10 @@ class Bootstrap {
   // Called once at clean exit (MPI_Finalize); skipped after a failure, where a dead peer could
   // make finalization wait.
   virtual void Finalize() = 0;
+  // Ends the whole job with `status` (MPI_Abort): the launcher exits with it even where it
+  // ignores its ranks' exit statuses (mpirun --mca orte_abort_on_non_zero_status 0). Does not
+  // return.
+  [[noreturn]] virtual void Abort(int status) = 0;
 };
 
 // MPI_Init'ed bootstrap (works as a singleton without mpirun too).

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/grpc_util.h"
+#include "server/load_progress.h"
 #include "common/shard_request.h"
 #include "common/status_macros.h"
 #include "proto/request_convert.h"
@@ -212,11 +213,10 @@ RankState Coordinator::WaitUntilSettled(std::chrono::milliseconds timeout) {
 void Coordinator::StartDraining() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == RankState::kStopping) return;
-    if (state_ != RankState::kFailed) {
-      state_ = RankState::kStopping;
-      reason_ = "shutting down: no new requests; transfers in flight finish";
-    }
+    // A failed service stays failed, with its reason (no "stopping" announced either).
+    if (state_ == RankState::kStopping || state_ == RankState::kFailed) return;
+    state_ = RankState::kStopping;
+    reason_ = "shutting down: no new requests; transfers in flight finish";
   }
   cv_.notify_all();
   if (options_.on_state) options_.on_state(RankState::kStopping);
@@ -232,13 +232,21 @@ void Coordinator::EndLease(const std::string& lease) {
 }
 
 absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& request) {
+  ++manifests_in_flight_;
+  struct Done {
+    std::atomic<uint32_t>* n;
+    ~Done() { --*n; }
+  } done{&manifests_in_flight_};
   absl::StatusOr<v1::Manifest> m = ManifestOnce(request);
-  if (!absl::IsResourceExhausted(m.status())) return m;
-  // Under memory pressure, concurrent manifests can each hold, on some rank, the room another
-  // needs (every rank produces requests in its own order), so that none succeeds everywhere:
-  // retry once with such retries one at a time, which lets one request through.
-  std::lock_guard<std::mutex> lock(retry_mu_);
-  return ManifestOnce(request);
+  if (absl::IsResourceExhausted(m.status())) {
+    // Under memory pressure, concurrent manifests can each hold, on some rank, the room another
+    // needs (every rank produces requests in its own order), so that none succeeds everywhere:
+    // retry once with such retries one at a time, which lets one request through.
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    m = ManifestOnce(request);
+  }
+  if (m.ok()) ++manifests_served_;
+  return m;
 }
 
 absl::Status Coordinator::CheckServing() {
@@ -344,9 +352,38 @@ v1::ServiceStatus Coordinator::Status() {
   st.set_checkpoint(options_.checkpoint);
   st.set_nccl_version(options_.nccl_version);
   st.set_world_size(ranks_.size());
-  for (const v1::RankState& r : ranks_) *st.add_ranks() = r;
+  std::vector<LoadProgress> progress;
+  for (const v1::RankState& r : ranks_) {
+    *st.add_ranks() = r;
+    progress.push_back(RankProgress(r.payload_bytes_done(), r.bytes_selected(), r.load_seconds(),
+                                    r.state() == RankStateName(RankState::kReady)));
+    if (r.state() == RankStateName(RankState::kFailed)) progress.back().eta_seconds = -1;  // will not finish
+  }
+  const LoadProgress total = ServiceProgress(progress);
+  st.set_payload_bytes_done(total.done);
+  st.set_payload_bytes_total(total.total);
+  st.set_percent(total.percent);
+  st.set_eta_seconds(total.eta_seconds);
+  st.set_manifests_in_flight(manifests_in_flight_.load());
+  st.set_manifests_served(manifests_served_.load());
   for (const std::string& id : local_->Snapshot().cached_requests) st.add_cached_layouts(id);
   return st;
+}
+
+bool Coordinator::Idle() {
+  if (manifests_in_flight_.load() > 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const v1::RankState& r : ranks_) {
+    if (r.clients_active() > 0 || r.leases_pinned() > 0) return false;
+  }
+  return true;
+}
+
+uint64_t Coordinator::ClientsServed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t served = 0;
+  for (const v1::RankState& r : ranks_) served += r.clients_served();
+  return served;
 }
 
 }  // namespace shardcast

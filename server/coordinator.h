@@ -72,6 +72,12 @@ class Coordinator {
   RankState WaitUntilSettled(std::chrono::milliseconds timeout);
   // State kStopping (sticky): new manifests are refused with UNAVAILABLE.
   void StartDraining();
+  // Whether every rank is idle now (its last poll: no client active, no lease pinned; no manifest
+  // in flight here), and the clients served over all ranks.
+  bool Idle();
+  uint64_t ClientsServed();
+  // Manifests answered successfully since the start.
+  uint64_t manifests_served() const { return manifests_served_.load(); }
 
  private:
   void Poll();
@@ -103,6 +109,8 @@ class Coordinator {
   InflightCalls manifest_calls_;                // Prepare calls of manifests in flight
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> manifests_in_flight_{0};
+  std::atomic<uint64_t> manifests_served_{0};
   std::thread thread_;
 };
 

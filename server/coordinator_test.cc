@@ -168,6 +168,46 @@ TEST_F(CoordinatorTest, ManifestMergesBothRanksInPlanOrderWithOwnersAndCrcs) {
   }
 }
 
+// Waits (polls every 50 ms) until `pred` holds; false after 10 s.
+template <typename Pred>
+bool Eventually(Pred pred) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+TEST_F(CoordinatorTest, StatusSumsTheRanksProgressAtHundredPercent) {
+  StartService();
+  const v1::ServiceStatus st = coordinator_->Status();
+  uint64_t selected = 0;
+  for (const v1::RankState& r : st.ranks()) {
+    EXPECT_EQ(r.payload_bytes_done(), r.bytes_selected());
+    EXPECT_DOUBLE_EQ(r.percent(), 100);
+    selected += r.bytes_selected();
+  }
+  EXPECT_GT(selected, 0u);
+  EXPECT_EQ(st.payload_bytes_total(), selected);
+  EXPECT_EQ(st.payload_bytes_done(), selected);
+  EXPECT_DOUBLE_EQ(st.percent(), 100);
+  EXPECT_EQ(st.eta_seconds(), 0);
+}
+
+TEST_F(CoordinatorTest, AManifestsLeaseKeepsTheServiceBusyUntilItEnds) {
+  StartService();
+  EXPECT_EQ(coordinator_->manifests_served(), 0u);
+  ASSERT_TRUE(Eventually([&] { return coordinator_->Idle(); }));
+  SC_ASSERT_OK_AND_ASSIGN(const v1::Manifest m, coordinator_->Manifest(Tp2Rank(0)));
+  EXPECT_EQ(coordinator_->manifests_served(), 1u);
+  EXPECT_EQ(coordinator_->Status().manifests_served(), 1u);
+  // The next polls see the pinned leases: not idle while the client has not fetched.
+  ASSERT_TRUE(Eventually([&] { return !coordinator_->Idle(); }));
+  for (auto& rank : ranks_) rank->loader().EndLease(m.lease_id());  // what the end of each transfer does
+  EXPECT_TRUE(Eventually([&] { return coordinator_->Idle(); }));
+}
+
 TEST_F(CoordinatorTest, RawPrepareWithAWrongRequestIdIsRefusedNamingBothIds) {
   StartService();
   auto stub = v1::LoaderRank::NewStub(ranks_[1]->Channel());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
@@ -14,14 +15,19 @@ namespace {
 constexpr char kUsage[] =
     "mpirun -np N shardcastd --checkpoint PATH [--prefix P] [--layout NAME|FILE] [--rule P=R ...]\n"
     "       [--listen HOST:PORT] [--data-host HOST] [--token-file F] [--device cuda|cpu] [--memory-budget BYTES]\n"
-    "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH] [--tls-cert F --tls-key F [--tls-ca F]]";
+    "       [--deadline SECONDS] [--ready-file F] [--nccl-lib PATH] [--tls-cert F --tls-key F [--tls-ca F]]\n"
+    "       [--exit-when-idle SECONDS] [--exit-after-clients N] [--exit-on-failure SECONDS]";
 
 constexpr char kDescription[] =
     "The shardcast sidecar: loader ranks read the selected part of a DCP checkpoint once, keep it in\n"
     "GPU (or host) memory, and serve any TP rank's shards: gRPC for control, NCCL (or a gRPC byte\n"
     "stream) for data. Rank 0 prints its address and writes --ready-file when every rank is ready.\n"
     "Start mpirun with '--mca orte_abort_on_non_zero_status 0' so that rank 0 outlives a dead rank\n"
-    "and reports 'failed' instead of vanishing.";
+    "and reports 'failed' instead of vanishing.\n"
+    "\n"
+    "Exit statuses: 0 stopped by SIGTERM/SIGINT/SIGUSR1 (drained), or by --exit-when-idle /\n"
+    "--exit-after-clients; 1 start-up failed, this rank's load failed, or rank 0 vanished; 2 bad flags;\n"
+    "3 (rank 0) the service failed and --exit-on-failure passed (the ready file holds the reason).";
 
 void AddCheckpointFlags(ArgParser& p) {
   p.AddFlag("checkpoint", "PATH", "DCP folder or Megatron save folder");
@@ -43,7 +49,9 @@ void AddServiceFlags(ArgParser& p) {
             "90% of free memory (GPU; host: MemAvailable / ranks on the node)");
   p.AddFlag("max-cached-requests", "N", "prepared requests a rank keeps at once", "1024");
   p.AddFlag("deadline", "SECONDS", "deadline of every internal wait (RPCs, NCCL)", "60");
-  p.AddFlag("ready-file", "F", "rank 0 writes {address, pid, world_size} here when ready");
+  p.AddFlag("ready-file", "F",
+            "rank 0 writes {state: ready, address, pid, world_size} here when ready; {state: failed, reason, ...} "
+            "when the service failed");
   p.AddFlag("nccl-lib", "PATH", "libnccl.so.2 to use (the training processes' own); or SHARDCAST_NCCL_LIBRARY");
   p.AddFlag("tls-cert", "F", "serve TLS with this PEM certificate (it must name every rank's host)");
   p.AddFlag("tls-key", "F", "the certificate's PEM private key");
@@ -84,6 +92,33 @@ absl::Status ReadLimitFlags(const ArgParser& p, ServerOptions& o) {
   return absl::OkStatus();
 }
 
+void AddLifecycleFlags(ArgParser& p) {
+  p.AddFlag("exit-when-idle", "SECONDS",
+            "exit 0 once every rank has been idle this long (no client active, no manifest being prepared, no "
+            "lease pinned), after at least one manifest was served; 0: never",
+            "0");
+  p.AddFlag("exit-after-clients", "N", "exit 0 once N manifests were served and every rank is idle; 0: never", "0");
+  p.AddFlag("exit-on-failure", "SECONDS",
+            "once the service has failed, keep answering status this long, then exit 3; 0: never", "60");
+}
+
+absl::StatusOr<std::chrono::milliseconds> NonNegativeSeconds(const ArgParser& p, const std::string& flag) {
+  auto v = p.GetInt(flag);
+  if (!v.ok() || *v < 0 || *v > 365 * 86400) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " expects seconds, 0..31536000"));
+  }
+  return std::chrono::milliseconds(*v * 1000);
+}
+
+absl::Status ReadLifecycleFlags(const ArgParser& p, ServerOptions& o) {
+  SC_ASSIGN_OR_RETURN(o.exit_when_idle, NonNegativeSeconds(p, "exit-when-idle"));
+  SC_ASSIGN_OR_RETURN(o.exit_on_failure, NonNegativeSeconds(p, "exit-on-failure"));
+  auto clients = p.GetInt("exit-after-clients");
+  if (!clients.ok() || *clients < 0) return absl::InvalidArgumentError("--exit-after-clients expects a count, 0 or more");
+  o.exit_after_clients = static_cast<uint64_t>(*clients);
+  return absl::OkStatus();
+}
+
 absl::Status ReadServiceFlags(const ArgParser& p, ServerOptions& o) {
   o.device = p.Get("device");
   if (p.Has("listen")) o.listen = p.Get("listen");
@@ -104,6 +139,7 @@ ArgParser NewServerArgParser() {
   ArgParser p("shardcastd", kUsage, kDescription);
   AddCheckpointFlags(p);
   AddServiceFlags(p);
+  AddLifecycleFlags(p);
   p.AddSwitch("version", "print the version and exit");
   return p;
 }
@@ -113,6 +149,7 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags(const ArgParser& flags) {
   SC_RETURN_IF_ERROR(ReadCheckpointFlags(flags, o.loader));
   SC_RETURN_IF_ERROR(ReadLimitFlags(flags, o));
   SC_RETURN_IF_ERROR(ReadServiceFlags(flags, o));
+  SC_RETURN_IF_ERROR(ReadLifecycleFlags(flags, o));
   return o;
 }
 

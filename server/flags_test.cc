@@ -29,6 +29,24 @@ TEST(ServerFlags, DefaultsOfAMinimalCommandLine) {
   EXPECT_FALSE(o->memory_budget.has_value());
   EXPECT_FALSE(o->loader.iteration.has_value());
   EXPECT_TRUE(o->token.empty());
+  EXPECT_EQ(o->exit_when_idle.count(), 0);
+  EXPECT_EQ(o->exit_after_clients, 0u);
+  EXPECT_EQ(o->exit_on_failure, std::chrono::seconds(60));
+}
+
+TEST(ServerFlags, LifecycleFlagsReachTheirOptions) {
+  auto o = Options({"--checkpoint", "/c", "--exit-when-idle", "2", "--exit-after-clients", "5", "--exit-on-failure", "0"});
+  SC_ASSERT_OK(o.status());
+  EXPECT_EQ(o->exit_when_idle, std::chrono::seconds(2));
+  EXPECT_EQ(o->exit_after_clients, 5u);
+  EXPECT_EQ(o->exit_on_failure.count(), 0);
+}
+
+TEST(ServerFlags, HelpDocumentsTheExitStatuses) {
+  const std::string help = NewServerArgParser().Help();
+  EXPECT_NE(help.find("Exit statuses"), std::string::npos);
+  EXPECT_NE(help.find("--exit-on-failure"), std::string::npos);
+  EXPECT_NE(help.find("3 (rank 0) the service failed"), std::string::npos);
 }
 
 TEST(ServerFlags, VersionNeedsNoOtherFlag) {
@@ -79,6 +97,9 @@ TEST(ServerFlags, ErrorsNameTheFlag) {
            {{"--checkpoint", "/c", "--read-threads", "0"}, "--read-threads"},
            {{"--checkpoint", "/c", "--memory-budget", "lots"}, "memory-budget"},
            {{"--checkpoint", "/c", "--iteration", "x"}, "iteration"},
+           {{"--checkpoint", "/c", "--exit-when-idle", "-1"}, "--exit-when-idle"},
+           {{"--checkpoint", "/c", "--exit-on-failure", "soon"}, "--exit-on-failure"},
+           {{"--checkpoint", "/c", "--exit-after-clients", "-2"}, "--exit-after-clients"},
            {{"--checkpoint", "/c", "--token-file", "/nonexistent/token"}, "/nonexistent/token"},
            {{"--checkpoint", "/c", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/k"}, "cert.pem"},
        }) {

@@ -57,6 +57,10 @@ void Loader::SetFailed(const std::string& error) {
 
 absl::Status Loader::Load() {
   const auto t0 = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    load_start_ = t0;
+  }
   const std::vector<const TensorEntry*> mine = TensorLoader::OwnedBy(selected_, owners_, options_.rank);
   const uint64_t bytes = TensorLoader::TotalBytes(mine);
   absl::Status s;
@@ -67,13 +71,16 @@ absl::Status Loader::Load() {
   } else {
     s = tensors_.Load(mine);
   }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.ok()) {
     SetFailed(std::string(s.message()));
+    std::lock_guard<std::mutex> lock(mu_);
+    load_seconds_ = secs;
     return s;
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   cache_.SetTensorBytes(bytes);
   std::lock_guard<std::mutex> lock(mu_);
+  load_seconds_ = secs;
   read_gbps_ = secs > 0 ? bytes / secs / 1e9 : 0;
   state_ = RankState::kReady;
   return absl::OkStatus();
@@ -272,11 +279,16 @@ absl::Status Loader::CopyOut(const PreparedShard& shard, uint64_t offset, uint64
 
 RankSnapshot Loader::Snapshot() const {
   RankSnapshot s;
+  bool load_started = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     s.state = state_;
     s.last_error = last_error_;
     s.read_gbps = read_gbps_;
+    load_started = load_start_ != std::chrono::steady_clock::time_point{};
+    s.load_seconds = load_seconds_ >= 0 ? load_seconds_
+                     : load_started ? std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start_).count()
+                                    : 0;
   }
   s.device = memory_->name();
   s.memory_held = cache_.held_bytes();
@@ -285,6 +297,10 @@ RankSnapshot Loader::Snapshot() const {
     s.bytes_selected += t->nbytes();
     ++s.tensors_owned;
   }
+  s.progress = RankProgress(tensors_.done_bytes(), s.bytes_selected, s.load_seconds, s.state == RankState::kReady);
+  if (s.state == RankState::kFailed) s.progress.eta_seconds = -1;  // it will not finish
+  s.exiting = exiting_.load();
+  s.leases_pinned = static_cast<uint32_t>(cache_.live_lease_count());
   s.clients_served = counters_.clients_served();
   s.clients_active = counters_.clients_active();
   s.cached_requests = cache_.Descriptions();

@@ -24,6 +24,7 @@
 #include "reshard/layout.h"
 #include "reshard/layout_cache.h"
 #include "reshard/planner.h"
+#include "server/load_progress.h"
 #include "server/memory_space.h"
 #include "server/prepared_request.h"
 #include "server/rank_counters.h"
@@ -54,8 +55,11 @@ struct RankSnapshot {
   RankState state = RankState::kLoading;  // loading | ready | failed
   std::string device;
   uint64_t bytes_read = 0, bytes_selected = 0, memory_held = 0, clients_served = 0;
-  uint32_t tensors_owned = 0, clients_active = 0;
+  uint32_t tensors_owned = 0, clients_active = 0, leases_pinned = 0;
   double read_gbps = 0;
+  LoadProgress progress;                  // payload bytes (bytes_read also counts record headers)
+  double load_seconds = 0;                // so far, or in total once loaded
+  bool exiting = false;                   // see Loader::SetExiting
   std::string last_error;
   std::vector<std::string> cached_requests;
 };
@@ -87,6 +91,9 @@ class Loader {
   // Refuses new requests from now on (Prepare: Unavailable); transfers of prepared ones go on.
   void StartDraining();
   bool draining() const { return draining_.load(); }
+  // Rank 0: the service is exiting (idle, or failed); its rank state says so, and the other ranks,
+  // which poll it, drain and exit too.
+  void SetExiting() { exiting_ = true; }
   // What the cache holds beyond shard bytes, in host memory, for one prepared request.
   static uint64_t HostBytes(const PreparedRequest& request) { return ShardCache::HostBytes(request); }
   // A prepared request by id (nullptr if unknown or evicted).
@@ -144,7 +151,10 @@ class Loader {
   RankState state_ = RankState::kLoading;
   std::string last_error_;
   double read_gbps_ = 0;
+  std::chrono::steady_clock::time_point load_start_{};       // set when Load() starts
+  double load_seconds_ = -1;                                 // -1 until Load() ends
   std::atomic<bool> draining_{false};
+  std::atomic<bool> exiting_{false};
   std::mutex prepare_mu_;                                     // one Produce at a time
   RankCounters counters_;
 };

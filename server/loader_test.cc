@@ -78,11 +78,25 @@ std::string ShardBytes(Loader& l, const PreparedShard& s) {
 TEST(LoaderState, LoadingThenReady) {
   SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
   EXPECT_EQ(l->Snapshot().state, RankState::kLoading);
+  EXPECT_EQ(l->Snapshot().progress.done, 0u);  // not started: nothing done, no ETA
+  EXPECT_EQ(l->Snapshot().progress.percent, 0);
+  EXPECT_EQ(l->Snapshot().progress.eta_seconds, -1);
   absl::Status s = l->Prepare(ShardRequestSpec{}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   SC_ASSERT_OK(l->Load());
   const RankSnapshot snap = l->Snapshot();
   EXPECT_EQ(snap.state, RankState::kReady);
+  EXPECT_EQ(snap.progress.done, snap.bytes_selected);  // payload only: bytes_read also has record heads/tails
+  EXPECT_EQ(snap.progress.total, snap.bytes_selected);
+  EXPECT_EQ(snap.progress.percent, 100);
+  EXPECT_EQ(snap.progress.eta_seconds, 0);
+  EXPECT_GT(snap.bytes_read, snap.progress.done);
+  EXPECT_GT(snap.load_seconds, 0);
+  EXPECT_EQ(snap.leases_pinned, 0u);
+  SC_ASSERT_OK(l->Prepare(ShardRequestSpec{1, 0}, "lease-1").status());
+  EXPECT_EQ(l->Snapshot().leases_pinned, 1u);
+  l->EndLease("lease-1");
+  EXPECT_EQ(l->Snapshot().leases_pinned, 0u);
   EXPECT_EQ(snap.bytes_selected, snap.memory_held);  // one rank owns every tensor, nothing cached
   EXPECT_GT(snap.tensors_owned, 0u);
   EXPECT_EQ(snap.device, "cpu");
@@ -98,6 +112,8 @@ TEST(LoaderState, TensorsBeyondTheBudgetFailTheRank) {
   const RankSnapshot snap = l->Snapshot();
   EXPECT_EQ(snap.state, RankState::kFailed);
   EXPECT_EQ(snap.last_error, s.message());
+  EXPECT_EQ(snap.progress.eta_seconds, -1);  // a failed rank will not finish
+  EXPECT_LT(snap.progress.percent, 100);
   absl::Status refused = l->Prepare(ShardRequestSpec{}).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
   EXPECT_NE(refused.message().find("loader rank 0 failed: rank 0 owns"), std::string::npos) << refused;

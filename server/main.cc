@@ -1,5 +1,5 @@
 // shardcastd: the sidecar. `mpirun -np N shardcastd --checkpoint PATH ...`: flags -> options
-// (flags.h) -> Server::Start -> Run until SIGTERM/SIGINT/SIGUSR1. Everything else lives in
+// (flags.h) -> Server::Start -> Run until SIGTERM/SIGINT/SIGUSR1 or a lifecycle flag says to exit. Everything else lives in
 // server.cc and below.
 #include <malloc.h>
 
@@ -38,8 +38,9 @@ int Usage(const absl::Status& s) {
   return 2;
 }
 
-// Starts the rank, serves until a stop signal, and leaves: exit 0 after a clean drain; after a
-// failure _Exit without MPI_Finalize (peers may be gone or waiting in MPI).
+// Starts the rank, serves until a stop signal or Run's own decision (--exit-when-idle, ...), and
+// leaves: exit 0 after a clean drain; after a failure _Exit without MPI_Finalize (peers may be gone
+// or waiting in MPI); rank 0 of a failed service aborts the job with status 3.
 int Serve(const shardcast::ServerOptions& options, shardcast::LogLevel log_level, int* argc, char*** argv) {
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(argc, argv);
   shardcast::InitLogging({absl::StrCat("shardcastd rank ", bootstrap->rank()), log_level});
@@ -56,6 +57,8 @@ int Serve(const shardcast::ServerOptions& options, shardcast::LogLevel log_level
   const int rc = (*server)->Run(g_stop);
   const bool failed = (*server)->failed() || rc != 0;
   server->reset();
+  // The service failed (--exit-on-failure): end the job with 3, so that mpirun reports it too.
+  if (rc == shardcast::kExitServiceFailed) bootstrap->Abort(rc);
   if (failed) std::_Exit(rc ? rc : 1);
   bootstrap->Finalize();
   return 0;

@@ -51,6 +51,10 @@ class MpiBootstrap : public Bootstrap {
     return out;
   }
   void Finalize() override { MPI_Finalize(); }
+  [[noreturn]] void Abort(int status) override {
+    MPI_Abort(MPI_COMM_WORLD, status);
+    std::_Exit(status);  // MPI_Abort does not return; in case it does
+  }
 
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;

@@ -26,6 +26,12 @@ void ToProto(const RankSnapshot& s, v1::RankState* p) {
   p->set_clients_served(s.clients_served);
   p->set_clients_active(s.clients_active);
   p->set_last_error(s.last_error);
+  p->set_payload_bytes_done(s.progress.done);
+  p->set_percent(s.progress.percent);
+  p->set_eta_seconds(s.progress.eta_seconds);
+  p->set_load_seconds(s.load_seconds);
+  p->set_leases_pinned(s.leases_pinned);
+  p->set_exiting(s.exiting);
 }
 
 }  // namespace shardcast

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -47,6 +49,11 @@ struct Server::Impl {
   std::thread load_thread;
   std::atomic<bool> load_done{false};
   std::atomic<bool> load_failed{false};
+  // Run's watch (rank 0: the service; others: rank 0).
+  bool ready_written = false, failure_written = false;
+  std::optional<std::chrono::steady_clock::time_point> failed_since, idle_since;
+  std::unique_ptr<v1::LoaderRank::Stub> rank0;
+  std::chrono::steady_clock::time_point rank0_last_ok = std::chrono::steady_clock::now();
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -271,43 +278,107 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
 
 int Server::Run(const std::atomic<bool>& stop) {
   Impl& i = *impl_;
-  bool ready_written = false;
-  auto rank0_last_ok = std::chrono::steady_clock::now();
-  std::unique_ptr<v1::LoaderRank::Stub> rank0;
-  if (i.bootstrap->rank() != 0) {
-    rank0 = v1::LoaderRank::NewStub(NewChannel(i.rank_addresses[0], i.options.tls));
-  }
-  while (!stop.load()) {
+  if (i.bootstrap->rank() != 0) i.rank0 = v1::LoaderRank::NewStub(NewChannel(i.rank_addresses[0], i.options.tls));
+  std::optional<int> exit_status;
+  while (!stop.load() && !exit_status) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (i.coordinator) {
-      const RankState state = i.coordinator->state();
-      if (state == RankState::kReady && !ready_written) {
-        ready_written = true;
-        if (!i.options.ready_file.empty()) {
-          Json j = Json::Object();
-          j.Set("address", i.client_address);
-          j.Set("pid", static_cast<int64_t>(::getpid()));
-          j.Set("world_size", i.bootstrap->world_size());
-          const std::string tmp = i.options.ready_file + ".tmp";
-          std::ofstream(tmp) << j.Dump() << "\n";
-          std::rename(tmp.c_str(), i.options.ready_file.c_str());
-        }
-      }
-    } else {
-      // Non-zero ranks leave when rank 0 is gone for longer than the deadline.
-      grpc::ClientContext ctx;
-      PrepareClientContext(&ctx, i.options.token, std::chrono::milliseconds(1000));
-      v1::RankState st;
-      if (rank0->GetRankState(&ctx, v1::StatusRequest(), &st).ok()) {
-        rank0_last_ok = std::chrono::steady_clock::now();
-      } else if (std::chrono::steady_clock::now() - rank0_last_ok > i.options.deadline) {
-        LogError("rank 0 is gone; exiting");
-        return 1;
+    exit_status = i.coordinator ? WatchService() : WatchRank0();
+  }
+  if (exit_status == kExitError) return kExitError;  // rank 0 is gone: nobody to drain for
+  // Rank 0 says it is exiting during its drain, which lets the other ranks (polling every 200 ms)
+  // see it before its ports close.
+  i.loader->SetExiting();
+  Drain();
+  return exit_status.value_or(kExitOk);
+}
+
+// The ready file: {address, pid, world_size, state: "ready"} once ready; {state: "failed",
+// reason, address, pid, world_size} when the service failed (readers that only take `address`
+// then find the service, whose status explains the failure). Written whole, then renamed.
+void Server::WriteReadyFile(RankState state, const std::string& reason) {
+  Impl& i = *impl_;
+  if (i.options.ready_file.empty()) return;
+  Json j = Json::Object();
+  j.Set("state", std::string(RankStateName(state)));
+  if (!reason.empty()) j.Set("reason", reason);
+  j.Set("address", i.client_address);
+  j.Set("pid", static_cast<int64_t>(::getpid()));
+  j.Set("world_size", i.bootstrap->world_size());
+  const std::string tmp = i.options.ready_file + ".tmp";
+  std::ofstream(tmp) << j.Dump() << "\n";
+  if (std::rename(tmp.c_str(), i.options.ready_file.c_str()) != 0) {
+    LogWarning("cannot write --ready-file ", i.options.ready_file, ": ", std::strerror(errno));
+  }
+}
+
+std::optional<int> Server::WatchService() {
+  Impl& i = *impl_;
+  const auto now = std::chrono::steady_clock::now();
+  const RankState state = i.coordinator->state();
+  if (state == RankState::kReady && !i.ready_written) {
+    i.ready_written = true;
+    WriteReadyFile(RankState::kReady, "");
+  }
+  if (state == RankState::kFailed) {
+    if (!i.failure_written) {
+      i.failure_written = true;
+      i.failed_since = now;
+      const std::string reason = i.coordinator->Status().reason();
+      WriteReadyFile(RankState::kFailed, reason);
+      if (i.options.exit_on_failure.count() > 0) {
+        LogError("the service failed (", reason, "); exiting with status ", kExitServiceFailed, " in ",
+                 i.options.exit_on_failure.count() / 1000.0, " s (--exit-on-failure)");
       }
     }
+    if (i.options.exit_on_failure.count() > 0 && now - *i.failed_since >= i.options.exit_on_failure) {
+      return kExitServiceFailed;
+    }
+    return std::nullopt;
   }
-  Drain();
-  return 0;
+  if (state == RankState::kReady && IdleExitDue()) return kExitOk;
+  return std::nullopt;
+}
+
+bool Server::IdleExitDue() {
+  Impl& i = *impl_;
+  const ServerOptions& o = i.options;
+  if (o.exit_when_idle.count() == 0 && o.exit_after_clients == 0) return false;
+  const uint64_t served = i.coordinator->manifests_served();
+  if (served == 0 || !i.coordinator->Idle()) {
+    i.idle_since.reset();
+    return false;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (!i.idle_since) i.idle_since = now;
+  if (o.exit_after_clients > 0 && served >= o.exit_after_clients) {
+    LogInfo(served, " manifests served and every rank idle: exiting (--exit-after-clients ", o.exit_after_clients, ")");
+    return true;
+  }
+  if (o.exit_when_idle.count() > 0 && now - *i.idle_since >= o.exit_when_idle) {
+    LogInfo("every rank idle for ", o.exit_when_idle.count() / 1000.0, " s after ", served,
+            " manifests: exiting (--exit-when-idle)");
+    return true;
+  }
+  return false;
+}
+
+std::optional<int> Server::WatchRank0() {
+  Impl& i = *impl_;
+  grpc::ClientContext ctx;
+  PrepareClientContext(&ctx, i.options.token, std::chrono::milliseconds(1000));
+  v1::RankState st;
+  if (i.rank0->GetRankState(&ctx, v1::StatusRequest(), &st).ok()) {
+    i.rank0_last_ok = std::chrono::steady_clock::now();
+    if (st.exiting()) {
+      LogInfo("rank 0 is exiting; exiting too");
+      return failed() ? kExitError : kExitOk;
+    }
+  } else if (std::chrono::steady_clock::now() - i.rank0_last_ok > i.options.deadline) {
+    // Non-zero ranks leave when rank 0 is gone for longer than the deadline.
+    LogError("rank 0 is gone; exiting");
+    return kExitError;
+  }
+  return std::nullopt;
 }
 
 void Server::Drain() {

@@ -175,4 +175,11 @@ size_t ShardCache::lease_count() const {
   return leases_.size();
 }
 
+size_t ShardCache::live_lease_count() const {
+  const auto now = clock_();
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<size_t>(std::count_if(leases_.begin(), leases_.end(),
+                                           [&](const auto& l) { return l.second.expires > now; }));
+}
+
 }  // namespace shardcast

@@ -58,6 +58,9 @@ class ShardCache {
   uint64_t held_bytes() const;                 // tensors + cached requests
   std::vector<std::string> Descriptions() const;  // most recently used first
   size_t lease_count() const;
+  // Leases not yet past their deadline (lease_count may still hold expired ones until the next
+  // CheckLeaseRoom drops them).
+  size_t live_lease_count() const;
 
   // What the cache holds beyond shard bytes, in host memory, for one prepared request.
   static uint64_t HostBytes(const PreparedRequest& request);

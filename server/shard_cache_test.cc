@@ -132,6 +132,15 @@ TEST_F(ShardCacheTest, ALeaseExpiresAtItsDeadline) {
   EXPECT_EQ(cache->lease_count(), 0u);
 }
 
+TEST_F(ShardCacheTest, LiveLeasesLeaveOutExpiredOnesNotYetDropped) {
+  auto cache = NewCache(1);
+  SC_ASSERT_OK(Admit(*cache, "a", "lease-1"));
+  EXPECT_EQ(cache->live_lease_count(), 1u);
+  now_ += milliseconds(100);
+  EXPECT_EQ(cache->lease_count(), 1u);  // not dropped yet
+  EXPECT_EQ(cache->live_lease_count(), 0u);
+}
+
 TEST_F(ShardCacheTest, PinningAgainUnderTheSameLeaseExtendsIt) {
   auto cache = NewCache(1);
   SC_ASSERT_OK(Admit(*cache, "a", "lease"));

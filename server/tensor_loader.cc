@@ -44,10 +44,27 @@ absl::Status TensorLoader::AllocateSlab(const std::vector<const TensorEntry*>& o
   return absl::OkStatus();
 }
 
+void TensorLoader::AddDone(uint64_t bytes) {
+  const uint64_t done = done_bytes_.fetch_add(bytes) + bytes;
+  if (on_progress_) on_progress_(done);
+}
+
 absl::Status TensorLoader::ReadIntoHost(const std::vector<const TensorEntry*>& owned) {
-  std::vector<BoxRead> reads;
-  for (const TensorEntry* t : owned) reads.push_back(BoxRead{t, FullBox(t->shape), static_cast<char*>(tensors_[t])});
-  return reader_->Read(reads);
+  // Batches of whole tensors up to staging_bytes_ (a larger tensor alone): each batch is one
+  // parallel read, and progress moves between batches.
+  size_t next = 0;
+  while (next < owned.size()) {
+    std::vector<BoxRead> reads;
+    uint64_t bytes = 0;
+    do {
+      const TensorEntry* t = owned[next++];
+      reads.push_back(BoxRead{t, FullBox(t->shape), static_cast<char*>(tensors_[t])});
+      bytes += t->nbytes();
+    } while (next < owned.size() && bytes + owned[next]->nbytes() <= staging_bytes_);
+    SC_RETURN_IF_ERROR(reader_->Read(reads));
+    AddDone(bytes);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<TensorLoader::Piece>> TensorLoader::CutPieces(
@@ -89,6 +106,7 @@ absl::Status TensorLoader::StageBatch(const std::vector<Piece>& pieces, size_t* 
                                        p->bytes));
     off += p->bytes;
   }
+  AddDone(used);
   return absl::OkStatus();
 }
 

@@ -2,11 +2,15 @@
 // MemorySpace (one CUDA IPC handle covers them all), and hands out where each one lives. Host
 // memory: read straight into place, all tensors in one parallel batch. GPU: through two pinned
 // staging buffers, one read while the other is copied up; a tensor larger than a buffer goes in
-// dim-0 slabs (contiguous in the tensor). It opens nothing itself.
+// dim-0 slabs (contiguous in the tensor). It opens nothing itself. Progress (done_bytes) counts
+// payload bytes only, after each batch: host reads go in batches of about `staging_bytes` (whole
+// tensors; one larger than that is a batch alone), so that progress moves during a long load.
 #ifndef SHARDCAST_SERVER_TENSOR_LOADER_H_
 #define SHARDCAST_SERVER_TENSOR_LOADER_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -36,6 +40,10 @@ class TensorLoader {
   void* data(const TensorEntry* tensor) const;
   // The one allocation that holds every loaded tensor.
   const void* allocation() const { return slab_.data(); }
+  // Payload bytes of owned tensors read so far (never more than TotalBytes(owned)).
+  uint64_t done_bytes() const { return done_bytes_.load(); }
+  // Called (on the loading thread) with done_bytes() after each batch. Set before Load().
+  void set_on_progress(std::function<void(uint64_t)> on_progress) { on_progress_ = std::move(on_progress); }
 
  private:
   // A part of a tensor that goes through a staging buffer in one piece.
@@ -51,12 +59,15 @@ class TensorLoader {
   // Reads pieces from `*next` into `staging` while the previous batch is copied up, then queues
   // the copy of this batch; advances `*next` past the pieces that fit.
   absl::Status StageBatch(const std::vector<Piece>& pieces, size_t* next, const Buffer& staging);
+  void AddDone(uint64_t bytes);
 
   CheckpointReader* reader_;
   MemorySpace* memory_;
   const uint64_t staging_bytes_;
   Buffer slab_;
   std::map<const TensorEntry*, void*> tensors_;
+  std::atomic<uint64_t> done_bytes_{0};
+  std::function<void(uint64_t)> on_progress_;
 };
 
 }  // namespace shardcast

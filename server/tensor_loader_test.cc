@@ -97,6 +97,40 @@ TEST_F(TensorLoaderTest, ADeviceIsFilledThroughTwoStagingBuffersInSlabs) {
   EXPECT_GT(device.copies_in, static_cast<int>(all_.size()));  // some tensors went in pieces
 }
 
+// Progress: payload bytes only, rising step by step (several batches), ending at the total.
+void ExpectProgressSteps(const std::vector<uint64_t>& steps, uint64_t total) {
+  ASSERT_GT(steps.size(), 1u);
+  for (size_t i = 1; i < steps.size(); ++i) EXPECT_GT(steps[i], steps[i - 1]);
+  EXPECT_EQ(steps.back(), total);
+}
+
+TEST_F(TensorLoaderTest, HostProgressCountsPayloadBytesInBatches) {
+  std::unique_ptr<MemorySpace> host = NewHostMemorySpace();
+  TensorLoader loader(reader_.get(), host.get(), /*staging_bytes=*/1024);
+  std::vector<uint64_t> steps;
+  loader.set_on_progress([&](uint64_t done) { steps.push_back(done); });
+  EXPECT_EQ(loader.done_bytes(), 0u);
+  SC_ASSERT_OK(loader.Load(all_));
+  ExpectProgressSteps(steps, TensorLoader::TotalBytes(all_));
+  EXPECT_EQ(loader.done_bytes(), TensorLoader::TotalBytes(all_));
+  // The reader read more than the payload (record heads and tails): not counted as progress.
+  EXPECT_GT(reader_->bytes_read(), loader.done_bytes());
+  ExpectLoaded(loader);
+}
+
+TEST_F(TensorLoaderTest, DeviceProgressCountsEveryStagedPiece) {
+  uint64_t largest_row = 0;
+  for (const TensorEntry* t : all_) {
+    if (!t->shape.empty()) largest_row = std::max<uint64_t>(largest_row, t->nbytes() / std::max<int64_t>(1, t->shape[0]));
+  }
+  FakeDeviceSpace device;
+  TensorLoader loader(reader_.get(), &device, std::max<uint64_t>(largest_row, 4096));
+  std::vector<uint64_t> steps;
+  loader.set_on_progress([&](uint64_t done) { steps.push_back(done); });
+  SC_ASSERT_OK(loader.Load(all_));
+  ExpectProgressSteps(steps, TensorLoader::TotalBytes(all_));
+}
+
 TEST_F(TensorLoaderTest, ARowLargerThanTheStagingBufferIsRefused) {
   FakeDeviceSpace device;
   TensorLoader loader(reader_.get(), &device, /*staging_bytes=*/8);

@@ -16,6 +16,9 @@ never NOT_FOUND).
 |                                         | and exits 1; a later failure shows as status failed, same reason)  |
 | FIFO in place of a data file            | refused within seconds, naming the file: "is a FIFO, not a regular |
 |                                         | file" (no blocking open)                                           |
+| data files corrupted (same size) before | the ranks start, the load fails (CRC or record error): status      |
+| the load                                | failed naming it; --ready-file gets {"state": "failed", "reason"}; |
+|                                         | after --exit-on-failure rank 0 aborts the job: mpirun exits 3      |
 | client killed mid-transfer              | other clients get exact bytes; clients_active returns to 0         |
 | SIGTERM to the ranks                    | health NOT_SERVING, state stopping, new requests UNAVAILABLE,      |
 |                                         | in-flight transfers finish, every rank and mpirun exit 0           |
@@ -488,6 +491,48 @@ class Faults(unittest.TestCase):
         self.assertIn(os.path.basename(victim), st["reason"])
         self.assertIn("is a FIFO, not a regular file", st["reason"])
         self.assertLess(took, 15)
+
+    def test_a_service_that_fails_while_loading_exits_3_and_the_ready_file_says_why(self):
+        ckpt = self.copy_checkpoint("corrupt")
+        for victim in self.data_files(ckpt):  # same size (the open-time checks pass), bad content
+            size = os.path.getsize(victim)
+            with open(victim, "r+b") as f:
+                f.seek(size // 3)
+                f.write(b"\x5a" * (size // 3))
+        d = tempfile.mkdtemp()
+        ready = os.path.join(d, "ready.json")
+        grace = 3
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0", "-np",
+               "2", runfile("shardcast/server/shardcastd", "SHARDCASTD_BIN"), "--checkpoint", ckpt, "--device", "cpu",
+               "--listen", "127.0.0.1:0", "--deadline", str(DEADLINE), "--layout", "megatron", "--ready-file", ready,
+               "--exit-on-failure", str(grace)]
+        log = open(os.path.join(d, "log"), "w+")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            st = wait_for(lambda: os.path.exists(ready) and json.load(open(ready)), 20, step=0.1)
+            failed_at = time.time()
+            self.assertTrue(st, open(log.name).read())
+            self.assertEqual(st["state"], "failed")
+            self.assertIn("loader rank", st["reason"])
+            self.assertGreater(st["pid"], 0)
+            # During the grace period the service still explains itself.
+            p = subprocess.run([SHARDCAST, "status", "--server", st["address"], "--json"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout)["state"], "failed")
+            self.assertEqual(json.loads(p.stdout)["reason"], st["reason"])
+            rc = proc.wait(timeout=grace + DEADLINE + 10)
+            took = time.time() - failed_at
+            text = open(log.name).read()
+            self.assertGreater(took, grace - 1, text)
+            self.assertIn("exiting with status 3 in 3 s (--exit-on-failure)", text)
+            # Rank 0 ends the job with MPI_Abort(3): mpirun exits 3 although it ignores its ranks'
+            # exit statuses under orte_abort_on_non_zero_status 0.
+            self.assertEqual(rc, 3, text)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            log.close()
 
     def test_client_killed_mid_transfer_leaves_others_unaffected(self):
         svc = Service(VIT)

@@ -31,7 +31,8 @@ DEADLINE = 4  # seconds, the servers' --deadline
 class Service:
     """One `mpirun -np N shardcastd` job."""
 
-    def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=(), listen="localhost:0", deadline=DEADLINE):
+    def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=(), listen="localhost:0", deadline=DEADLINE,
+                 wait_ready=True):
         self.dir = tempfile.mkdtemp()
         self.ready = os.path.join(self.dir, "ready.json")
         self.token_file = None
@@ -47,6 +48,14 @@ class Service:
         self.log = open(os.path.join(self.dir, "log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         end = time.time() + 60
+        if not wait_ready:  # only until rank 0 serves (still loading, perhaps)
+            while not self.serving_address():
+                if self.proc.poll() is not None or time.time() > end:
+                    self.stop()
+                    raise AssertionError("shardcastd did not start:\n" + open(self.log.name).read())
+                time.sleep(0.01)
+            self.address = self.serving_address()
+            return
         while not os.path.exists(self.ready):
             if self.proc.poll() is not None or time.time() > end:
                 self.stop()
@@ -54,6 +63,10 @@ class Service:
             time.sleep(0.05)
         with open(self.ready) as f:
             self.address = json.load(f)["address"]
+
+    def serving_address(self):
+        lines = [l for l in open(self.log.name) if "shardcastd: serving on " in l]
+        return lines[0].split("serving on ")[1].split()[0] if lines else None
 
     def cli(self, *args, token=True, check=True, timeout=120):
         extra = ["--server", self.address]
@@ -487,6 +500,85 @@ class FaultService(unittest.TestCase):
             self.assertLess(time.time() - t0, DEADLINE)
             p = svc.cli("status", "--wait-ready", "2", check=False)
             self.assertEqual(p.returncode, 1)
+        finally:
+            svc.stop()
+
+
+    def test_progress_counts_payload_bytes_and_reaches_100_when_ready(self):
+        svc = Service(self.ckpt, layout="megatron", wait_ready=False)
+        try:
+            samples, end = [], time.time() + 60
+            while time.time() < end:
+                samples.append(svc.status())
+                if samples[-1]["state"] != "loading":
+                    break
+                time.sleep(0.02)
+            self.assertEqual(samples[-1]["state"], "ready")
+            last_done = {}
+            for st in samples:
+                ranks = st["ranks"]
+                self.assertEqual(st["payload_bytes_total"], sum(r["bytes_selected"] for r in ranks))
+                self.assertEqual(st["payload_bytes_done"], sum(r["payload_bytes_done"] for r in ranks))
+                self.assertLessEqual(st["payload_bytes_done"], st["payload_bytes_total"])
+                self.assertTrue(0 <= st["percent"] <= 100, st["percent"])
+                for r in ranks:
+                    self.assertTrue(0 <= r["payload_bytes_done"] <= r["bytes_selected"], r)
+                    self.assertTrue(0 <= r["percent"] <= 100, r)
+                    self.assertGreaterEqual(r["payload_bytes_done"], last_done.get(r["rank"], 0))  # never goes back
+                    last_done[r["rank"]] = r["payload_bytes_done"]
+            ready = samples[-1]
+            self.assertEqual(ready["percent"], 100)
+            self.assertEqual(ready["eta_seconds"], 0)
+            self.assertEqual(ready["payload_bytes_done"], ready["payload_bytes_total"])
+            self.assertGreater(ready["payload_bytes_total"], 0)
+            for r in ready["ranks"]:
+                self.assertEqual((r["percent"], r["eta_seconds"]), (100, 0))
+                self.assertGreater(r["load_seconds"], 0)
+                # bytes_read also counts each record's head and tail reads (zip headers, data.pkl):
+                # the difference is what the status text explains, never counted as progress.
+                self.assertGreater(r["bytes_read"], r["payload_bytes_done"])
+            text = svc.cli("status").stdout
+            self.assertIn("progress    loaded ", text)
+            self.assertIn("(100.0%), ETA -", text)
+            self.assertIn("read: every byte read from the files", text)
+            p = svc.cli("status", "--wait-ready", "5")
+            self.assertIn("ready (loaded ", p.stdout)
+            self.assertIn("(100.0%)", p.stdout)
+        finally:
+            svc.stop()
+
+
+class Lifecycle(unittest.TestCase):
+    """--exit-when-idle and --exit-after-clients: the sidecar gives its devices back by itself."""
+
+    def test_exit_when_idle_exits_0_after_a_fetch(self):
+        svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), extra=("--exit-when-idle", "2"))
+        try:
+            time.sleep(3)  # idle, but no client served yet: it stays
+            self.assertIsNone(svc.proc.poll(), open(svc.log.name).read())
+            fetch_json(svc, 2, 1)
+            t0 = time.time()
+            rc = svc.proc.wait(timeout=20)
+            took = time.time() - t0
+            log = open(svc.log.name).read()
+            self.assertEqual(rc, 0, log)
+            self.assertGreaterEqual(took, 1.5, log)  # idle for 2 s first (polled every 200-250 ms)
+            self.assertIn("exiting (--exit-when-idle)", log)
+            self.assertEqual(log.count("stopped"), 2, log)  # both ranks drained
+        finally:
+            svc.stop()
+
+    def test_exit_after_clients_exits_0_once_the_transfers_ended(self):
+        svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), extra=("--exit-after-clients", "2"))
+        try:
+            fetch_json(svc, 2, 0)
+            time.sleep(1)
+            self.assertIsNone(svc.proc.poll(), open(svc.log.name).read())  # one of two
+            fetch_json(svc, 2, 1)
+            rc = svc.proc.wait(timeout=20)
+            log = open(svc.log.name).read()
+            self.assertEqual(rc, 0, log)
+            self.assertIn("2 manifests served and every rank idle", log)
         finally:
             svc.stop()
 

@@ -3,6 +3,7 @@
 #include "client/cli/remote.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <iostream>
@@ -22,6 +23,7 @@
 #include "client/client.h"
 #include "common/args.h"
 #include "common/dtype.h"
+#include "common/progress.h"
 #include "common/status_macros.h"
 #include "common/text_escape.h"
 #include "common/safetensors.h"
@@ -61,25 +63,63 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const ArgParser& p) {
 
 }  // namespace
 
+namespace {
+
+// A number member, or `otherwise` when absent (an older service).
+double Number(const Json& j, const char* key, double otherwise = 0) {
+  const Json* v = j.Find(key);
+  return v != nullptr && v->is_number() ? v->as_double() : otherwise;
+}
+
+// "12 s", "3 min 5 s", "?" (unknown: negative), "-" (done).
+std::string FormatEta(double seconds) {
+  if (seconds < 0) return "?";
+  if (seconds == 0) return "-";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s < 60) return absl::StrCat(std::max<int64_t>(s, 1), " s");
+  if (s < 3600) return absl::StrCat(s / 60, " min ", s % 60, " s");
+  return absl::StrCat(s / 3600, " h ", (s % 3600) / 60, " min");
+}
+
+// "1.2 GB / 2.7 GB (44.4%)": payload bytes in place of those to load.
+std::string FormatLoaded(double done, double total, double percent) {
+  return absl::StrCat(HumanBytes(static_cast<uint64_t>(done)), " / ", HumanBytes(static_cast<uint64_t>(total)),
+                      absl::StrFormat(" (%.1f%%)", percent));
+}
+
+// The service's progress in one line: "loaded 1.2 GB / 2.7 GB (44.4%), ETA 12 s".
+std::string FormatProgress(const Json& j) {
+  return absl::StrCat("loaded ", FormatLoaded(Number(j, "payload_bytes_done"), Number(j, "payload_bytes_total"),
+                                              Number(j, "percent")),
+                      ", ETA ", FormatEta(Number(j, "eta_seconds", -1)));
+}
+
+std::string FormatRank(const Json& r) {
+  return absl::StrFormat(
+      "%-4d %-8s %-8s %-22s %-32s %9s %9s %9.2f %9s %7d %8d %8d  %s\n", r.Find("rank")->as_int(),
+      r.Find("state")->as_string(), r.Find("device")->as_string(), r.Find("address")->as_string(),
+      FormatLoaded(Number(r, "payload_bytes_done"), Number(r, "bytes_selected"), Number(r, "percent")),
+      FormatEta(Number(r, "eta_seconds", -1)), HumanBytes(r.Find("bytes_read")->as_int()),
+      r.Find("read_gbps")->as_double(), HumanBytes(r.Find("memory_held")->as_int()), r.Find("tensors_owned")->as_int(),
+      r.Find("clients_served")->as_int(), r.Find("clients_active")->as_int(), r.Find("last_error")->as_string());
+}
+
+}  // namespace
+
 std::string FormatStatus(const Json& j) {
   std::string out = absl::StrCat("state       ", j.Find("state")->as_string());
   if (const Json* r = j.Find("reason")) absl::StrAppend(&out, " (", r->as_string(), ")");
   absl::StrAppend(&out, "\ncheckpoint  ", j.Find("checkpoint")->as_string(), "\nuptime      ",
                   absl::StrFormat("%.1f s", j.Find("uptime_seconds")->as_double()), "\nranks       ",
-                  j.Find("world_size")->as_int(), "\n");
+                  j.Find("world_size")->as_int(), "\nprogress    ", FormatProgress(j), "\n");
   if (j.Find("nccl_version")->as_int() > 0) absl::StrAppend(&out, "nccl        ", j.Find("nccl_version")->as_int(), "\n");
-  absl::StrAppend(&out, absl::StrFormat("\n%-4s %-8s %-8s %-22s %-24s %9s %9s %7s %8s %8s  %s\n", "rank", "state", "device",
-                                        "address", "read", "GB/s", "held", "tensors", "served", "active", "last error"));
-  for (const Json& r : j.Find("ranks")->items()) {
-    absl::StrAppend(&out, absl::StrFormat("%-4d %-8s %-8s %-22s %-24s %9.2f %9s %7d %8d %8d  %s\n", r.Find("rank")->as_int(),
-                                          r.Find("state")->as_string(), r.Find("device")->as_string(),
-                                          r.Find("address")->as_string(),
-                                          absl::StrCat(HumanBytes(r.Find("bytes_read")->as_int()), " / ",
-                                                       HumanBytes(r.Find("bytes_selected")->as_int())),
-                                          r.Find("read_gbps")->as_double(), HumanBytes(r.Find("memory_held")->as_int()),
-                                          r.Find("tensors_owned")->as_int(), r.Find("clients_served")->as_int(),
-                                          r.Find("clients_active")->as_int(), r.Find("last_error")->as_string()));
-  }
+  absl::StrAppend(&out, absl::StrFormat("\n%-4s %-8s %-8s %-22s %-32s %9s %9s %9s %9s %7s %8s %8s  %s\n", "rank", "state",
+                                        "device", "address", "loaded", "ETA", "read", "GB/s", "held", "tensors", "served",
+                                        "active", "last error"));
+  for (const Json& r : j.Find("ranks")->items()) absl::StrAppend(&out, FormatRank(r));
+  absl::StrAppend(&out,
+                  "(loaded: tensor bytes in place, the progress; read: every byte read from the files, record\n"
+                  " headers and compressed or strided spans included, so it can differ from the tensor bytes)\n");
   absl::StrAppend(&out, "\ncached requests (rank 0):", j.Find("cached_layouts")->items().empty() ? " none" : "", "\n");
   for (const Json& c : j.Find("cached_layouts")->items()) absl::StrAppend(&out, "  ", c.as_string(), "\n");
   return out;
@@ -96,9 +136,11 @@ class StatusCommand final : public Command {
     return "shardcast status --server ADDR [--token-file F] [--json] [--watch] [--wait-ready SECONDS]";
   }
   std::string description() const override {
-    return "Shows a running shardcastd: overall state (loading / ready / failed) and, per loader rank, state,\n"
-           "bytes read, throughput, memory held, tensors owned, clients and the last error.\n"
-           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out.";
+    return "Shows a running shardcastd: overall state (loading / ready / failed) and progress (tensor bytes\n"
+           "loaded / to load, percent, ETA) and, per loader rank, state, progress, bytes read from the files,\n"
+           "throughput, memory held, tensors owned, clients and the last error.\n"
+           "--wait-ready exits 0 once the service is ready, 1 if it failed or the time ran out; meanwhile it\n"
+           "shows the progress on stderr (a bar on a terminal, else a line every 5 s).";
   }
   void AddFlags(ArgParser& p) const override {
     AddConnectionFlags(&p);
@@ -125,11 +167,42 @@ class StatusCommand final : public Command {
   bool watch_ = false;
 };
 
+// Shows --wait-ready's progress on stderr: a bar on a terminal, else a plain line every few
+// seconds (logs of batch jobs).
+class ReadyProgress {
+ public:
+  void Update(const Json& st) {
+    const uint64_t done = static_cast<uint64_t>(Number(st, "payload_bytes_done"));
+    const uint64_t total = static_cast<uint64_t>(Number(st, "payload_bytes_total"));
+    if (ProgressBar::StderrIsTerminal()) {
+      if (bar_ == nullptr && total > 0) bar_ = std::make_unique<ProgressBar>("loading", total, true);
+      if (bar_ != nullptr && done > shown_) {
+        bar_->Add(done - shown_);
+        shown_ = done;
+      }
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (last_line_ && now - *last_line_ < kLineInterval) return;
+    last_line_ = now;
+    std::cerr << "shardcast: " << st.Find("state")->as_string() << ", " << FormatProgress(st) << std::endl;
+  }
+  void Finish() { bar_.reset(); }  // clears the bar's line
+
+ private:
+  static constexpr std::chrono::seconds kLineInterval{5};
+  std::unique_ptr<ProgressBar> bar_;
+  uint64_t shown_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> last_line_;
+};
+
 // Polls (short deadlines, a fresh connection each time: the service may not listen yet) until
-// ready; FailedPrecondition once it failed, DeadlineExceeded when the time runs out.
+// ready, showing the progress; FailedPrecondition once it failed, DeadlineExceeded when the time
+// runs out.
 absl::Status StatusCommand::WaitReady(int64_t seconds) const {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   std::string last = "unreachable";
+  ReadyProgress progress;
   while (std::chrono::steady_clock::now() < end) {
     ClientOptions o = connection_;
     o.deadline = std::min<std::chrono::milliseconds>(o.deadline, std::chrono::milliseconds(2000));
@@ -138,18 +211,22 @@ absl::Status StatusCommand::WaitReady(int64_t seconds) const {
     if (st.ok()) {
       last = st->Find("state")->as_string();
       if (last == "ready") {
-        std::cout << (json_ ? st->Dump(1) + "\n" : "ready\n");
+        progress.Finish();
+        std::cout << (json_ ? st->Dump(1) + "\n" : absl::StrCat("ready (", FormatProgress(*st), ")\n"));
         return absl::OkStatus();
       }
       if (last == "failed") {
+        progress.Finish();
         return absl::FailedPreconditionError(
             absl::StrCat("the service failed: ", st->Find("reason") ? st->Find("reason")->as_string() : ""));
       }
+      progress.Update(*st);
     } else if (st.status().code() == absl::StatusCode::kUnauthenticated) {
       return st.status();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
+  progress.Finish();
   return absl::DeadlineExceededError(absl::StrCat("not ready after ", seconds, " s (last state: ", last, ")"));
 }
 
