@@ -673,12 +673,18 @@ absl::Status Client::ReceiveOverNccl(int rank, const std::string& address, const
   // The server's send order (it sends what was asked, in that order); the sizes are ours.
   std::unordered_map<std::string_view, const Destination*> by_name;
   for (const Destination* d : list) by_name.emplace(d->name, d);
+  // Each requested shard exactly once: a repeated or missing name would leave a buffer unwritten.
   std::vector<const Destination*> ordered;
   for (const std::string& n : session.names()) {
     auto it = by_name.find(n);
-    if (it != by_name.end()) ordered.push_back(it->second);
+    if (it == by_name.end()) break;
+    ordered.push_back(it->second);
+    by_name.erase(it);
   }
-  if (ordered.size() != list.size()) return absl::InternalError("the server's send order does not match the request");
+  if (ordered.size() != list.size() || session.names_size() != static_cast<int>(list.size())) {
+    return absl::DataLossError(absl::StrCat(Peer(rank, address), " announced a send order that is not the requested "
+                                            "shards, each once"));
+  }
   // While ncclRecv waits, AwaitTransfer waits for the server's result of its send: a failed send
   // cancels the receive at once with the server's reason.
   grpc::ClientContext await_ctx;

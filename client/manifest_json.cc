@@ -100,9 +100,17 @@ absl::StatusOr<Manifest> ManifestFromJson(absl::string_view text) {
   }
   const Json* endpoints = j.Find("endpoints");
   if (endpoints == nullptr || !endpoints->is_array()) return Missing("endpoints", "an array");
-  for (const Json& e : endpoints->items()) m.endpoints.push_back(e.is_string() ? e.as_string() : "");
-  if (const Json* lease = j.Find("lease_id"); lease != nullptr && lease->is_string()) m.lease_id = lease->as_string();
-  if (const Json* total = j.Find("total_bytes"); total != nullptr && total->is_integer()) m.total_bytes = total->as_uint();
+  for (const Json& e : endpoints->items()) {
+    if (!e.is_string()) return Missing("endpoints[]", "strings");
+    m.endpoints.push_back(e.as_string());
+  }
+  if (j.Find("lease_id") != nullptr) {  // optional: absent when the manifest has no lease
+    SC_ASSIGN_OR_RETURN(m.lease_id, StringMember(j, "lease_id", ""));
+  }
+  if (const Json* total = j.Find("total_bytes"); total != nullptr) {
+    if (!total->is_integer()) return Missing("total_bytes", "an integer");
+    m.total_bytes = total->as_uint();
+  }
   SC_ASSIGN_OR_RETURN(m.opaque, StringList(j, "opaque"));
   SC_ASSIGN_OR_RETURN(m.notes, StringList(j, "notes"));
   // The same checks as on a manifest straight from the server (owners, dtypes, sizes).

@@ -100,6 +100,19 @@ TEST(ManifestJsonTest, WronglyTypedOrMissingMembersAreRefusedNamingThem) {
   EXPECT_FALSE(ManifestFromJson("{not json").ok());
 }
 
+TEST(ManifestJsonTest, TopLevelMembersOfTheWrongTypeAreRefused) {
+  for (const auto& [key, value] : std::vector<std::pair<std::string, Json>>{
+           {"endpoints", Json::ArrayOf(std::vector<int64_t>{7})},
+           {"lease_id", Json(int64_t{3})},
+           {"total_bytes", Json("36")}}) {
+    Json j = ManifestToJson(TwoShards());
+    j.Set(key, value);
+    absl::StatusOr<Manifest> m = ManifestFromJson(j.Dump());
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_THAT(std::string(m.status().message()), HasSubstr(key)) << m.status();
+  }
+}
+
 TEST(ManifestJsonTest, ServerChecksApplyToo) {
   // 2 x 3 float32 is 24 bytes, not 25; owner 5 has no endpoint.
   absl::StatusOr<Manifest> m = ManifestFromJson(WithShardMember("nbytes", Json(25)));

@@ -156,6 +156,7 @@ void Coordinator::Poll() {
   // Wait for the answers without holding mu_: Manifest() and Status() must not queue behind a
   // slow or dead rank's poll.
   const v1::StatusRequest request;
+  const uint64_t round = ++poll_rounds_started_;
   auto answers = CallEveryRank<v1::RankState>(
       stubs_.size(), options_.token, rpc_deadline,
       [&](size_t r, RankCall<v1::RankState>* call, std::function<void(grpc::Status)> done) {
@@ -166,6 +167,7 @@ void Coordinator::Poll() {
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    polled_round_ = round;
     for (size_t r = 0; r < stubs_.size(); ++r) {
       const grpc::Status& s = answers[r].status;
       v1::RankState& st = answers[r].reply;
@@ -246,6 +248,9 @@ absl::StatusOr<v1::Manifest> Coordinator::Manifest(const v1::ShardRequest& reque
     m = ManifestOnce(request);
   }
   if (m.ok()) ++manifests_served_;
+  // A poll round that started before now may have asked a rank before this manifest pinned its
+  // lease there: Idle() trusts only rounds started later.
+  last_manifest_round_.store(poll_rounds_started_.load());
   return m;
 }
 
@@ -373,17 +378,11 @@ v1::ServiceStatus Coordinator::Status() {
 bool Coordinator::Idle() {
   if (manifests_in_flight_.load() > 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
+  if (polled_round_ <= last_manifest_round_.load()) return false;  // no poll since the last manifest
   for (const v1::RankState& r : ranks_) {
     if (r.clients_active() > 0 || r.leases_pinned() > 0) return false;
   }
   return true;
-}
-
-uint64_t Coordinator::ClientsServed() {
-  std::lock_guard<std::mutex> lock(mu_);
-  uint64_t served = 0;
-  for (const v1::RankState& r : ranks_) served += r.clients_served();
-  return served;
 }
 
 }  // namespace shardcast

@@ -72,10 +72,9 @@ class Coordinator {
   RankState WaitUntilSettled(std::chrono::milliseconds timeout);
   // State kStopping (sticky): new manifests are refused with UNAVAILABLE.
   void StartDraining();
-  // Whether every rank is idle now (its last poll: no client active, no lease pinned; no manifest
-  // in flight here), and the clients served over all ranks.
+  // Whether every rank is idle now: no manifest in flight here, and a poll round that started
+  // after the last manifest finished saw no client active and no lease pinned on any rank.
   bool Idle();
-  uint64_t ClientsServed();
   // Manifests answered successfully since the start.
   uint64_t manifests_served() const { return manifests_served_.load(); }
 
@@ -111,6 +110,11 @@ class Coordinator {
   std::atomic<bool> stop_{false};
   std::atomic<uint32_t> manifests_in_flight_{0};
   std::atomic<uint64_t> manifests_served_{0};
+  // Poll rounds: how many started, which one ranks_ holds (under mu_), and the number of rounds
+  // started when the last manifest finished (Idle() needs a round that started after it).
+  std::atomic<uint64_t> poll_rounds_started_{0};
+  uint64_t polled_round_ = 0;
+  std::atomic<uint64_t> last_manifest_round_{0};
   std::thread thread_;
 };
 

@@ -53,7 +53,10 @@ struct DeviceSender::Session {
 void DeviceSender::Session::Run(std::shared_ptr<const NcclLib> lib, std::string uid, int device,
                                 std::chrono::milliseconds deadline, std::string sid) {
   absl::StatusOr<std::unique_ptr<NcclPeerComm>> comm = NcclPeerComm::Create(lib, uid, 0, device, deadline);
-  if (!comm.ok()) LogError("NCCL session ", sid, ": ", comm.status().message());
+  if (!comm.ok()) {
+    LogError("NCCL session ", sid, ": ", comm.status().message());
+    dead = true;  // at once: after a warm-up no job may come to find out, and the next Open must not reuse it
+  }
   while (true) {
     Job job;
     {
@@ -181,6 +184,11 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const
                                TransferGuard(loader_->transfers())});
   reply.mutable_ipc()->set_lease(lease);
   return reply;
+}
+
+void DeviceSender::ExpireIdle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ExpireLeases();
 }
 
 absl::Status DeviceSender::ReleaseIpc(const std::string& lease) {

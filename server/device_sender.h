@@ -39,6 +39,8 @@ class DeviceSender {
                                             const v1::OpenSessionRequest& open);
   // Ends a CUDA IPC lease (the client has copied). NotFound for an unknown or expired lease.
   absl::Status ReleaseIpc(const std::string& lease);
+  // Ends the CUDA IPC leases whose deadline has passed (their transfers count as finished).
+  void ExpireIdle();
   // Sets `*sent` to how NCCL transfer `transfer_id` of `session_id` ended, once its send has; waits
   // at most the service's deadline and while `cancelled` is false. Returns the wait's status:
   // NotFound for an unknown transfer, DeadlineExceeded / Cancelled when the wait ended first.

@@ -39,6 +39,7 @@ grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareR
 
 grpc::Status LoaderService::GetRankState(grpc::ServerContext* ctx, const v1::StatusRequest*, v1::RankState* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
+  if (sessions_.expire) sessions_.expire();
   ToProto(loader_->Snapshot(), reply);
   reply->set_rank(loader_->options().rank);
   reply->set_host(host_);

@@ -25,6 +25,10 @@ struct DeviceSessions {
   std::function<absl::Status(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled,
                              absl::Status* sent)>
       await_transfer;
+  // Ends what outlived its deadline (CUDA IPC leases a client never released); called on every
+  // status poll, so that a vanished client's lease does not keep the rank busy until the next
+  // IPC call.
+  std::function<void()> expire;
 };
 
 class LoaderService final : public v1::LoaderRank::Service {

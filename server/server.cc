@@ -184,6 +184,7 @@ DeviceSessions SessionsOf(DeviceSender* s) {
     return s->Open(std::move(req), open);
   };
   sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
+  sessions.expire = [s] { s->ExpireIdle(); };
   sessions.await_transfer = [s](const std::string& session, uint64_t transfer, const std::function<bool()>& cancelled,
                                 absl::Status* sent) { return s->AwaitTransfer(session, transfer, cancelled, sent); };
   return sessions;
@@ -385,12 +386,16 @@ void Server::Drain() {
   Impl& i = *impl_;
   if (i.coordinator) i.coordinator->StartDraining();  // health NOT_SERVING, manifests refused
   i.loader->StartDraining();                          // Prepare refused; transfers go on
-  // Health checkers get a moment to see NOT_SERVING; transfers in flight get up to the deadline.
+  // Health checkers get a moment to see NOT_SERVING; transfers in flight, and manifests handed out
+  // whose transfer has not started yet (their leases), get up to the deadline.
   const auto start = std::chrono::steady_clock::now();
   const auto linger = start + std::min<std::chrono::milliseconds>(i.options.deadline, kDrainLinger);
   const auto end = start + i.options.deadline;
-  while ((std::chrono::steady_clock::now() < linger || i.loader->Snapshot().clients_active > 0) &&
-         std::chrono::steady_clock::now() < end) {
+  auto busy = [&i] {
+    const RankSnapshot s = i.loader->Snapshot();
+    return s.clients_active > 0 || s.leases_pinned > 0;
+  };
+  while ((std::chrono::steady_clock::now() < linger || busy()) && std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const uint32_t left = i.loader->Snapshot().clients_active;

@@ -30,7 +30,8 @@ uint64_t ShardCache::HostBytes(const PreparedRequest& r) {
     n += s.shape.capacity() * sizeof(int64_t) + (s.shape.capacity() ? kHeapOverhead : 0);
   }
   for (const std::string& o : r.opaque) n += StringBytes(o);
-  n += r.allocations.capacity() * sizeof(Buffer) + 2 * kHeapOverhead;  // the opaque and allocation vectors
+  for (const std::string& note : r.notes) n += StringBytes(note);
+  n += r.allocations.capacity() * sizeof(Buffer) + 3 * kHeapOverhead;  // the opaque, notes and allocation vectors
   return n;
 }
 

@@ -65,6 +65,12 @@ class CheckLayersTest(unittest.TestCase):
         (p,) = self.problems()
         self.assertIn("kernels/up.h:2: kernels includes server/", p)
 
+    def test_include_of_a_path_with_digits_is_seen(self):
+        # The generated proto headers live under proto/shardcast/v1/.
+        write(self.root, "checkpoint/p.cc", '#include "proto/shardcast/v1/shardcast.pb.h"\n')
+        (p,) = self.problems()
+        self.assertIn("checkpoint/p.cc:1: checkpoint includes proto/", p)
+
     def test_server_and_client_may_not_use_each_other(self):
         write(self.root, "client/x.cc", '#include "server/loader.h"\n')
         write(self.root, "server/x.cc", '#include "client/client.h"\n')

@@ -47,8 +47,8 @@ LAYERS = DEPS  # the layered packages
 TOP = ["bench", "examples", "python", "tests", "tools"]  # may use any layer; nothing uses them
 SOURCE_SUFFIXES = (".h", ".cc", ".cu")
 CUDA_HEADERS = re.compile(r'#\s*include\s*[<"](cuda[a-z_]*\.h|nccl\.h|cuda/[^>"]+)[>"]')
-OUR_INCLUDE = re.compile(r'#\s*include\s*"([a-z_]+(?:/[a-z_]+)*)/[^"/]+"')
-LABEL = re.compile(r'"//([a-z_/]+)[:"]')
+OUR_INCLUDE = re.compile(r'#\s*include\s*"([a-z0-9_]+(?:/[a-z0-9_]+)*)/[^"/]+"')
+LABEL = re.compile(r'"//([a-z0-9_/]+)[:"]')
 
 
 def package_of(path):

@@ -100,6 +100,18 @@ absl::Status IpcShardReceiver::Receive(const std::vector<ShardDestination>& shar
   if (pieces.size() != shards.size()) {
     return absl::DataLossError(absl::StrCat(peer_, " exported ", pieces.size(), " of ", shards.size(), " shards"));
   }
+  // Every handle is opened before any copy: at most one per shard, each used by some shard.
+  std::vector<bool> used(exported_.handles_size(), false);
+  for (const IpcPiece& p : pieces) {
+    if (p.region >= used.size()) {
+      return absl::DataLossError(absl::StrCat(peer_, " exported a shard in region ", p.region, " of ",
+                                              used.size(), " handles"));
+    }
+    used[p.region] = true;
+  }
+  if (std::find(used.begin(), used.end(), false) != used.end()) {
+    return absl::DataLossError(absl::StrCat(peer_, " exported ", used.size(), " IPC handles, some used by no shard"));
+  }
   absl::Status copied =
       IpcCopy(device_, {exported_.handles().begin(), exported_.handles().end()}, pieces, Remaining(deadline));
   std::lock_guard<std::mutex> lock(mu_);

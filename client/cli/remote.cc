@@ -3,6 +3,7 @@
 #include "client/cli/remote.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -71,9 +72,17 @@ double Number(const Json& j, const char* key, double otherwise = 0) {
   return v != nullptr && v->is_number() ? v->as_double() : otherwise;
 }
 
+// A byte count from the server's JSON as a uint64 without undefined behaviour (NaN, negative and
+// out-of-range values saturate).
+uint64_t SaturatedBytes(double v) {
+  if (!(v > 0)) return 0;
+  if (v >= 18446744073709549568.0) return UINT64_MAX;
+  return static_cast<uint64_t>(v);
+}
+
 // "12 s", "3 min 5 s", "?" (unknown: negative), "-" (done).
 std::string FormatEta(double seconds) {
-  if (seconds < 0) return "?";
+  if (!(seconds >= 0) || seconds > 1e9) return "?";  // also NaN and absurd values from a server
   if (seconds == 0) return "-";
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   if (s < 60) return absl::StrCat(std::max<int64_t>(s, 1), " s");
@@ -83,8 +92,9 @@ std::string FormatEta(double seconds) {
 
 // "1.2 GB / 2.7 GB (44.4%)": payload bytes in place of those to load.
 std::string FormatLoaded(double done, double total, double percent) {
-  return absl::StrCat(HumanBytes(static_cast<uint64_t>(done)), " / ", HumanBytes(static_cast<uint64_t>(total)),
-                      absl::StrFormat(" (%.1f%%)", percent));
+  if (!(percent >= 0)) percent = 0;  // NaN too: the numbers come from the server
+  return absl::StrCat(HumanBytes(SaturatedBytes(done)), " / ", HumanBytes(SaturatedBytes(total)),
+                      absl::StrFormat(" (%.1f%%)", std::min(percent, 100.0)));
 }
 
 // The service's progress in one line: "loaded 1.2 GB / 2.7 GB (44.4%), ETA 12 s".
@@ -172,8 +182,8 @@ class StatusCommand final : public Command {
 class ReadyProgress {
  public:
   void Update(const Json& st) {
-    const uint64_t done = static_cast<uint64_t>(Number(st, "payload_bytes_done"));
-    const uint64_t total = static_cast<uint64_t>(Number(st, "payload_bytes_total"));
+    const uint64_t done = SaturatedBytes(Number(st, "payload_bytes_done"));
+    const uint64_t total = SaturatedBytes(Number(st, "payload_bytes_total"));
     if (ProgressBar::StderrIsTerminal()) {
       if (bar_ == nullptr && total > 0) bar_ = std::make_unique<ProgressBar>("loading", total, true);
       if (bar_ != nullptr && done > shown_) {

@@ -19,6 +19,12 @@ _DTYPES = {"float64": ("float64", 8), "float32": ("float32", 4), "float16": ("fl
            "float8_e5m2": ("float8_e5m2", 1), "complex64": ("complex64", 8), "complex128": ("complex128", 16)}
 
 
+
+def _printable(text, limit=500):
+    """`text` with non-printable characters escaped (as repr does) and cut to `limit` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
 class LayoutWarning(UserWarning):
     """The plan inferred or assumed a rule the caller may need to settle (a GLU fc1)."""
 
@@ -235,8 +241,11 @@ class Client:
         key = tuple(notes)
         if not notes or key in self._warned:
             return
-        self._warned.add(key)
-        shown = "\n  ".join(notes[:20]) + ("\n  ... and %d more" % (len(notes) - 20) if len(notes) > 20 else "")
+        if len(self._warned) < 64:  # bounded: a server could send endless distinct notes
+            self._warned.add(key)
+        # The notes come from the server: control characters are shown escaped, never sent to the
+        # terminal as they are.
+        shown = "\n  ".join(_printable(n) for n in notes[:20]) + ("\n  ... and %d more" % (len(notes) - 20) if len(notes) > 20 else "")
         warnings.warn("shardcast: the layout's rule for %d tensor(s) was inferred or assumed (GLU fc1); settle it "
                       "with glu=True/False (the CLI's --glu yes|no) or rules=[...]:\n  %s" % (len(notes), shown),
                       LayoutWarning, stacklevel=3)
