@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "common/json.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
 
@@ -16,7 +17,32 @@ namespace {
 // Routes the logger to a stream for one test; stderr again afterwards.
 class LogTest : public ::testing::Test {
  protected:
-  void Capture(const std::string& prefix, LogLevel level) { InitLogging({prefix, level, &out_}); }
+  void Capture(const std::string& prefix, LogLevel level) {
+    LogOptions o;
+    o.prefix = prefix;
+    o.level = level;
+    o.out = &out_;
+    InitLogging(o);
+  }
+  void CaptureJson(int rank, LogLevel level) {
+    LogOptions o;
+    o.prefix = "shardcastd rank x";
+    o.level = level;
+    o.format = LogFormat::kJson;
+    o.rank = rank;
+    o.out = &out_;
+    InitLogging(o);
+  }
+  // Every line parsed as JSON (a parse failure fails the test).
+  std::vector<Json> JsonLines() const {
+    std::vector<Json> out;
+    for (const std::string& l : Lines()) {
+      absl::StatusOr<Json> j = Json::Parse(l);
+      EXPECT_TRUE(j.ok()) << j.status() << " in " << l;
+      if (j.ok()) out.push_back(*std::move(j));
+    }
+    return out;
+  }
   void TearDown() override { InitLogging(LogOptions()); }
   std::vector<std::string> Lines() const { return absl::StrSplit(out_.str(), '\n', absl::SkipEmpty()); }
 
@@ -86,7 +112,11 @@ TEST_F(LogTest, ReinitializingWhileOthersLogIsSafe) {
   }
   for (int k = 0; k < 200; ++k) {
     if (k % 2) {
-      InitLogging({"b", LogLevel::kError, &other});  // warnings dropped while this holds
+      LogOptions b;
+      b.prefix = "b";
+      b.level = LogLevel::kError;
+      b.out = &other;
+      InitLogging(b);  // warnings dropped while this holds
     } else {
       Capture("a", LogLevel::kInfo);
     }
@@ -99,6 +129,107 @@ TEST_F(LogTest, ReinitializingWhileOthersLogIsSafe) {
   const std::vector<std::string> moved = absl::StrSplit(other.str(), '\n', absl::SkipEmpty());
   for (const std::string& l : moved) EXPECT_TRUE(RE2::PartialMatch(l, R"(\[b\]: warning: thread \d line \d+ end$)")) << l;
   EXPECT_LE(Lines().size() + moved.size(), 900u);
+}
+
+TEST_F(LogTest, JsonLineHasTimeLevelRankAndMessage) {
+  CaptureJson(3, LogLevel::kInfo);
+  LogError("loading failed: ", 42, " bytes");
+  ASSERT_EQ(Lines().size(), 1u);
+  const std::vector<Json> lines = JsonLines();
+  ASSERT_EQ(lines.size(), 1u);
+  const Json& j = lines[0];
+  ASSERT_TRUE(j.is_object());
+  ASSERT_NE(j.Find("ts"), nullptr);
+  EXPECT_TRUE(RE2::FullMatch(j.Find("ts")->as_string(), R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"))
+      << j.Find("ts")->as_string();
+  EXPECT_EQ(j.Find("level")->as_string(), "error");
+  ASSERT_TRUE(j.Find("rank")->is_integer());
+  EXPECT_EQ(j.Find("rank")->as_int(), 3);
+  EXPECT_EQ(j.Find("msg")->as_string(), "loading failed: 42 bytes");
+  EXPECT_EQ(j.Find("prefix"), nullptr);
+}
+
+TEST_F(LogTest, JsonLineWithoutRankCarriesThePrefix) {
+  CaptureJson(-1, LogLevel::kInfo);
+  LogWarning("w");
+  const std::vector<Json> lines = JsonLines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].Find("rank"), nullptr);
+  EXPECT_EQ(lines[0].Find("prefix")->as_string(), "shardcastd rank x");
+  EXPECT_EQ(lines[0].Find("level")->as_string(), "warning");
+}
+
+TEST_F(LogTest, JsonFieldsKeepTheirTypes) {
+  CaptureJson(0, LogLevel::kInfo);
+  LogEvent(LogLevel::kInfo, "transfer finished",
+           {{"transport", "stream"}, {"bytes", uint64_t{1} << 40}, {"ms", -5}, {"ok", true}, {"peer", std::string("ipv4:1")}});
+  const std::vector<Json> lines = JsonLines();
+  ASSERT_EQ(lines.size(), 1u);
+  const Json& j = lines[0];
+  EXPECT_EQ(j.Find("msg")->as_string(), "transfer finished");
+  EXPECT_EQ(j.Find("transport")->as_string(), "stream");
+  ASSERT_TRUE(j.Find("bytes")->is_integer());
+  EXPECT_EQ(j.Find("bytes")->as_uint(), uint64_t{1} << 40);
+  EXPECT_EQ(j.Find("ms")->as_int(), -5);
+  ASSERT_EQ(j.Find("ok")->type(), Json::Type::kBool);
+  EXPECT_TRUE(j.Find("ok")->as_bool());
+  EXPECT_EQ(j.Find("peer")->as_string(), "ipv4:1");
+  // Members come in order: the fixed ones, then the fields as given.
+  ASSERT_EQ(j.members().size(), 9u);
+  EXPECT_EQ(j.members()[4].first, "transport");
+}
+
+TEST_F(LogTest, JsonEscapesQuotesControlBytesPercentAndInvalidUtf8) {
+  CaptureJson(1, LogLevel::kInfo);
+  const std::string clean = "a\"b\\c\nd\re\x01f\x7f%v%%{}";
+  const std::string hostile = clean + "\xff\xc3(g" + std::string(1, '\0') + "h";
+  LogEvent(LogLevel::kWarning, hostile, {{"layout", hostile}});
+  const std::vector<std::string> raw = Lines();
+  ASSERT_EQ(raw.size(), 1u) << out_.str();  // the newline inside stayed escaped: one line
+  const std::vector<Json> lines = JsonLines();
+  ASSERT_EQ(lines.size(), 1u);
+  const std::string msg = lines[0].Find("msg")->as_string();
+  EXPECT_EQ(msg, lines[0].Find("layout")->as_string());
+  // Printable and escaped bytes come back as they were; invalid UTF-8 becomes U+FFFD.
+  EXPECT_EQ(msg.substr(0, clean.size()), clean);
+  EXPECT_EQ(msg.find('\xff'), std::string::npos);
+  EXPECT_NE(msg.find("\xEF\xBF\xBD"), std::string::npos) << msg;
+  EXPECT_NE(msg.find('h'), std::string::npos);
+}
+
+TEST_F(LogTest, JsonThresholdStillFilters) {
+  CaptureJson(2, LogLevel::kWarning);
+  LogInfo("i");
+  LogEvent(LogLevel::kInfo, "event", {{"n", 1}});
+  LogEvent(LogLevel::kError, "bad", {{"code", "NOT_FOUND"}});
+  LogDebug("d");
+  const std::vector<Json> lines = JsonLines();
+  ASSERT_EQ(lines.size(), 1u) << out_.str();
+  EXPECT_EQ(lines[0].Find("msg")->as_string(), "bad");
+  EXPECT_EQ(lines[0].Find("level")->as_string(), "error");
+}
+
+TEST_F(LogTest, TextFieldsFollowTheMessageQuotedWhenNeeded) {
+  Capture("p", LogLevel::kInfo);
+  LogEvent(LogLevel::kInfo, "manifest served", {{"tp", 2}, {"peer", "ipv4:127.0.0.1:5"}, {"why", "a b\n"}, {"e", ""}});
+  ASSERT_EQ(Lines().size(), 1u) << out_.str();
+  EXPECT_NE(Lines()[0].find(R"(]: info: manifest served tp=2 peer=ipv4:127.0.0.1:5 why="a b\n" e="")"), std::string::npos)
+      << Lines()[0];
+}
+
+TEST(LogFormat, FlagWinsOverEnvironmentWhichWinsOverDefault) {
+  unsetenv("SHARDCAST_LOG_FORMAT");
+  EXPECT_EQ(*LogFormatFromFlagOrEnv(""), LogFormat::kText);
+  setenv("SHARDCAST_LOG_FORMAT", "JSON", 1);
+  EXPECT_EQ(*LogFormatFromFlagOrEnv(""), LogFormat::kJson);
+  EXPECT_EQ(*LogFormatFromFlagOrEnv("text"), LogFormat::kText);
+  setenv("SHARDCAST_LOG_FORMAT", "xml", 1);
+  absl::StatusOr<LogFormat> bad = LogFormatFromFlagOrEnv("");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("SHARDCAST_LOG_FORMAT: unknown log format 'xml'"), std::string::npos)
+      << bad.status();
+  EXPECT_NE(LogFormatFromFlagOrEnv("yaml").status().message().find("--log-format"), std::string::npos);
+  unsetenv("SHARDCAST_LOG_FORMAT");
 }
 
 TEST(LogLevel, ParsesNamesAndRefusesOthers) {

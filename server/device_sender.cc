@@ -24,6 +24,12 @@ constexpr std::chrono::minutes kIdleSessionLimit{5};
 // Unreleased CUDA IPC leases kept at once (each pins a prepared request until released or expired).
 constexpr size_t kMaxIpcLeases = 1024;
 
+uint64_t TotalBytes(const std::vector<const PreparedShard*>& shards) {
+  uint64_t n = 0;
+  for (const PreparedShard* s : shards) n += s->nbytes;
+  return n;
+}
+
 }  // namespace
 
 // One client's NCCL session: a worker thread that forms the communicator, then runs transfers in
@@ -105,7 +111,7 @@ void DeviceSender::ExpireLeases() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires < now) {
-      LogWarning("CUDA IPC lease ", it->first, " expired unreleased");
+      it->second.log.Finish(absl::DeadlineExceededError(absl::StrCat("CUDA IPC lease ", it->first, " expired unreleased")));
       it = leases_.erase(it);
     } else {
       ++it;
@@ -146,11 +152,11 @@ absl::Status DeviceSender::CheckNcclPeer(const v1::OpenSessionRequest& open) con
 }
 
 absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const PreparedRequest> request,
-                                                         const v1::OpenSessionRequest& open) {
+                                                         const v1::OpenSessionRequest& open, const std::string& peer) {
   SC_ASSIGN_OR_RETURN(const std::vector<const PreparedShard*> shards, SelectShards(*request, open));
   if (open.client_device_uuid() != uuid_) {
     SC_RETURN_IF_ERROR(CheckNcclPeer(open));
-    return OpenNccl(std::move(request), shards, open);
+    return OpenNccl(std::move(request), shards, open, peer);
   }
   if (!open.allow_ipc()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -163,11 +169,13 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::Open(std::shared_ptr<const Pr
     reply.mutable_ipc();
     return reply;
   }
-  return OpenIpc(std::move(request), shards);
+  return OpenIpc(std::move(request), shards, peer);
 }
 
 absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const PreparedRequest> request,
-                                                            const std::vector<const PreparedShard*>& shards) {
+                                                            const std::vector<const PreparedShard*>& shards,
+                                                            const std::string& peer) {
+  TransferLog log(Transport::kIpc, request->id, peer, TotalBytes(shards));
   std::vector<IpcSource> sources;
   for (const PreparedShard* s : shards) sources.push_back(IpcSource{s->name, s->allocation, s->data, s->nbytes});
   v1::OpenSessionReply reply;
@@ -181,7 +189,7 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const
   }
   const std::string lease = absl::StrCat("ipc-", loader_->options().rank, "-", ++next_lease_);
   leases_.emplace(lease, Lease{std::move(request), std::chrono::steady_clock::now() + deadline_,
-                               TransferGuard(loader_->transfers())});
+                               TransferGuard(loader_->transfers()), std::move(log)});
   reply.mutable_ipc()->set_lease(lease);
   return reply;
 }
@@ -198,6 +206,7 @@ absl::Status DeviceSender::ReleaseIpc(const std::string& lease) {
     ExpireLeases();
     return absl::NotFoundError(absl::StrCat("no CUDA IPC lease '", lease, "' (expired after the service's deadline?)"));
   }
+  it->second.log.Finish(absl::OkStatus());
   leases_.erase(it);  // its TransferGuard reports the transfer finished
   ExpireLeases();
   return absl::OkStatus();
@@ -205,14 +214,16 @@ absl::Status DeviceSender::ReleaseIpc(const std::string& lease) {
 
 absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenNccl(std::shared_ptr<const PreparedRequest> request,
                                                              const std::vector<const PreparedShard*>& shards,
-                                                             const v1::OpenSessionRequest& open) {
+                                                             const v1::OpenSessionRequest& open,
+                                                             const std::string& peer) {
   v1::OpenSessionReply reply;
   reply.set_server_nccl_version(lib_->version);
   v1::NcclSession* nccl = reply.mutable_nccl();
   for (const PreparedShard* s : shards) nccl->add_names(s->name);
   SC_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, FindOrStartSession(open.session_id(), nccl));
   if (open.warm_up()) return reply;  // the session's thread forms the communicator; nothing to send yet
-  nccl->set_transfer_id(QueueTransfer(session.get(), open.session_id(), std::move(request), shards));
+  TransferLog log(Transport::kNccl, request->id, peer, TotalBytes(shards));
+  nccl->set_transfer_id(QueueTransfer(session.get(), open.session_id(), std::move(request), shards, std::move(log)));
   return reply;
 }
 
@@ -248,18 +259,18 @@ absl::StatusOr<std::shared_ptr<DeviceSender::Session>> DeviceSender::FindOrStart
 
 uint64_t DeviceSender::QueueTransfer(Session* session, const std::string& session_id,
                                      std::shared_ptr<const PreparedRequest> request,
-                                     const std::vector<const PreparedShard*>& shards) {
+                                     const std::vector<const PreparedShard*>& shards, TransferLog log) {
   std::vector<ShardSource> sources;
   for (const PreparedShard* s : shards) sources.push_back(ShardSource{s->name, s->nbytes, s->data, nullptr});
   const uint64_t id = transfers_.Start(session_id);
   // The job keeps the prepared request alive until its bytes have left; the transfer is reported
   // finished when the job is done with (run or dropped).
   auto transfer = std::make_shared<TransferGuard>(loader_->transfers());
-  auto job = [this, id, request, sources, transfer, deadline = deadline_](NcclPeerComm* comm,
-                                                                          const absl::Status& no_comm) {
+  auto job = [this, id, request, sources, transfer, log = std::move(log), deadline = deadline_](
+                 NcclPeerComm* comm, const absl::Status& no_comm) {
     absl::Status sent = no_comm;
     if (comm != nullptr) sent = NcclShardSender(comm).Send(sources, std::chrono::steady_clock::now() + deadline);
-    if (!sent.ok()) LogError("NCCL send: ", sent.message());
+    log.Finish(sent);  // a warning with the reason when the send failed
     transfers_.Finish(id, sent);
   };
   {

@@ -21,6 +21,7 @@
 #include "proto/shardcast/v1/shardcast.pb.h"
 #include "server/loader.h"
 #include "server/rank_counters.h"
+#include "server/transfer_log.h"
 #include "transport/nccl_lib.h"
 #include "transport/transfer_results.h"
 
@@ -34,9 +35,10 @@ class DeviceSender {
 
   // Same GPU (and the client allows it): exports CUDA IPC handles under a lease. Otherwise checks
   // NCCL versions (FailedPrecondition on a mismatch), returns a unique id for a new session and
-  // starts forming its communicator, and queues the transfer of the requested shards.
+  // starts forming its communicator, and queues the transfer of the requested shards. `peer`
+  // (the client's address) goes into the transfer's log line.
   absl::StatusOr<v1::OpenSessionReply> Open(std::shared_ptr<const PreparedRequest> request,
-                                            const v1::OpenSessionRequest& open);
+                                            const v1::OpenSessionRequest& open, const std::string& peer);
   // Ends a CUDA IPC lease (the client has copied). NotFound for an unknown or expired lease.
   absl::Status ReleaseIpc(const std::string& lease);
   // Ends the CUDA IPC leases whose deadline has passed (their transfers count as finished).
@@ -55,22 +57,23 @@ class DeviceSender {
     std::shared_ptr<const PreparedRequest> request;
     std::chrono::steady_clock::time_point expires;
     TransferGuard transfer;             // the client's transfer, finished when the lease goes
+    TransferLog log;                    // its log line, written on release or expiry
   };
   DeviceSender() = default;
   absl::StatusOr<std::vector<const PreparedShard*>> SelectShards(const PreparedRequest& request,
                                                                  const v1::OpenSessionRequest& open) const;
   absl::Status CheckNcclPeer(const v1::OpenSessionRequest& open) const;
   absl::StatusOr<v1::OpenSessionReply> OpenIpc(std::shared_ptr<const PreparedRequest> request,
-                                               const std::vector<const PreparedShard*>& shards);
+                                               const std::vector<const PreparedShard*>& shards, const std::string& peer);
   absl::StatusOr<v1::OpenSessionReply> OpenNccl(std::shared_ptr<const PreparedRequest> request,
                                                 const std::vector<const PreparedShard*>& shards,
-                                                const v1::OpenSessionRequest& open);
+                                                const v1::OpenSessionRequest& open, const std::string& peer);
   // The session to use (an existing live one, or a new one whose unique id goes into `nccl`);
   // closes idle and dead sessions.
   absl::StatusOr<std::shared_ptr<Session>> FindOrStartSession(const std::string& session_id, v1::NcclSession* nccl);
   // Queues the send on the session's thread; its id for AwaitTransfer.
   uint64_t QueueTransfer(Session* session, const std::string& session_id, std::shared_ptr<const PreparedRequest> request,
-                         const std::vector<const PreparedShard*>& shards);
+                         const std::vector<const PreparedShard*>& shards, TransferLog log);
   void ExpireLeases();  // requires mu_
 
   std::shared_ptr<const NcclLib> lib_;

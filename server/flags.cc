@@ -59,6 +59,8 @@ void AddServiceFlags(ArgParser& p) {
   p.AddFlag("tls-server-name", "NAME", "name to check in the certificate instead of each host's");
   p.AddFlag("log-level", "debug|info|warning|error|off", "threshold of the log on stderr",
             "$SHARDCAST_LOG_LEVEL, else info");
+  p.AddFlag("log-format", "text|json", "log lines as text, or one JSON object per line (ts, level, rank, msg, fields)",
+            "$SHARDCAST_LOG_FORMAT, else text");
 }
 
 absl::Status ReadCheckpointFlags(const ArgParser& p, LoaderOptions& o) {
@@ -155,6 +157,10 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags(const ArgParser& flags) {
 
 absl::StatusOr<LogLevel> LogLevelFromFlags(const ArgParser& flags) {
   return LogLevelFromFlagOrEnv(flags.Has("log-level") ? flags.Get("log-level") : "");
+}
+
+absl::StatusOr<LogFormat> LogFormatFromFlags(const ArgParser& flags) {
+  return LogFormatFromFlagOrEnv(flags.Has("log-format") ? flags.Get("log-format") : "");
 }
 
 absl::StatusOr<bool> LoopbackOnly(const ServerOptions& options) {

@@ -23,6 +23,8 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags(const ArgParser& flags);
 
 // --log-level, else $SHARDCAST_LOG_LEVEL, else info: InvalidArgument naming the flag's values.
 absl::StatusOr<LogLevel> LogLevelFromFlags(const ArgParser& flags);
+// --log-format, else $SHARDCAST_LOG_FORMAT, else text.
+absl::StatusOr<LogFormat> LogFormatFromFlags(const ArgParser& flags);
 
 // Whether the whole service stays on loopback (--listen and the data-plane host are loopback):
 // then MPI's start-up transport is kept off the network too (main sets OMPI_MCA_btl).

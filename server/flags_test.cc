@@ -1,5 +1,6 @@
 #include "server/flags.h"
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,23 @@ TEST(ServerFlags, LifecycleFlagsReachTheirOptions) {
   EXPECT_EQ(o->exit_when_idle, std::chrono::seconds(2));
   EXPECT_EQ(o->exit_after_clients, 5u);
   EXPECT_EQ(o->exit_on_failure.count(), 0);
+}
+
+TEST(ServerFlags, LogFormatFlagParsesAndNamesItselfWhenWrong) {
+  unsetenv("SHARDCAST_LOG_FORMAT");
+  ArgParser p = NewServerArgParser();
+  SC_ASSERT_OK(p.Parse({"--checkpoint", "/c", "--log-format", "json"}));
+  EXPECT_EQ(*LogFormatFromFlags(p), LogFormat::kJson);
+  ArgParser none = NewServerArgParser();
+  SC_ASSERT_OK(none.Parse({"--checkpoint", "/c"}));
+  EXPECT_EQ(*LogFormatFromFlags(none), LogFormat::kText);
+  ArgParser bad = NewServerArgParser();
+  SC_ASSERT_OK(bad.Parse({"--checkpoint", "/c", "--log-format", "xml"}));
+  absl::StatusOr<LogFormat> f = LogFormatFromFlags(bad);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("--log-format: unknown log format 'xml' (text or json)"), std::string::npos)
+      << f.status();
+  EXPECT_NE(bad.Help().find("--log-format"), std::string::npos);
 }
 
 TEST(ServerFlags, HelpDocumentsTheExitStatuses) {

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 
 namespace shardcast {
 
@@ -17,6 +18,17 @@ absl::Status FromGrpcStatus(const grpc::Status& s, const std::string& context) {
   if (s.ok()) return absl::OkStatus();
   std::string msg = context.empty() ? s.error_message() : absl::StrCat(context, ": ", s.error_message());
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
+}
+
+grpc::Status LogIfError(const grpc::ServerContext& ctx, absl::string_view call, grpc::Status s) {
+  if (s.ok()) return s;
+  const std::string& message = s.error_message();
+  LogEvent(LogLevel::kWarning, "request refused",
+           {{"call", call},
+            {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code()))},
+            {"peer", ctx.peer()},
+            {"error", absl::string_view(message).substr(0, 500)}});
+  return s;
 }
 
 namespace {

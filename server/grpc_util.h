@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/token_file.h"
 
 namespace shardcast {
@@ -20,6 +21,10 @@ absl::Status FromGrpcStatus(const grpc::Status& s, const std::string& context = 
 // OK when no token is configured or the call carries `authorization: Bearer <token>`;
 // UNAUTHENTICATED otherwise (the message says how to pass one).
 grpc::Status CheckToken(const grpc::ServerContext& ctx, const std::string& token);
+
+// Returns `s`; when it is an error, first logs one warning line: the call, the status code's name,
+// the client's address (`ctx.peer()`) and the message (cut to 500 bytes).
+grpc::Status LogIfError(const grpc::ServerContext& ctx, absl::string_view call, grpc::Status s);
 
 // Sets the deadline and the token on an outgoing call.
 void PrepareClientContext(grpc::ClientContext* ctx, const std::string& token, std::chrono::milliseconds deadline);

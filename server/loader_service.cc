@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "proto/request_convert.h"
 #include "server/proto_convert.h"
+#include "server/transfer_log.h"
 #include "transport/stream_plane.h"
 
 namespace shardcast {
@@ -49,6 +50,11 @@ grpc::Status LoaderService::GetRankState(grpc::ServerContext* ctx, const v1::Sta
 
 grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                                   grpc::ServerWriter<v1::FetchChunk>* writer) {
+  return LogIfError(*ctx, "Fetch", StreamShards(ctx, req, writer));
+}
+
+grpc::Status LoaderService::StreamShards(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                                         grpc::ServerWriter<v1::FetchChunk>* writer) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   std::shared_ptr<const PreparedRequest> prepared = loader_->Find(req->request_id());
   if (prepared == nullptr) {
@@ -58,13 +64,16 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
   }
   const std::set<std::string> wanted(req->names().begin(), req->names().end());
   std::vector<ShardSource> sources;
+  uint64_t bytes = 0;
   for (const PreparedShard& s : prepared->shards) {
     if (s.owner != loader_->options().rank) continue;
     if (!wanted.empty() && !wanted.count(s.name)) continue;
     sources.push_back(ShardSource{s.name, s.nbytes, s.data, [this, &s](uint64_t offset, uint64_t n, void* dst) {
                                     return loader_->CopyOut(s, offset, n, static_cast<char*>(dst));
                                   }});
+    bytes += s.nbytes;
   }
+  const TransferLog log(Transport::kStream, req->request_id(), ctx->peer(), bytes);
   TransferGuard transfer(loader_->transfers());
   // The transfer holds the request from here; its end (however it ends) ends the manifest's lease.
   struct Done {
@@ -74,11 +83,18 @@ grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchReque
   } done{loader_, req->lease_id()};
   StreamSender sender([writer](const v1::FetchChunk& chunk) { return writer->Write(chunk); },
                       [ctx] { return ctx->IsCancelled(); });
-  return ToGrpcStatus(sender.Send(sources, DataPlaneClock::time_point::max()));
+  const absl::Status sent = sender.Send(sources, DataPlaneClock::time_point::max());
+  log.Finish(sent);
+  return ToGrpcStatus(sent);
 }
 
 grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
                                               v1::OpenSessionReply* reply) {
+  return LogIfError(*ctx, "OpenDeviceSession", OpenSession(ctx, req, reply));
+}
+
+grpc::Status LoaderService::OpenSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
+                                        v1::OpenSessionReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   if (!sessions_.open) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
@@ -88,7 +104,7 @@ grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1
   if (prepared == nullptr) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("request ", req->request_id(), " is not prepared"));
   }
-  absl::StatusOr<v1::OpenSessionReply> r = sessions_.open(prepared, *req);
+  absl::StatusOr<v1::OpenSessionReply> r = sessions_.open(prepared, *req, ctx->peer());
   if (!r.ok()) return ToGrpcStatus(r.status());
   // The transfer (NCCL job or CUDA IPC lease) now holds the request: the manifest's pin can go.
   if (!req->warm_up()) loader_->EndLease(req->lease_id());
@@ -97,6 +113,10 @@ grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1
 }
 
 grpc::Status LoaderService::ReleaseIpc(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req, v1::ReleaseIpcReply*) {
+  return LogIfError(*ctx, "ReleaseIpc", Release(ctx, req));
+}
+
+grpc::Status LoaderService::Release(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   if (!sessions_.release_ipc) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no CUDA IPC");
@@ -106,6 +126,11 @@ grpc::Status LoaderService::ReleaseIpc(grpc::ServerContext* ctx, const v1::Relea
 
 grpc::Status LoaderService::AwaitTransfer(grpc::ServerContext* ctx, const v1::AwaitTransferRequest* req,
                                           v1::AwaitTransferReply* reply) {
+  return LogIfError(*ctx, "AwaitTransfer", Await(ctx, req, reply));
+}
+
+grpc::Status LoaderService::Await(grpc::ServerContext* ctx, const v1::AwaitTransferRequest* req,
+                                  v1::AwaitTransferReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   if (!sessions_.await_transfer) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this shardcastd runs with --device cpu: no NCCL transfers");

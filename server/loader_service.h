@@ -18,8 +18,8 @@ namespace shardcast {
 // (CPU service): OpenDeviceSession, ReleaseIpc and AwaitTransfer are UNIMPLEMENTED.
 struct DeviceSessions {
   std::function<absl::StatusOr<v1::OpenSessionReply>(std::shared_ptr<const PreparedRequest> request,
-                                                     const v1::OpenSessionRequest& open)>
-      open;
+                                                     const v1::OpenSessionRequest& open, const std::string& peer)>
+      open;  // `peer`: the client's address, for the transfer's log line
   std::function<absl::Status(const std::string& lease)> release_ipc;
   // Sets *sent to the send's result once it has ended; returns the wait's status.
   std::function<absl::Status(const std::string& session_id, uint64_t transfer_id, const std::function<bool()>& cancelled,
@@ -52,6 +52,12 @@ class LoaderService final : public v1::LoaderRank::Service {
   // InvalidArgument for a request over its limits or without an id, FailedPrecondition naming
   // both ids on a mismatch (the ranks' defaults differ).
   absl::Status CheckRequestId(const ShardRequestSpec& spec, const std::string& sent) const;
+  // The client-facing calls' bodies; the overrides above log the errors these return.
+  grpc::Status StreamShards(grpc::ServerContext* ctx, const v1::FetchRequest* req,
+                            grpc::ServerWriter<v1::FetchChunk>* writer);
+  grpc::Status OpenSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req, v1::OpenSessionReply* reply);
+  grpc::Status Release(grpc::ServerContext* ctx, const v1::ReleaseIpcRequest* req);
+  grpc::Status Await(grpc::ServerContext* ctx, const v1::AwaitTransferRequest* req, v1::AwaitTransferReply* reply);
 
   Loader* loader_;
   std::string token_;

@@ -41,9 +41,11 @@ int Usage(const absl::Status& s) {
 // Starts the rank, serves until a stop signal or Run's own decision (--exit-when-idle, ...), and
 // leaves: exit 0 after a clean drain; after a failure _Exit without MPI_Finalize (peers may be gone
 // or waiting in MPI); rank 0 of a failed service aborts the job with status 3.
-int Serve(const shardcast::ServerOptions& options, shardcast::LogLevel log_level, int* argc, char*** argv) {
+int Serve(const shardcast::ServerOptions& options, shardcast::LogOptions log, int* argc, char*** argv) {
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(argc, argv);
-  shardcast::InitLogging({absl::StrCat("shardcastd rank ", bootstrap->rank()), log_level});
+  log.prefix = absl::StrCat("shardcastd rank ", bootstrap->rank());
+  log.rank = bootstrap->rank();
+  shardcast::InitLogging(log);
   // SIGTERM / SIGINT / SIGUSR1 to a rank: drain and exit 0. (Debian's mpirun forwards SIGUSR1 to
   // every rank, Open MPI 4.1.6 on Ubuntu 24.04 does not; mpirun answers SIGTERM by killing the job.)
   std::signal(SIGTERM, OnSignal);
@@ -81,7 +83,12 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<shardcast::LogLevel> log_level = shardcast::LogLevelFromFlags(flags);
   if (!log_level.ok()) return Usage(log_level.status());
-  shardcast::InitLogging({"shardcastd", *log_level});
+  absl::StatusOr<shardcast::LogFormat> log_format = shardcast::LogFormatFromFlags(flags);
+  if (!log_format.ok()) return Usage(log_format.status());
+  shardcast::LogOptions log;
+  log.level = *log_level;
+  log.format = *log_format;
+  shardcast::InitLogging(log);
   absl::StatusOr<shardcast::ServerOptions> options = shardcast::ServerOptionsFromFlags(flags);
   if (!options.ok()) return Usage(options.status());
   // A loopback-only service keeps MPI's start-up transport off the network too: Open MPI's TCP
@@ -90,5 +97,5 @@ int main(int argc, char** argv) {
   absl::StatusOr<bool> loopback = shardcast::LoopbackOnly(*options);
   if (!loopback.ok()) return Usage(loopback.status());
   if (*loopback) setenv("OMPI_MCA_btl", "self,vader", /*overwrite=*/0);
-  return Serve(*options, *log_level, &argc, &argv);
+  return Serve(*options, log, &argc, &argv);
 }

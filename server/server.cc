@@ -180,8 +180,9 @@ void WarnIfOnlyLoopback(const std::vector<std::string>& hosts) {
 // The GPU data plane's entry points for the loader service (CUDA only).
 DeviceSessions SessionsOf(DeviceSender* s) {
   DeviceSessions sessions;
-  sessions.open = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open) {
-    return s->Open(std::move(req), open);
+  sessions.open = [s](std::shared_ptr<const PreparedRequest> req, const v1::OpenSessionRequest& open,
+                       const std::string& peer) {
+    return s->Open(std::move(req), open, peer);
   };
   sessions.release_ipc = [s](const std::string& lease) { return s->ReleaseIpc(lease); };
   sessions.expire = [s] { s->ExpireIdle(); };
@@ -230,8 +231,15 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
       raw->client_server->GetHealthCheckService()->SetServingStatus(state == RankState::kReady);
     }
     const bool with_reason = state == RankState::kFailed || state == RankState::kStopping;
-    std::cout << "shardcastd: " << RankStateName(state)
-              << (with_reason ? absl::StrCat(": ", raw->coordinator->Status().reason()) : "") << std::endl;
+    const std::string reason = with_reason ? raw->coordinator->Status().reason() : "";
+    std::cout << "shardcastd: " << RankStateName(state) << (with_reason ? absl::StrCat(": ", reason) : "") << std::endl;
+    // The same change as one log line (the stdout line above stays: tests and operators read it).
+    const LogLevel level = state == RankState::kFailed ? LogLevel::kError : LogLevel::kInfo;
+    if (with_reason) {
+      LogEvent(level, "service state", {{"state", RankStateName(state)}, {"reason", reason}});
+    } else {
+      LogEvent(level, "service state", {{"state", RankStateName(state)}});
+    }
   };
   i.coordinator = std::make_unique<Coordinator>(co, i.loader.get());
   i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token);
@@ -239,6 +247,9 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
   i.client_server->GetHealthCheckService()->SetServingStatus(false);
   std::cout << "shardcastd: serving on " << i.client_address << " (" << i.bootstrap->world_size()
             << " loader ranks, device " << options.device << ")" << std::endl;
+  LogEvent(LogLevel::kInfo, "service state",
+           {{"state", RankStateName(i.coordinator->state())}, {"address", i.client_address},
+            {"world_size", i.bootstrap->world_size()}});
   i.coordinator->Start();
   return absl::OkStatus();
 }

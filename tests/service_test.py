@@ -5,6 +5,7 @@ rank. Every server is started and stopped by the tests themselves."""
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -546,6 +547,67 @@ class FaultService(unittest.TestCase):
             self.assertIn("(100.0%)", p.stdout)
         finally:
             svc.stop()
+
+
+class JsonLogService(unittest.TestCase):
+    """--log-format json (issue 12): every log line of every rank is one JSON object; a state change,
+    a manifest served, a transfer finished and a refused request each leave their line."""
+
+    def test_log_lines_are_json_with_sessions_transfers_states_and_refusals(self):
+        svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), token="json-log-token",
+                      extra=("--log-format", "json"))
+        try:
+            fetch_json(svc, 2, 1)
+            raw_request = runfile("shardcast/tests/raw_request", "SHARDCAST_RAW_REQUEST")
+            out = subprocess.run([raw_request, svc.address, svc.token_file, "tp_size: 2 tp_rank: 2"],
+                                 capture_output=True, text=True, timeout=60).stdout
+            self.assertTrue(out.startswith("INVALID_ARGUMENT: "), out)
+            # Client-supplied bytes (a quote, a newline, a control byte) in a refused request (proto3
+            # strings are UTF-8: invalid UTF-8 never reaches the server; common/log_test covers it).
+            out = subprocess.run([raw_request, svc.address, svc.token_file,
+                                  'tp_size: 1 tp_rank: 0 layout: "no\\"such\\nlay\\001out"'],
+                                 capture_output=True, text=True, errors="replace", timeout=60).stdout
+            self.assertTrue(out.startswith("INVALID_ARGUMENT: "), out)
+        finally:
+            svc.stop()
+        with open(svc.log.name, "rb") as f:
+            text = f.read().decode("utf-8")  # the log is valid UTF-8 whatever the client sent
+        self.assertIn("shardcastd: ready\n", text)  # the stdout milestones stay as they were
+        records = []
+        for line in text.splitlines():
+            self.assertIsNone(re.match(r"\d{4}-\d\d-\d\dT\S+Z \[shardcastd", line), line)  # no text-format line
+            if line.startswith("{"):
+                rec = json.loads(line)
+                self.assertRegex(rec["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+                self.assertIn(rec["level"], ("debug", "info", "warning", "error"))
+                self.assertIsInstance(rec["msg"], str)
+                self.assertIn("rank", rec, line)
+                records.append(rec)
+
+        def find(**want):
+            return [r for r in records if all(r.get(k) == v for k, v in want.items())]
+
+        self.assertTrue(find(msg="service state", state="loading", rank=0), records)
+        self.assertTrue(find(msg="service state", state="ready", rank=0, level="info"), records)
+        self.assertTrue(find(msg="service state", state="stopping", rank=0), records)
+        served = find(msg="manifest served", tp_size=2, tp_rank=1, rank=0, level="info")
+        self.assertEqual(len(served), 1, records)
+        m = served[0]
+        self.assertGreater(m["shards"], 0)
+        self.assertGreater(m["bytes"], 0)
+        self.assertTrue(m["lease"] and m["request_id"])
+        self.assertRegex(m["peer"], r"^ipv[46]:")
+        self.assertGreaterEqual(m["ms"], 0)
+        transfers = find(msg="transfer finished", transport="stream", request_id=m["request_id"], ok=True)
+        self.assertGreaterEqual(len(transfers), 1, records)  # one per loader rank holding shards
+        self.assertEqual(sum(t["bytes"] for t in transfers), m["bytes"])
+        for t in transfers:
+            self.assertRegex(t["peer"], r"^ipv[46]:")
+        refused = find(msg="request refused", call="GetManifest", code="INVALID_ARGUMENT", level="warning", rank=0)
+        self.assertTrue(any("tp_rank 2 is not in 0..1" in r["error"] for r in refused), refused)
+        hostile = [r for r in refused if "such" in r["error"]]
+        self.assertEqual(len(hostile), 1, refused)  # its line parsed as one JSON object
+        self.assertIn('no"such\nlay\x01out', hostile[0]["error"])  # escaped in the line, intact once parsed
 
 
 class Lifecycle(unittest.TestCase):
