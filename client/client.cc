@@ -37,12 +37,8 @@
 namespace shardcast {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = absl::StrCat(what, ": ", s.error_message());
-  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) msg += " (deadline exceeded; raise the client timeout?)";
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
-}
+// A call's gRPC status as the client reports it: the data plane's conversion, one for all calls.
+absl::Status FromGrpc(const grpc::Status& s, const std::string& what) { return StreamCallStatus(s, what); }
 
 void Prepare(grpc::ClientContext* ctx, const ClientOptions& o) {
   ctx->set_deadline(std::chrono::system_clock::now() + o.deadline);
