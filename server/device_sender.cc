@@ -223,7 +223,9 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenNccl(std::shared_ptr<cons
   SC_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, FindOrStartSession(open.session_id(), nccl));
   if (open.warm_up()) return reply;  // the session's thread forms the communicator; nothing to send yet
   TransferLog log(Transport::kNccl, request->id, peer, TotalBytes(shards));
-  nccl->set_transfer_id(QueueTransfer(session.get(), open.session_id(), std::move(request), shards, std::move(log)));
+  SC_ASSIGN_OR_RETURN(const uint64_t transfer_id,
+                      QueueTransfer(session.get(), open.session_id(), std::move(request), shards, std::move(log)));
+  nccl->set_transfer_id(transfer_id);
   return reply;
 }
 
@@ -257,9 +259,13 @@ absl::StatusOr<std::shared_ptr<DeviceSender::Session>> DeviceSender::FindOrStart
   return session;
 }
 
-uint64_t DeviceSender::QueueTransfer(Session* session, const std::string& session_id,
-                                     std::shared_ptr<const PreparedRequest> request,
-                                     const std::vector<const PreparedShard*>& shards, TransferLog log) {
+absl::StatusOr<uint64_t> DeviceSender::QueueTransfer(Session* session, const std::string& session_id,
+                                                     std::shared_ptr<const PreparedRequest> request,
+                                                     const std::vector<const PreparedShard*>& shards, TransferLog log) {
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    SC_RETURN_IF_ERROR(CheckQueueCapacity(session->work.size()));
+  }
   std::vector<ShardSource> sources;
   for (const PreparedShard* s : shards) sources.push_back(ShardSource{s->name, s->nbytes, s->data, nullptr});
   const uint64_t id = transfers_.Start(session_id);

@@ -72,7 +72,8 @@ class DeviceSender {
   // closes idle and dead sessions.
   absl::StatusOr<std::shared_ptr<Session>> FindOrStartSession(const std::string& session_id, v1::NcclSession* nccl);
   // Queues the send on the session's thread; its id for AwaitTransfer.
-  uint64_t QueueTransfer(Session* session, const std::string& session_id, std::shared_ptr<const PreparedRequest> request,
+  // ResourceExhausted when the session already has kMaxQueuedTransfers waiting.
+  absl::StatusOr<uint64_t> QueueTransfer(Session* session, const std::string& session_id, std::shared_ptr<const PreparedRequest> request,
                          const std::vector<const PreparedShard*>& shards, TransferLog log);
   void ExpireLeases();  // requires mu_
 

@@ -22,4 +22,10 @@ absl::Status CheckSessionCapacity(size_t open, size_t limit) {
                                                    limit, "); retry after a client ends, or use fewer clients"));
 }
 
+absl::Status CheckQueueCapacity(size_t queued, size_t limit) {
+  if (queued < limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(queued, " transfers are queued on this NCCL session (the limit is ",
+                                                   limit, "); receive them before asking for more"));
+}
+
 }  // namespace shardcast

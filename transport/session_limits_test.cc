@@ -26,5 +26,14 @@ TEST(CheckSessionCapacity, RefusesBeyondTheLimitWithTheNumbers) {
   EXPECT_NE(s.message().find("64 NCCL sessions"), std::string::npos) << s;
 }
 
+TEST(CheckQueueCapacity, RefusesBeyondTheLimitWithTheNumbers) {
+  EXPECT_TRUE(CheckQueueCapacity(0).ok());
+  EXPECT_TRUE(CheckQueueCapacity(kMaxQueuedTransfers - 1).ok());
+  const absl::Status s = CheckQueueCapacity(kMaxQueuedTransfers);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("16 transfers are queued"), std::string::npos) << s;
+  EXPECT_EQ(CheckQueueCapacity(1u << 30, 4).code(), absl::StatusCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace shardcast
