@@ -10,20 +10,7 @@
 #   deploy/gpu/run_data_plane_checks.sh [BUNDLE_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BUNDLE=${1:-bundle}
-OUT=${OUT:-gpu_results}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
-export NCCL_NVLS_ENABLE=0
-BIN="$PWD/$BUNDLE/bin"
-WORK=${WORK:-/tmp/shardcast_gpu}
-rm -rf "$WORK" && mkdir -p "$WORK"
-status=0
-step() { echo; echo "=== $* ==="; }
-gtest() {  # NAME: a GPU unit test binary of the bundle, XML and log under $OUT
-  "$BIN/$1" --gtest_output=xml:"$OUT/$1.xml" 2>&1 | tee "$OUT/$1.log" | tail -4
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-}
+source deploy/gpu/common.sh "$@"  # BUNDLE, OUT, BIN, WORK, status, step, gtest
 
 step "machine" | tee "$OUT/machine.txt"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; } 2>&1 | tee -a "$OUT/machine.txt"

@@ -7,16 +7,7 @@
 #   deploy/gpu/run_gpu_checks.sh [BUNDLE_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BUNDLE=${1:-bundle}
-OUT=${OUT:-gpu_results}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
-export NCCL_NVLS_ENABLE=0
-BIN="$PWD/$BUNDLE/bin"
-WORK=${WORK:-/tmp/shardcast_gpu}
-rm -rf "$WORK" && mkdir -p "$WORK"
-status=0
-step() { echo; echo "=== $* ==="; }
+source deploy/gpu/common.sh "$@"  # BUNDLE, OUT, BIN, WORK, status, step, gtest
 
 step "machine" | tee "$OUT/machine.txt"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; free -g | head -2; df -h /tmp | tail -1; } \
