@@ -19,6 +19,15 @@ uint64_t ShardPlan::num_elements() const {
   return n;
 }
 
+DType ShardOutputDType(const ShardPlan& shard, std::optional<DType> request_cast) {
+  return OutputDType(shard.tensor->dtype, shard.cast ? shard.cast : request_cast);
+}
+
+std::string ShardRuleText(const ShardPlan& shard) {
+  if (shard.box) return "box";
+  return shard.rule_matched ? shard.rule.ToString() : "replicate (default)";
+}
+
 absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text) {
   size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {

@@ -114,6 +114,14 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& meta
 absl::StatusOr<RankPlan> PlanBoxes(const CheckpointMetadata& metadata, const std::vector<BoxSpec>& boxes,
                                    absl::string_view prefix);
 
+// The dtype a planned shard is produced in: its box's own cast, else the request's (OutputDType:
+// floating-point tensors only).
+DType ShardOutputDType(const ShardPlan& shard, std::optional<DType> request_cast);
+
+// What cut a planned shard, for reports and manifests: "box", the rule's text, or
+// "replicate (default)" when no layout rule matched.
+std::string ShardRuleText(const ShardPlan& shard);
+
 // Strict mode: compares a plan with the names (and optionally shapes) a model expects.
 // FailedPrecondition listing every missing and unexpected name and every shape mismatch.
 absl::Status CheckExpected(const RankPlan& plan,

@@ -226,13 +226,9 @@ std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSp
 
 // A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
 bool Loader::IsWholeTensor(const ShardPlan& sp, std::optional<DType> dtype) const {
-  return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && ShardDType(sp, dtype) == sp.tensor->dtype;
+  return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && ShardOutputDType(sp, dtype) == sp.tensor->dtype;
 }
 
-// A box's own cast wins over the request's dtype.
-DType Loader::ShardDType(const ShardPlan& sp, std::optional<DType> dtype) {
-  return OutputDType(sp.tensor->dtype, sp.cast ? sp.cast : dtype);
-}
 
 absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* req,
                                        std::vector<uint64_t>* offsets) {
@@ -240,7 +236,7 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
   std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
     if (owner_of_.at(sp.tensor) == options_.rank && !IsWholeTensor(sp, dtype)) {
-      cut_sizes.push_back(sp.num_elements() * ItemSize(ShardDType(sp, dtype)));
+      cut_sizes.push_back(sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype)));
     }
   }
   const uint64_t need = PackSlab(cut_sizes, offsets);
@@ -263,8 +259,8 @@ absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype,
     PreparedShard ps;
     ps.name = sp.name;
     ps.key = sp.key();
-    ps.rule = sp.box ? "box" : sp.rule_matched ? sp.rule.ToString() : "replicate (default)";
-    ps.dtype = ShardDType(sp, dtype);
+    ps.rule = ShardRuleText(sp);
+    ps.dtype = ShardOutputDType(sp, dtype);
     ps.shape = sp.shape;
     ps.nbytes = sp.num_elements() * ItemSize(ps.dtype);
     ps.owner = owner_of_.at(sp.tensor);
