@@ -23,6 +23,7 @@
 #include "common/crc32c.h"
 #include "common/dtype.h"
 #include "common/status_macros.h"
+#include "common/step_trace.h"
 #include "kernels/device_crc32c.h"
 #include "proto/request_convert.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
@@ -615,17 +616,23 @@ absl::Status Client::WarmUp(const Manifest& m, int device) {
 }
 
 absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
+  StepTrace trace("receive (device):");
   SC_ASSIGN_OR_RETURN(const std::vector<const ShardEntry*> entries, MatchDestinations(m, dst));
+  trace.Mark("match");
   SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+  trace.Mark("uuid");
   SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
+  trace.Mark("nccl+watch");
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                                                 const std::vector<const Destination*>& list) -> absl::Status {
     std::vector<std::string> names;
     for (const Destination* d : list) names.push_back(d->name);
+    StepTrace trace("owner:");
     SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
+    trace.Mark("open session");
     if (reply.has_ipc()) {
       used_ipc = true;
       return ReceiveOverIpc(rank, address, reply.ipc(), list, device);
@@ -635,6 +642,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   });
   if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
   SC_RETURN_IF_ERROR(received_all);
+  trace.Mark("transfers");
   FetchReport r = CountReceived(dst, used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl", t0);
   // CRC32C of what arrived, computed on this GPU (nothing is copied back).
   if (options_.verify_crc32c) {
@@ -643,6 +651,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
     SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, DeviceCrc32c(device, spans, options_.deadline));
     for (size_t i = 0; i < dst.size(); ++i) SC_RETURN_IF_ERROR(CheckCrc(dst[i].name, crcs[i], *entries[i], r.transport));
     r.crc_checked = static_cast<int>(dst.size());
+    trace.Mark("crc");
   }
   return r;
 }
@@ -650,8 +659,10 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
 absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const v1::IpcExport& exported,
                                     const std::vector<const Destination*>& list, int device) {
   // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
+  StepTrace trace("ipc receive:");
   IpcShardReceiver receiver(device, exported, Peer(rank, address));
   const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
+  trace.Mark("receive");
   grpc::ClientContext release_ctx;
   Prepare(&release_ctx, options_);
   v1::ReleaseIpcRequest release;
@@ -659,6 +670,7 @@ absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const 
   v1::ReleaseIpcReply released;
   absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
                             absl::StrCat("releasing the CUDA IPC lease of ", Peer(rank, address)));
+  trace.Mark("release");
   SC_RETURN_IF_ERROR(copied);
   return r;
 }
