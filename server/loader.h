@@ -131,6 +131,7 @@ class Loader {
   std::shared_ptr<PreparedRequest> NewPreparedRequest(const ShardRequestSpec& spec, const std::string& id,
                                                       const CompiledRequest& compiled) const;
   bool IsWholeTensor(const ShardPlan& shard, std::optional<DType> dtype) const;
+  static DType ShardDType(const ShardPlan& shard, std::optional<DType> dtype);
   absl::Status AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* request,
                                  std::vector<uint64_t>* offsets);
   absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, const std::vector<uint64_t>& cut_offsets,
