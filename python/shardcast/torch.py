@@ -93,7 +93,12 @@ class _Receive:
         for i in range(0, len(self.boxes), _MAX_BOXES):
             report = client.load_boxes(self.boxes[i:i + _MAX_BOXES])
             for k, v in (report or {}).items():
-                total[k] = total.get(k, 0) + v if isinstance(v, (int, float)) and k in total else v
+                if k not in total:
+                    total[k] = v
+                elif isinstance(v, list):
+                    total[k] = total[k] + v
+                elif isinstance(v, (int, float)):
+                    total[k] += v
         with torch.no_grad():
             for dst, tmp in self.copies:
                 dst.copy_(tmp.view(dst.shape))
