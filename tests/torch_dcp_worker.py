@@ -27,6 +27,8 @@ TENSORS = {
     "uneven": ((7, 5), torch.float16, [Shard(0)], [Shard(1), Shard(0)]),
     "stacked": ((3, 6, 4), torch.float32, [Shard(2)], [Shard(0), Shard(2)]),
     "plain": ((5, 3), torch.float16, None, None),
+    "tview": ((4, 3), torch.int32, None, None),   # loaded into a transposed (non-contiguous) view
+    "cast": ((4, 6), torch.bfloat16, [Shard(1)], [Shard(0), Replicate()]),  # loaded into float32
     "scalar": ((), torch.float64, None, None),
 }
 
@@ -37,11 +39,16 @@ def random_tensor(shape, dtype, gen):
 
 def build(mesh, seed):
     """The state dict: DTensors and plain tensors nested under "model", non-tensor values under
-    "extra" and at the top (all randomized from `seed`)."""
+    "extra" and at the top (all randomized from `seed`; seed 1 is the saved one)."""
     gen = torch.Generator().manual_seed(seed)
     model = {}
     for key, (shape, dtype, p1, p2) in TENSORS.items():
-        t = random_tensor(shape, dtype, gen)
+        if key == "tview" and seed != 1:
+            t = torch.randint(-1000, 1000, shape[::-1], generator=gen, dtype=dtype).t()
+        elif key == "tview":
+            t = torch.randint(-1000, 1000, shape, generator=gen, dtype=dtype)
+        else:
+            t = random_tensor(shape, dtype if key != "cast" or seed == 1 else torch.float32, gen)
         placements = p1 if mesh.ndim == 1 else p2
         model[key] = t if placements is None else distribute_tensor(t, mesh, placements)
     values = torch.randint(0, 1 << 30, (3,), generator=gen).tolist()
@@ -77,6 +84,29 @@ def compare(name, got, ref, before):
     return problems
 
 
+def check_refusals(mesh, client):
+    """A state dict with three problems: all named in one error, and nothing received."""
+    import shardcast.torch
+    from torch.distributed.tensor import Partial
+    bad = build(mesh, seed=3)
+    emb_before = local(bad["model"]["emb"]).clone()
+    bad["model"]["plain"] = torch.zeros(5, 4, dtype=torch.float16)            # shape differs
+    bad["model"]["missing"] = torch.zeros(2)                                  # not in the checkpoint
+    bad["model"]["norm"] = DTensor.from_local(torch.zeros(8), mesh, [Partial()] * mesh.ndim)  # refused
+    try:
+        shardcast.torch.load(bad, client)
+    except shardcast.ShardcastError as e:
+        message = str(e)
+    else:
+        return ["refusals: shardcast.torch.load accepted a bad state dict"]
+    problems = ["refusals: %r not in: %s" % (w, message) for w in
+                ("'model.plain' has shape [5, 4]", "'model.missing' is not in the checkpoint", "Partial")
+                if w not in message]
+    if not torch.equal(local(bad["model"]["emb"]), emb_before):
+        problems.append("refusals: model.emb was written although the load was refused")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["save", "load"])
@@ -91,11 +121,16 @@ def main():
         import shardcast.torch
         before, ref, via_load, via_reader = (build(mesh, seed=2) for _ in range(4))  # the same values, 4 copies
         dcp.load(ref, storage_reader=dcp.FileSystemReader(args.ckpt))
+        ptrs = [{k: local(v).data_ptr() for k, v in sd["model"].items()} for sd in (via_load, via_reader)]
         with shardcast.Client() as client:
             shardcast.torch.load(via_load, client)
             dcp.load(via_reader, storage_reader=shardcast.torch.StorageReader(client))
-        problems = compare("shardcast.torch.load", via_load, ref, before)
+            problems = check_refusals(mesh, client)
+        problems += compare("shardcast.torch.load", via_load, ref, before)
         problems += compare("StorageReader", via_reader, ref, before)
+        for name, sd, before_ptrs in (("shardcast.torch.load", via_load, ptrs[0]), ("StorageReader", via_reader, ptrs[1])):
+            problems += ["%s: model.%s was not loaded in place" % (name, k) for k, v in sd["model"].items()
+                         if local(v).data_ptr() != before_ptrs[k]]
         if problems:
             print("rank %d:\n  %s" % (dist.get_rank(), "\n  ".join(problems)), file=sys.stderr)
             sys.exit(1)
