@@ -25,7 +25,10 @@ Importing this module needs torch; `import shardcast` does not.
 """
 import io
 
-import torch
+try:
+    import torch
+except ImportError as e:  # `import shardcast` works without torch; this module cannot
+    raise ImportError("shardcast.torch needs PyTorch (import torch failed: %s); the rest of shardcast does not" % e) from e
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint._nested_dict import flatten_state_dict
 from torch.distributed.checkpoint._traverse import set_element
