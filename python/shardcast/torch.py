@@ -11,10 +11,13 @@ needs (`Client.load_boxes`) and for the non-tensor values (`Client.read_bytes`):
 collectives: nested dicts and lists are flattened as DCP flattens them ("a.b.c"); a plain tensor
 is loaded whole; a DTensor receives its local shard, computed by torch's own helper from its mesh
 and placements (Shard and Replicate, on any mesh, in any combination; _StridedShard and Partial
-are refused: say `full_tensor()` first or redistribute); any other value is replaced by the
-checkpoint's bytes entry as DCP's default planner does (`torch.load` of the bytes). Every
-problem (missing key, shape mismatch, a refused placement) is raised together, before any byte
-moves.
+are refused: redistribute first, or load a plain tensor; so is the older ShardedTensor); a
+destination of another dtype than the stored one, or a non-contiguous one, receives through a
+temporary and is copied (cast) in place, as DCP's copy_ does; any other value is replaced by the
+checkpoint's bytes entry as DCP's default planner does (`torch.load(..., weights_only=False)` of
+the bytes: trust the checkpoint as you would for dcp.load). Every problem (missing key, shape
+mismatch, a refused placement) is raised together, before any byte moves. Up to 16384 boxes go
+in one request (README "Request limits"); more are sent in batches of that size.
 
 `StorageReader(client)` is a `torch.distributed.checkpoint.StorageReader`: its metadata comes from
 the service's index (one chunk per tensor covering it whole: DCP's planner then asks for boxes of
@@ -118,6 +121,9 @@ def _plan_value(key, value, stored, receive, problems):
     if list(value.shape) != list(stored["shape"]):
         problems.append("'%s' has shape %s in the state dict but %s in the checkpoint" % (
             key, list(value.shape), stored["shape"]))
+        return
+    if type(value).__name__ == "ShardedTensor":  # torch.distributed._shard's predecessor of DTensor
+        problems.append("'%s' is a ShardedTensor, which is not supported: use a DTensor (or a plain tensor)" % key)
         return
     if isinstance(value, DTensor):
         try:
