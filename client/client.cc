@@ -208,6 +208,7 @@ struct Client::Impl {
   absl::Status nccl_error;  // why NCCL could not be loaded (then only CUDA IPC works)
   std::string session_id;
   TlsConfig tls;
+  IpcMappings ipc_mappings;  // the loader ranks' resident allocations on this client's GPU(s)
 
   v1::LoaderRank::Stub* RankStub(const std::string& address) {
     std::lock_guard<std::mutex> lock(mu);
@@ -660,7 +661,7 @@ absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const 
                                     const std::vector<const Destination*>& list, int device) {
   // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
   StepTrace trace("ipc receive:");
-  IpcShardReceiver receiver(device, exported, Peer(rank, address));
+  IpcShardReceiver receiver(device, exported, Peer(rank, address), &impl_->ipc_mappings);
   const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
   trace.Mark("receive");
   grpc::ClientContext release_ctx;

@@ -177,7 +177,9 @@ absl::StatusOr<v1::OpenSessionReply> DeviceSender::OpenIpc(std::shared_ptr<const
                                                             const std::string& peer) {
   TransferLog log(Transport::kIpc, request->id, peer, TotalBytes(shards));
   std::vector<IpcSource> sources;
-  for (const PreparedShard* s : shards) sources.push_back(IpcSource{s->name, s->allocation, s->data, s->nbytes});
+  for (const PreparedShard* s : shards) {
+    sources.push_back(IpcSource{s->name, s->allocation, s->data, s->nbytes, s->resident});
+  }
   v1::OpenSessionReply reply;
   reply.set_server_nccl_version(lib_->version);
   SC_ASSIGN_OR_RETURN(*reply.mutable_ipc(), ExportIpcShards(device_, sources));

@@ -269,6 +269,7 @@ absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype,
       if (IsWholeTensor(sp, dtype)) {
         ps.data = tensor;
         ps.allocation = tensors_.allocation();
+        ps.resident = true;
       } else {
         char* out = slab + cut_offsets[next_cut++];
         ps.data = out;

@@ -211,6 +211,7 @@ TEST(LoaderShards, WholeTensorShardsAliasTheTensorsAndCostNoShardBytes) {
   ASSERT_FALSE(prepared->shards.empty());
   for (const PreparedShard& s : prepared->shards) {
     EXPECT_EQ(s.allocation, prepared->shards[0].allocation) << s.key;  // the tensors' one slab
+    EXPECT_TRUE(s.resident) << s.key;  // kept until the service exits: clients may keep it mapped
     EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
   }
   EXPECT_EQ(l->Snapshot().memory_held, tensors + Loader::HostBytes(*prepared));

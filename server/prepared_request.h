@@ -24,6 +24,7 @@ struct PreparedShard {
   // of the allocation they lie in (the tensors' slab or the request's, for CUDA IPC export).
   const void* data = nullptr;
   const void* allocation = nullptr;
+  bool resident = false;  // `allocation` is the tensors' slab, kept until the service exits
 };
 
 struct PreparedRequest {

@@ -63,29 +63,98 @@ absl::StatusOr<uint64_t> MappedAllocationBytes(void* mapped) {
 }  // namespace
 
 
-absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
-                     std::chrono::milliseconds deadline) {
+namespace {
+
+// Device-to-device copies in stream order: one cudaMemcpyBatchAsync (a driver of CUDA 12.8 or
+// later; one call instead of one per shard), else one cudaMemcpyAsync each.
+absl::Status EnqueueCopies(std::vector<void*>& dsts, std::vector<const void*>& srcs, std::vector<size_t>& sizes,
+                           cudaStream_t stream) {
+  if (dsts.empty()) return absl::OkStatus();
+  cudaMemcpyAttributes attrs{};
+  attrs.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+  size_t first = 0;
+  if (cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attrs, &first, 1, stream) ==
+      cudaSuccess) {
+    return absl::OkStatus();
+  }
+  cudaGetLastError();  // not supported by this driver: clear the error, copy one by one
+  for (size_t i = 0; i < dsts.size(); ++i) {
+    SC_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dsts[i], srcs[i], sizes[i], cudaMemcpyDeviceToDevice, stream),
+                                  "cudaMemcpyAsync (CUDA IPC)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace {
+
+absl::StatusOr<void*> OpenHandle(const std::string& handle) {
+  if (handle.size() != sizeof(cudaIpcMemHandle_t)) {
+    return absl::DataLossError(absl::StrCat("a CUDA IPC handle has ", handle.size(), " bytes"));
+  }
+  cudaIpcMemHandle_t h;
+  std::memcpy(&h, handle.data(), sizeof(h));
+  void* mapped = nullptr;
+  SC_RETURN_IF_ERROR(
+      CudaStatus(cudaIpcOpenMemHandle(&mapped, h, cudaIpcMemLazyEnablePeerAccess),
+                 "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)"));
+  return mapped;
+}
+
+}  // namespace
+
+IpcMappings::~IpcMappings() {
+  for (const auto& [key, mapped] : mapped_) {
+    cudaSetDevice(key.first);
+    cudaIpcCloseMemHandle(mapped);
+  }
+}
+
+absl::StatusOr<void*> IpcMappings::Get(int device, const std::string& handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = mapped_.find({device, handle});
+  if (it != mapped_.end()) return it->second;
+  if (mapped_.size() >= kMaxMappings) return nullptr;
+  SC_ASSIGN_OR_RETURN(void* mapped, OpenHandle(handle));
+  mapped_.emplace(std::make_pair(device, handle), mapped);
+  return mapped;
+}
+
+size_t IpcMappings::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mapped_.size();
+}
+
+absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const std::vector<IpcPiece>& pieces,
+                     std::chrono::milliseconds deadline, IpcMappings* mappings) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   StepTrace trace("ipc copy:");
   SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
-  std::vector<void*> mapped(handles.size(), nullptr);
+  std::vector<void*> mapped(regions.size(), nullptr);
+  std::vector<bool> kept(regions.size(), false);  // mapped through `mappings`: not ours to close
   cudaStream_t stream = nullptr;
   auto cleanup = [&] {
     if (stream) cudaStreamDestroy(stream);
-    for (void* p : mapped) {
-      if (p) cudaIpcCloseMemHandle(p);
+    for (size_t i = 0; i < mapped.size(); ++i) {
+      if (mapped[i] && !kept[i]) cudaIpcCloseMemHandle(mapped[i]);
     }
   };
   absl::Status s;
-  for (size_t i = 0; i < handles.size() && s.ok(); ++i) {
-    if (handles[i].size() != sizeof(cudaIpcMemHandle_t)) {
-      s = absl::DataLossError(absl::StrCat("CUDA IPC handle ", i, " has ", handles[i].size(), " bytes"));
-      break;
+  for (size_t i = 0; i < regions.size() && s.ok(); ++i) {
+    if (regions[i].resident && mappings != nullptr) {
+      absl::StatusOr<void*> m = mappings->Get(device, regions[i].handle);
+      s = m.status();
+      if (m.ok() && *m != nullptr) {
+        mapped[i] = *m;
+        kept[i] = true;
+        continue;
+      }
     }
-    cudaIpcMemHandle_t h;
-    std::memcpy(&h, handles[i].data(), sizeof(h));
-    s = CudaStatus(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
-             "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)");
+    if (!s.ok()) break;
+    absl::StatusOr<void*> m = OpenHandle(regions[i].handle);
+    s = m.status();
+    if (m.ok()) mapped[i] = *m;
   }
   trace.Mark("open");
   std::vector<uint64_t> mapped_bytes(mapped.size(), 0);
@@ -96,6 +165,9 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
   }
   if (s.ok()) s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   trace.Mark("size+stream");
+  std::vector<void*> dsts;
+  std::vector<const void*> srcs;
+  std::vector<size_t> sizes;
   for (const IpcPiece& p : pieces) {
     if (!s.ok()) break;
     if (p.region >= mapped.size()) {
@@ -108,10 +180,12 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
                                            " lies outside the loader's CUDA IPC allocation of ", have, " bytes"));
       break;
     }
-    s = CudaStatus(cudaMemcpyAsync(p.dst, static_cast<const char*>(mapped[p.region]) + p.offset, p.nbytes,
-                             cudaMemcpyDeviceToDevice, stream),
-             "cudaMemcpyAsync (CUDA IPC)");
+    if (p.nbytes == 0) continue;
+    dsts.push_back(p.dst);
+    srcs.push_back(static_cast<const char*>(mapped[p.region]) + p.offset);
+    sizes.push_back(p.nbytes);
   }
+  if (s.ok()) s = EnqueueCopies(dsts, srcs, sizes, stream);
   trace.Mark("enqueue");
   // Poll with a deadline rather than block: a wedged device must not mean a hang.
   while (s.ok()) {

@@ -8,7 +8,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,10 +35,38 @@ struct IpcPiece {
   uint64_t nbytes = 0;
 };
 
-// Maps every handle on `device`, copies every piece (device to device), waits for the copies
-// (at most `deadline`), and unmaps. DataLoss for a piece naming a handle that is not there.
-absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
-                     std::chrono::milliseconds deadline);
+// One exported allocation: its handle, and whether it lives until the service exits.
+struct IpcRegion {
+  std::string handle;     // cudaIpcMemHandle_t bytes
+  bool resident = false;
+};
+
+// A client's mappings of resident allocations (the loader's tensors), kept across receives:
+// mapping a large allocation costs milliseconds (cudaIpcOpenMemHandle, then Close), paid once
+// per allocation instead of per receive. Thread-safe; unmaps everything when destroyed. Holds
+// at most kMaxMappings (beyond: mapped and unmapped per receive, as non-resident ones are).
+class IpcMappings {
+ public:
+  static constexpr size_t kMaxMappings = 64;
+  IpcMappings() = default;
+  ~IpcMappings();
+  IpcMappings(const IpcMappings&) = delete;
+  IpcMappings& operator=(const IpcMappings&) = delete;
+
+  // The mapping of `handle` on `device`, opened now if new; nullptr when full.
+  absl::StatusOr<void*> Get(int device, const std::string& handle);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<int, std::string>, void*> mapped_;
+};
+
+// Maps every region on `device` (resident ones through `mappings` when given, kept mapped),
+// copies every piece (device to device, one batched call), waits for the copies (at most
+// `deadline`), and unmaps the others. DataLoss for a piece naming a region that is not there.
+absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const std::vector<IpcPiece>& pieces,
+                     std::chrono::milliseconds deadline, IpcMappings* mappings = nullptr);
 
 }  // namespace shardcast
 

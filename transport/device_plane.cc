@@ -68,6 +68,7 @@ absl::StatusOr<v1::IpcExport> ExportIpcShards(int device, const std::vector<IpcS
     if (added) {
       SC_ASSIGN_OR_RETURN(std::string handle, ExportIpcHandle(device, s.allocation));
       out.add_handles(std::move(handle));
+      out.add_resident(s.resident);
     }
     v1::IpcShard* shard = out.add_shards();
     shard->set_name(s.name);
@@ -112,8 +113,15 @@ absl::Status IpcShardReceiver::Receive(const std::vector<ShardDestination>& shar
   if (std::find(used.begin(), used.end(), false) != used.end()) {
     return absl::DataLossError(absl::StrCat(peer_, " exported ", used.size(), " IPC handles, some used by no shard"));
   }
-  absl::Status copied =
-      IpcCopy(device_, {exported_.handles().begin(), exported_.handles().end()}, pieces, Remaining(deadline));
+  if (exported_.resident_size() != 0 && exported_.resident_size() != exported_.handles_size()) {
+    return absl::DataLossError(absl::StrCat(peer_, " exported ", exported_.handles_size(), " IPC handles but ",
+                                            exported_.resident_size(), " resident flags"));
+  }
+  std::vector<IpcRegion> regions;
+  for (int i = 0; i < exported_.handles_size(); ++i) {
+    regions.push_back(IpcRegion{exported_.handles(i), exported_.resident_size() != 0 && exported_.resident(i)});
+  }
+  absl::Status copied = IpcCopy(device_, regions, pieces, Remaining(deadline), mappings_);
   std::lock_guard<std::mutex> lock(mu_);
   return cancelled_.ok() ? copied : cancelled_;
 }

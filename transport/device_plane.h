@@ -19,6 +19,10 @@
 #include "transport/nccl_comm.h"
 
 namespace shardcast {
+class IpcMappings;  // transport/cuda_ipc.h
+}  // namespace shardcast
+
+namespace shardcast {
 
 class NcclShardSender final : public ShardSender {
  public:
@@ -59,16 +63,19 @@ struct IpcSource {
   const void* allocation = nullptr;
   const void* data = nullptr;
   uint64_t nbytes = 0;
+  bool resident = false;  // the allocation lives until the service exits (IpcExport.resident)
 };
 
-// One handle per distinct allocation, each shard as (region, offset, nbytes). No lease is set.
+// One handle per distinct allocation, each shard as (region, offset, nbytes), with whether it is
+// resident. No lease is set.
 absl::StatusOr<v1::IpcExport> ExportIpcShards(int device, const std::vector<IpcSource>& shards);
 
 class IpcShardReceiver final : public ShardReceiver {
  public:
-  // `peer` names the loader rank in errors.
-  IpcShardReceiver(int device, v1::IpcExport exported, std::string peer)
-      : device_(device), exported_(std::move(exported)), peer_(std::move(peer)) {}
+  // `peer` names the loader rank in errors. `mappings` (may be null: unmap everything after the
+  // copy) keeps the export's resident allocations mapped for later receives.
+  IpcShardReceiver(int device, v1::IpcExport exported, std::string peer, IpcMappings* mappings = nullptr)
+      : device_(device), exported_(std::move(exported)), peer_(std::move(peer)), mappings_(mappings) {}
   // Checks that the export names exactly the destinations, with their sizes, then copies.
   absl::Status Receive(const std::vector<ShardDestination>& shards, DataPlaneClock::time_point deadline) override;
   // A device-local copy cannot be interrupted: a cancel is reported once it is over.
@@ -78,6 +85,7 @@ class IpcShardReceiver final : public ShardReceiver {
   int device_;
   v1::IpcExport exported_;
   std::string peer_;
+  IpcMappings* mappings_;
   std::mutex mu_;
   absl::Status cancelled_;
 };

@@ -3,6 +3,8 @@
 // (a check that let one through would reach cudaIpcOpenMemHandle and fail differently).
 #include "transport/device_plane.h"
 
+#include "transport/cuda_ipc.h"
+
 #include <string>
 #include <vector>
 
@@ -58,6 +60,24 @@ TEST(IpcShardReceiver, RefusesHandlesNoShardUsesAndRegionsBeyondTheHandles) {
   s = ReceiveFrom(Export(1, {{"a", 0, 0, 16}, {"b", 7, 0, 8}}));
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   EXPECT_NE(s.message().find("region 7 of 1 handles"), std::string::npos) << s;
+}
+
+TEST(IpcShardReceiver, RefusesResidentFlagsThatDoNotMatchTheHandles) {
+  v1::IpcExport e = Export(1, {{"a", 0, 0, 16}, {"b", 0, 16, 8}});
+  e.add_resident(true);
+  e.add_resident(false);
+  const absl::Status s = ReceiveFrom(std::move(e));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("1 IPC handles but 2 resident flags"), std::string::npos) << s;
+}
+
+TEST(IpcMappings, StartsEmpty) {
+  IpcMappings m;
+  EXPECT_EQ(m.size(), 0u);
+  // A malformed handle is refused before the driver sees it (no GPU here).
+  absl::StatusOr<void*> got = m.Get(0, "short");
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+  EXPECT_EQ(m.size(), 0u);
 }
 
 }  // namespace
