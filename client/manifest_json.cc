@@ -85,6 +85,42 @@ absl::Status OptionalInt(const Json& object, absl::string_view key, int64_t* out
   return absl::OkStatus();
 }
 
+// An array of integers (offsets or sizes of a box), or absent (empty: a scalar).
+absl::StatusOr<std::vector<int64_t>> IntList(const Json& object, absl::string_view key, absl::string_view what) {
+  std::vector<int64_t> out;
+  const Json* v = object.Find(key);
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) return absl::InvalidArgumentError(absl::StrCat(what, key, ": expected an array of integers"));
+  for (const Json& item : v->items()) {
+    if (item.type() != Json::Type::kInt) {
+      return absl::InvalidArgumentError(absl::StrCat(what, key, ": expected an array of integers"));
+    }
+    out.push_back(item.as_int());  // negative values are ValidateShardRequest's to refuse
+  }
+  return out;
+}
+
+// "boxes": [{"name", "key", "offsets": [], "sizes": [], "dtype"}], or absent.
+absl::StatusOr<std::vector<BoxSpec>> BoxList(const Json& object) {
+  std::vector<BoxSpec> out;
+  const Json* v = object.Find("boxes");
+  if (v == nullptr || v->is_null()) return out;
+  if (!v->is_array()) return absl::InvalidArgumentError("boxes: expected an array of objects");
+  for (size_t i = 0; i < v->items().size(); ++i) {
+    const Json& b = v->items()[i];
+    const std::string what = absl::StrCat("boxes[", i, "].");
+    if (!b.is_object()) return absl::InvalidArgumentError(absl::StrCat("boxes[", i, "]: expected an object"));
+    BoxSpec box;
+    SC_ASSIGN_OR_RETURN(box.name, OptionalString(b, "name"));
+    SC_ASSIGN_OR_RETURN(box.key, OptionalString(b, "key"));
+    SC_ASSIGN_OR_RETURN(box.dtype, OptionalString(b, "dtype"));
+    SC_ASSIGN_OR_RETURN(box.offsets, IntList(b, "offsets", what));
+    SC_ASSIGN_OR_RETURN(box.sizes, IntList(b, "sizes", what));
+    out.push_back(std::move(box));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<Manifest> ManifestFromJson(absl::string_view text) {
@@ -134,6 +170,7 @@ absl::StatusOr<ShardRequestSpec> ShardRequestFromJson(absl::string_view text) {
   SC_ASSIGN_OR_RETURN(spec.dtype, OptionalString(j, "dtype"));
   SC_ASSIGN_OR_RETURN(spec.rules, StringList(j, "rules"));
   SC_ASSIGN_OR_RETURN(spec.renames, StringList(j, "renames"));
+  SC_ASSIGN_OR_RETURN(spec.boxes, BoxList(j));
   // "glu": true / false settles the fc1 rule (Layout::GluRules), below the explicit rules.
   if (const Json* v = j.Find("glu"); v != nullptr && !v->is_null()) {
     if (v->type() != Json::Type::kBool) return absl::InvalidArgumentError("glu: expected true, false or null");

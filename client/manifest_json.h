@@ -17,8 +17,9 @@ namespace shardcast {
 absl::StatusOr<Manifest> ManifestFromJson(absl::string_view text);
 
 // {"tp_size", "tp_rank", "layout", "layout_text", "rules": [], "prefix", "renames": [], "unstack",
-// "dtype"}, every member optional (ShardRequestSpec's defaults). Numbers as given (int64): the
-// range is ValidateShardRequest's to check.
+// "dtype", "glu", "boxes": [{"name", "key", "offsets": [], "sizes": [], "dtype"}]}, every member
+// optional (ShardRequestSpec's defaults). Numbers as given (int64): the range is
+// ValidateShardRequest's to check.
 absl::StatusOr<ShardRequestSpec> ShardRequestFromJson(absl::string_view text);
 
 }  // namespace shardcast

@@ -140,6 +140,17 @@ TEST(ShardRequestJsonTest, ReadsEveryField) {
   EXPECT_TRUE(defaults.layout.empty());
 }
 
+TEST(ShardRequestJsonTest, ReadsBoxes) {
+  SC_ASSERT_OK_AND_ASSIGN(const ShardRequestSpec spec, ShardRequestFromJson(R"({"dtype": "fp32", "boxes": [
+      {"name": "w#0", "key": "layers.w", "offsets": [1, 0, 8], "sizes": [1, 16, 8], "dtype": "bf16"},
+      {"name": "step", "key": "step"}]})"));
+  ASSERT_EQ(spec.boxes.size(), 2u);
+  EXPECT_EQ(spec.boxes[0], (BoxSpec{"w#0", "layers.w", {1, 0, 8}, {1, 16, 8}, "bf16"}));
+  EXPECT_EQ(spec.boxes[1], (BoxSpec{"step", "step", {}, {}, ""}));
+  EXPECT_TRUE(spec.is_box_request());
+  EXPECT_EQ(spec.dtype, "fp32");
+}
+
 TEST(ShardRequestJsonTest, WrongTypesAreRefusedNamingTheField) {
   for (const auto& [text, needle] : std::vector<std::pair<std::string, std::string>>{
            {R"({"tp_size": "2"})", "tp_size"},
@@ -148,7 +159,12 @@ TEST(ShardRequestJsonTest, WrongTypesAreRefusedNamingTheField) {
            {R"({"renames": "a=b"})", "renames"},
            {R"({"layout": 1})", "layout"},
            {R"({"unstack": 1})", "unstack"},
-           {R"({"glu": "yes"})", "glu"}}) {
+           {R"({"glu": "yes"})", "glu"},
+           {R"({"boxes": {}})", "boxes: expected an array"},
+           {R"({"boxes": [1]})", "boxes[0]: expected an object"},
+           {R"({"boxes": [{"name": "a", "offsets": [0, 1.5]}]})", "boxes[0].offsets"},
+           {R"({"boxes": [{"name": "a", "sizes": "4"}]})", "boxes[0].sizes"},
+           {R"({"boxes": [{"name": 3}]})", "name"}}) {
     absl::StatusOr<ShardRequestSpec> spec = ShardRequestFromJson(text);
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_THAT(std::string(spec.status().message()), HasSubstr(needle)) << text;

@@ -67,4 +67,23 @@ absl::StatusOr<DType> DTypeFromStorageClass(absl::string_view storage_class) {
   return absl::NotFoundError(absl::StrCat("unsupported storage class '", storage_class, "'"));
 }
 
+namespace {
+bool IsCastFloat(DType d) { return d == DType::kFloat32 || d == DType::kBFloat16 || d == DType::kFloat16; }
+}  // namespace
+
+bool CanCast(DType from, DType to) { return from == to || (IsCastFloat(from) && IsCastFloat(to)); }
+
+DType OutputDType(DType stored, std::optional<DType> requested) {
+  return requested && CanCast(stored, *requested) ? *requested : stored;
+}
+
+absl::StatusOr<std::optional<DType>> ParseCastDType(const std::string& name) {
+  if (name.empty()) return std::optional<DType>();
+  absl::StatusOr<DType> d = DTypeFromName(name);
+  if (!d.ok() || !IsCastFloat(*d)) {
+    return absl::InvalidArgumentError(absl::StrCat("dtype '", name, "': use bf16, fp16 or fp32"));
+  }
+  return std::optional<DType>(*d);
+}
+
 }  // namespace shardcast

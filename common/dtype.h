@@ -5,6 +5,7 @@
 #define SHARDCAST_COMMON_DTYPE_H_
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -45,6 +46,18 @@ absl::string_view DTypeName(DType dtype);
 // Inverse of DTypeName. Also accepts the short aliases "bf16", "fp16", "fp32", "fp64".
 // NotFound for anything else.
 absl::StatusOr<DType> DTypeFromName(absl::string_view name);
+
+// The casts shardcast performs (the executors, reshard/): equal dtypes, or between float32,
+// bfloat16 and float16.
+bool CanCast(DType from, DType to);
+
+// The dtype a shard of `stored` is produced in when `requested` is asked for: `requested` for
+// floating-point tensors it can be cast to, `stored` otherwise (integers are never cast).
+DType OutputDType(DType stored, std::optional<DType> requested);
+
+// A requested cast: "" -> nullopt; "bf16"/"bfloat16", "fp16", "fp32" (and PyTorch names);
+// InvalidArgument for anything else.
+absl::StatusOr<std::optional<DType>> ParseCastDType(const std::string& name);
 
 // Maps a legacy typed storage class (e.g. "BFloat16Storage") to its dtype. NotFound otherwise.
 absl::StatusOr<DType> DTypeFromStorageClass(absl::string_view storage_class);

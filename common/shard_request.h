@@ -19,6 +19,24 @@
 
 namespace shardcast {
 
+// One box of a box request: elements [offsets, offsets + sizes) of a stored tensor, received
+// under `name`. Offsets and sizes are global (the stored tensor's coordinates, its rank), so any
+// box of any tensor can be asked for whatever chunk grid it was saved with.
+struct BoxSpec {
+  std::string name;                     // the destination's name, unique within the request
+  std::string key;                      // the checkpoint key
+  std::vector<int64_t> offsets;
+  std::vector<int64_t> sizes;
+  std::string dtype;                    // a cast for this box ("" = the request's dtype)
+
+  bool operator==(const BoxSpec& o) const {
+    return name == o.name && key == o.key && offsets == o.offsets && sizes == o.sizes && dtype == o.dtype;
+  }
+};
+
+// A request is either a layout request (one TP rank's shards under a layout: tp_size ... unstack)
+// or a box request (`boxes` non-empty: exactly these boxes; tp_size / tp_rank stay 1 / 0 and
+// layout, layout_text, rules, prefix, renames and unstack stay empty). `dtype` applies to both.
 struct ShardRequestSpec {
   int64_t tp_size = 1;                  // 1..kMaxTpSize
   int64_t tp_rank = 0;                  // 0..tp_size-1
@@ -29,6 +47,9 @@ struct ShardRequestSpec {
   std::vector<std::string> renames;     // "OLD=NEW"
   bool unstack = false;
   std::string dtype;                    // "", bf16, fp16, fp32
+  std::vector<BoxSpec> boxes;           // a box request
+
+  bool is_box_request() const { return !boxes.empty(); }
 };
 
 // The request limits (README.md, "Request limits").
@@ -46,10 +67,18 @@ inline constexpr size_t kMaxPrefixBytes = 1024;             // prefix
 inline constexpr size_t kMaxDTypeBytes = 16;                // dtype
 inline constexpr int64_t kPatternMaxMemBytes = 256 << 10;   // RE2::Options::max_mem of one pattern
 inline constexpr int64_t kMaxLayoutProgramSize = 64 * 1024; // RE2 instructions of all patterns of a layout
+inline constexpr size_t kMaxBoxes = 16384;                  // boxes of one box request
+inline constexpr size_t kMaxBoxStringBytes = 1024;          // one box's name, and its key
+inline constexpr size_t kMaxBoxRank = 64;                   // dims of one box
+inline constexpr size_t kMaxBoxRequestBytes = 3 << 20;      // all strings of a box request (gRPC: 4 MiB a message)
+inline constexpr size_t kMaxBoxCopyOps = size_t{1} << 22;   // box x stored-chunk intersections of one request
 
 // InvalidArgument naming the first field over its limit (with the value or size and the limit),
 // or a tp_size / tp_rank out of range. Checks sizes and numbers only: the layout's rules are
-// checked where they are parsed (reshard/layout).
+// checked where they are parsed (reshard/layout). For a box request: layout fields that must be
+// empty, and every box's shape of data (names non-empty and unique, offsets and sizes of equal
+// rank <= kMaxBoxRank, non-negative, their sum within int64); whether a box fits its tensor is
+// the planner's (PlanBoxes), which lists every such problem at once.
 absl::Status ValidateShardRequest(const ShardRequestSpec& spec);
 
 }  // namespace shardcast

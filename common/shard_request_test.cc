@@ -1,5 +1,6 @@
 #include "common/shard_request.h"
 
+#include <cstdint>
 #include <string>
 
 #include "common/status_testutil.h"
@@ -70,6 +71,63 @@ TEST(ValidateShardRequest, TotalBytes) {
   ExpectInvalid(s, "request (all fields)");
   s.prefix.clear();
   SC_EXPECT_OK(ValidateShardRequest(s));
+}
+
+ShardRequestSpec TwoBoxes() {
+  ShardRequestSpec s;
+  s.boxes = {BoxSpec{"a", "w", {0, 4}, {2, 4}, ""}, BoxSpec{"b", "w", {2, 0}, {2, 8}, "bf16"}};
+  return s;
+}
+
+TEST(ValidateShardRequest, AcceptsBoxRequests) {
+  ShardRequestSpec s = TwoBoxes();
+  s.dtype = "fp32";
+  SC_EXPECT_OK(ValidateShardRequest(s));
+  s.boxes.push_back(BoxSpec{"scalar", "step", {}, {}, ""});  // a scalar: rank 0
+  SC_EXPECT_OK(ValidateShardRequest(s));
+}
+
+TEST(ValidateShardRequest, BoxRequestsLeaveLayoutFieldsUnset) {
+  ShardRequestSpec s = TwoBoxes();
+  s.tp_size = 2;
+  s.rules = {"x=split:0"};
+  s.unstack = true;
+  ExpectInvalid(s, "must stay unset: tp_size/tp_rank rules unstack");
+}
+
+TEST(ValidateShardRequest, BoxShapesAreChecked) {
+  ShardRequestSpec s = TwoBoxes();
+  s.boxes[1].name = "a";
+  ExpectInvalid(s, "boxes[1]: the name 'a' is given to two boxes");
+  s = TwoBoxes();
+  s.boxes[0].name.clear();
+  ExpectInvalid(s, "boxes[0]: empty name");
+  s = TwoBoxes();
+  s.boxes[1].sizes.pop_back();
+  ExpectInvalid(s, "boxes[1] (b): 2 offsets but 1 sizes");
+  s = TwoBoxes();
+  s.boxes[0].offsets[1] = -1;
+  ExpectInvalid(s, "boxes[0] (a): dim 1 offset -1");
+  s = TwoBoxes();
+  s.boxes[0].offsets[0] = INT64_MAX;
+  ExpectInvalid(s, "boxes[0] (a): dim 0 offset 9223372036854775807 size 2");
+  s = TwoBoxes();
+  s.boxes[0].offsets.assign(kMaxBoxRank + 1, 0);
+  s.boxes[0].sizes.assign(kMaxBoxRank + 1, 1);
+  ExpectInvalid(s, "boxes[0]: 65 dims");
+  s = TwoBoxes();
+  s.boxes[0].key.assign(kMaxBoxStringBytes + 1, 'k');
+  ExpectInvalid(s, "boxes[0].key: 1025 bytes");
+}
+
+TEST(ValidateShardRequest, BoxCountAndBytesAreBounded) {
+  ShardRequestSpec s;
+  for (size_t i = 0; i <= kMaxBoxes; ++i) s.boxes.push_back(BoxSpec{std::to_string(i), "w", {0}, {1}, ""});
+  ExpectInvalid(s, "boxes: 16385 entries");
+  s.boxes.resize(kMaxBoxes);
+  SC_EXPECT_OK(ValidateShardRequest(s));
+  for (size_t i = 0; i < 4000; ++i) s.boxes[i].key.assign(kMaxBoxStringBytes, 'k');  // 4 MB of keys
+  ExpectInvalid(s, "box request (all names, keys, dtypes)");
 }
 
 }  // namespace

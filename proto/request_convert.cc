@@ -16,6 +16,11 @@ ShardRequestSpec ShardRequestFromProto(const v1::ShardRequest& proto) {
   spec.renames.assign(proto.renames().begin(), proto.renames().end());
   spec.unstack = proto.unstack();
   spec.dtype = proto.dtype();
+  spec.boxes.reserve(proto.boxes_size());  // bounded by the message size (4 MiB)
+  for (const v1::BoxRequest& b : proto.boxes()) {
+    spec.boxes.push_back(BoxSpec{b.name(), b.key(), {b.offsets().begin(), b.offsets().end()},
+                                 {b.sizes().begin(), b.sizes().end()}, b.dtype()});
+  }
   return spec;
 }
 
@@ -30,6 +35,14 @@ v1::ShardRequest ShardRequestToProto(const ShardRequestSpec& spec) {
   for (const std::string& rename : spec.renames) proto.add_renames(rename);
   proto.set_unstack(spec.unstack);
   proto.set_dtype(spec.dtype);
+  for (const BoxSpec& b : spec.boxes) {
+    v1::BoxRequest* out = proto.add_boxes();
+    out->set_name(b.name);
+    out->set_key(b.key);
+    for (int64_t o : b.offsets) out->add_offsets(o);
+    for (int64_t z : b.sizes) out->add_sizes(z);
+    out->set_dtype(b.dtype);
+  }
   return proto;
 }
 

@@ -32,6 +32,7 @@ void ExpectSameSpec(const ShardRequestSpec& a, const ShardRequestSpec& b) {
   EXPECT_EQ(a.renames, b.renames);
   EXPECT_EQ(a.unstack, b.unstack);
   EXPECT_EQ(a.dtype, b.dtype);
+  EXPECT_EQ(a.boxes, b.boxes);
 }
 
 TEST(RequestConvertTest, EveryFieldSurvivesTheRoundTrip) {
@@ -47,6 +48,18 @@ TEST(RequestConvertTest, ThroughTheWireBytesToo) {
   const ShardRequestSpec spec = EveryFieldSet();
   v1::ShardRequest parsed;
   ASSERT_TRUE(parsed.ParseFromString(ShardRequestToProto(spec).SerializeAsString()));
+  ExpectSameSpec(ShardRequestFromProto(parsed), spec);
+}
+
+TEST(RequestConvertTest, BoxesSurviveTheWire) {
+  ShardRequestSpec spec;
+  spec.dtype = "fp32";
+  spec.boxes = {BoxSpec{"w#0", "decoder.layers.mlp.linear_fc1.weight", {1, 0, 8}, {1, 16, 8}, "bf16"},
+                BoxSpec{"scalar", "step", {}, {}, ""}};
+  v1::ShardRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(ShardRequestToProto(spec).SerializeAsString()));
+  ASSERT_EQ(parsed.boxes_size(), 2);
+  EXPECT_EQ(parsed.boxes(0).offsets(2), 8);
   ExpectSameSpec(ShardRequestFromProto(parsed), spec);
 }
 

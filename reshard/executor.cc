@@ -25,21 +25,6 @@ int64_t DenseOffsetElems(const Shape& dims, const Shape& origin, const Shape& at
 
 }  // namespace
 
-bool CanCast(DType from, DType to) { return from == to || (FloatKindOf(from) >= 0 && FloatKindOf(to) >= 0); }
-
-absl::StatusOr<std::optional<DType>> ParseCastDType(const std::string& name) {
-  if (name.empty()) return std::optional<DType>();
-  absl::StatusOr<DType> d = DTypeFromName(name);
-  if (!d.ok() || FloatKindOf(*d) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("dtype '", name, "': use bf16, fp16 or fp32"));
-  }
-  return std::optional<DType>(*d);
-}
-
-DType OutputDType(DType stored, std::optional<DType> requested) {
-  return requested && CanCast(stored, *requested) ? *requested : stored;
-}
-
 absl::StatusOr<std::vector<CopyDesc>> BuildCopyDescs(const ShardJob& job) {
   const ShardPlan& p = *job.plan;
   const TensorEntry& t = *p.tensor;

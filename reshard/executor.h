@@ -35,16 +35,7 @@ struct ShardJob {
 // lies inside a provided source buffer; casts only between float32, bfloat16 and float16.
 absl::StatusOr<std::vector<CopyDesc>> BuildCopyDescs(const ShardJob& job);
 
-// Whether the executors can cast `from` to `to` (equal, or both in {float32, bfloat16, float16}).
-bool CanCast(DType from, DType to);
-
-// The dtype a shard of `stored` is produced in when `requested` is asked for: `requested` for
-// floating-point tensors it can be cast to, `stored` otherwise (integers are never cast).
-DType OutputDType(DType stored, std::optional<DType> requested);
-
-// A requested cast: "" -> nullopt; "bf16"/"bfloat16", "fp16", "fp32" (and PyTorch names);
-// InvalidArgument for anything else.
-absl::StatusOr<std::optional<DType>> ParseCastDType(const std::string& name);
+// The casts (CanCast, OutputDType, ParseCastDType) are common/dtype.h's.
 
 class ShardExecutor {
  public:

@@ -19,6 +19,15 @@ uint64_t ShardPlan::num_elements() const {
   return n;
 }
 
+DType ShardOutputDType(const ShardPlan& shard, std::optional<DType> request_cast) {
+  return OutputDType(shard.tensor->dtype, shard.cast ? shard.cast : request_cast);
+}
+
+std::string ShardRuleText(const ShardPlan& shard) {
+  if (shard.box) return "box";
+  return shard.rule_matched ? shard.rule.ToString() : "replicate (default)";
+}
+
 absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::string& text) {
   size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -372,6 +381,84 @@ absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& md, 
     }
   }
   return plans;
+}
+
+namespace {
+
+// The plan of one box, or the problem with it (`not_found`: the key is not served).
+struct BoxOutcome {
+  std::optional<ShardPlan> shard;
+  std::string problem;
+  bool not_found = false;
+};
+
+BoxOutcome PlanBox(const CheckpointMetadata& md, const BoxSpec& b, absl::string_view prefix) {
+  BoxOutcome out;
+  const std::string what = absl::StrCat(b.name.substr(0, 200), " (key '", b.key.substr(0, 200), "')");
+  const TensorEntry* t = absl::StartsWith(b.key, prefix) ? md.FindTensor(b.key) : nullptr;
+  if (t == nullptr) {
+    out.not_found = true;
+    out.problem = absl::StrCat(what, ": no such tensor",
+                               md.FindBytes(b.key) ? " (it is a bytes entry, not a tensor)" : "",
+                               prefix.empty() ? "" : absl::StrCat(" among the keys this service holds (prefix '", prefix, "')"));
+    return out;
+  }
+  Box box{b.offsets, b.sizes};
+  if (box.rank() != t->shape.size() || !Contains(FullBox(t->shape), box)) {
+    out.problem = absl::StrCat(what, ": box ", BoxToString(box), " is not inside the tensor's shape ",
+                               ShapeToString(t->shape));
+    return out;
+  }
+  absl::StatusOr<std::optional<DType>> cast = ParseCastDType(b.dtype);
+  if (!cast.ok()) {
+    out.problem = absl::StrCat(what, ": ", cast.status().message());
+    return out;
+  }
+  if (*cast && !CanCast(t->dtype, **cast)) {
+    out.problem = absl::StrCat(what, ": cannot cast ", DTypeName(t->dtype), " to ", DTypeName(**cast),
+                               " (casts: float32, bfloat16, float16)");
+    return out;
+  }
+  ShardPlan sp;
+  sp.tensor = t;
+  sp.name = b.name;
+  sp.box = true;
+  sp.cast = *cast;
+  sp.shape = b.sizes;
+  sp.copy_shape = b.sizes;
+  AddOps(*t, {Piece{box, Shape(box.rank(), 0)}}, &sp.ops);
+  out.shard = std::move(sp);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<RankPlan> PlanBoxes(const CheckpointMetadata& md, const std::vector<BoxSpec>& boxes,
+                                   absl::string_view prefix) {
+  RankPlan plan;
+  std::vector<std::string> problems;
+  bool all_not_found = true;
+  size_t ops = 0;
+  for (const BoxSpec& b : boxes) {
+    BoxOutcome o = PlanBox(md, b, prefix);
+    if (!o.shard) {
+      problems.push_back(std::move(o.problem));
+      all_not_found &= o.not_found;
+      continue;
+    }
+    ops += o.shard->ops.size();
+    if (ops > kMaxBoxCopyOps) {
+      return absl::InvalidArgumentError(absl::StrCat("the boxes intersect more than ", kMaxBoxCopyOps,
+                                                     " stored chunks in all (README: Request limits); split the request"));
+    }
+    plan.total_elements_bytes += o.shard->num_elements() * ItemSize(o.shard->tensor->dtype);
+    plan.shards.push_back(std::move(*o.shard));
+  }
+  if (problems.empty()) return plan;
+  std::string msg = absl::StrCat(problems.size(), " of ", boxes.size(), " boxes cannot be served (nothing was sent):");
+  for (size_t i = 0; i < problems.size() && i < 50; ++i) absl::StrAppend(&msg, "\n  ", problems[i]);
+  if (problems.size() > 50) absl::StrAppend(&msg, "\n  ... and ", problems.size() - 50, " more");
+  return all_not_found ? absl::NotFoundError(msg) : absl::InvalidArgumentError(msg);
 }
 
 absl::Status CheckExpected(const RankPlan& plan,

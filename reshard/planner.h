@@ -1,6 +1,8 @@
 // The reshard planner: for a checkpoint's metadata, a layout and one or many targets
 // (tp_size, tp_rank), the copy operations that fill each target shard from the stored chunks.
 //
+// A box request (PlanBoxes) skips layouts: each box is one piece, intersected with the chunks.
+//
 // Pure host code: no CUDA, no I/O, no gRPC. Deterministic: the same inputs give the same plan,
 // which is what lets every loader rank, the offline CLI and tests compute it independently.
 //
@@ -30,6 +32,8 @@
 #include "absl/status/statusor.h"
 #include "checkpoint/metadata.h"
 #include "common/box.h"
+#include "common/dtype.h"
+#include "common/shard_request.h"
 #include "reshard/layout.h"
 
 namespace shardcast {
@@ -53,6 +57,8 @@ struct ShardPlan {
   Rule rule;                 // the rule applied
   bool rule_matched = false; // false: no layout rule matched, replicated by default
   bool rule_inferred = false; // the preset's fc1 split:0 became sections:0:2 from the stored grid
+  bool box = false;          // a box request's box (no rule: `rule` is unused)
+  std::optional<DType> cast; // a box's own cast, over the request's dtype
   std::optional<int> layer;  // unstacked: the layer index
   Shape shape;               // the shard's shape as the client sees it
   Shape copy_shape;          // the shard in the stored tensor's rank (a leading 1 when unstacked)
@@ -96,6 +102,25 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseRename(const std::strin
 // overflow-checked.
 absl::StatusOr<std::vector<RankPlan>> PlanReshard(const CheckpointMetadata& metadata, const Layout& layout,
                                                   const std::vector<Target>& targets, const PlanOptions& options);
+
+// Plans a box request (common/shard_request.h: BoxSpec): one shard per box, named by the box,
+// holding elements [offsets, offsets + sizes) of the stored tensor `key` (the box has the
+// tensor's rank), cut from whatever stored chunks cover it; boxes may overlap and share keys.
+// A box's dtype must be a cast the executors perform (CanCast: between float32, bfloat16 and
+// float16). Only keys starting with `prefix` (the service's selection) are served. Checks every
+// box and lists every problem at once (a key not served, a rank or box that does not fit the
+// tensor, a cast that cannot apply, more than kMaxBoxCopyOps chunk intersections): NotFound when
+// every problem is an unknown key, else InvalidArgument. Pure, deterministic.
+absl::StatusOr<RankPlan> PlanBoxes(const CheckpointMetadata& metadata, const std::vector<BoxSpec>& boxes,
+                                   absl::string_view prefix);
+
+// The dtype a planned shard is produced in: its box's own cast, else the request's (OutputDType:
+// floating-point tensors only).
+DType ShardOutputDType(const ShardPlan& shard, std::optional<DType> request_cast);
+
+// What cut a planned shard, for reports and manifests: "box", the rule's text, or
+// "replicate (default)" when no layout rule matched.
+std::string ShardRuleText(const ShardPlan& shard);
 
 // Strict mode: compares a plan with the names (and optionally shapes) a model expects.
 // FailedPrecondition listing every missing and unexpected name and every shape mismatch.

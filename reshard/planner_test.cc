@@ -620,5 +620,93 @@ TEST(PlanReshard, SectionsOnAStackedTensorSuggestStacked) {
   EXPECT_EQ(q.status().message().find("@stacked"), std::string::npos) << q.status();
 }
 
+// Box requests: any box of a tensor, from any stored grid, holds exactly the global elements
+// [offsets, offsets + sizes), every element written once.
+TEST(PlanBoxes, PropertyRandomGridsAndBoxes) {
+  std::mt19937 rng(99);
+  for (int iter = 0; iter < 300; ++iter) {
+    const size_t rank = 1 + rng() % 3;
+    Shape shape(rank);
+    for (auto& x : shape) x = 1 + rng() % 9;
+    CheckpointMetadata md = Md({MakeTensor("w", shape, RandomGrid(shape, rng))});
+    BoxSpec b{"dst", "w", Shape(rank), Shape(rank), ""};
+    for (size_t d = 0; d < rank; ++d) {
+      b.offsets[d] = rng() % shape[d];
+      b.sizes[d] = rng() % (shape[d] - b.offsets[d] + 1);  // zero-sized boxes too
+    }
+    absl::StatusOr<RankPlan> plan = PlanBoxes(md, {b}, "");
+    SC_ASSERT_OK(plan.status());
+    ASSERT_EQ(plan->shards.size(), 1u);
+    const ShardPlan& sp = plan->shards[0];
+    EXPECT_TRUE(sp.box);
+    EXPECT_EQ(sp.name, "dst");
+    EXPECT_EQ(sp.shape, b.sizes);
+    CheckWrittenOnce(sp);
+    const std::vector<int32_t> got = Execute(sp);
+    const Shape gstr = ContiguousStrides(shape);
+    for (size_t i = 0; i < got.size(); ++i) {
+      int64_t rem = static_cast<int64_t>(i), lin = 0;
+      for (size_t d = rank; d-- > 0;) {
+        lin += (b.offsets[d] + rem % b.sizes[d]) * gstr[d];
+        rem /= b.sizes[d];
+      }
+      ASSERT_EQ(got[i], lin) << "iter " << iter << " element " << i << " of " << BoxToString({b.offsets, b.sizes});
+    }
+  }
+}
+
+// SwiGLU's two halves of one key, as Megatron asks for them at TP 2 from a grid saved at TP 4.
+TEST(PlanBoxes, TwoBoxesOfOneKeyAcrossChunks) {
+  std::vector<Box> grid;
+  for (int64_t r = 0; r < 8; ++r) grid.push_back(Box{{r * 2, 0}, {2, 3}});  // 8 chunks of 2 rows
+  CheckpointMetadata md = Md({MakeTensor("fc1", {16, 3}, grid)});
+  absl::StatusOr<RankPlan> plan = PlanBoxes(md, {BoxSpec{"gate", "fc1", {4, 0}, {4, 3}, ""},
+                                                 BoxSpec{"up", "fc1", {12, 0}, {4, 3}, ""}}, "");
+  SC_ASSERT_OK(plan.status());
+  ASSERT_EQ(plan->shards.size(), 2u);
+  EXPECT_EQ(plan->shards[0].ops.size(), 2u);  // rows 4-7: chunks 2 and 3
+  EXPECT_EQ(Execute(plan->shards[1])[0], 12 * 3);
+  EXPECT_EQ(plan->total_elements_bytes, 2u * 4 * 3 * 4);
+}
+
+TEST(PlanBoxes, ListsEveryProblem) {
+  CheckpointMetadata md = Md({MakeTensor("a.w", {4, 4}, {Box{{0, 0}, {4, 4}}}),
+                              MakeTensor("a.i", {4}, {Box{{0}, {4}}}, DType::kInt64),
+                              MakeTensor("a.f", {4}, {Box{{0}, {4}}}, DType::kFloat32)});
+  md.bytes_entries.push_back(BytesEntry{"a.extra", {}});
+  absl::StatusOr<RankPlan> plan =
+      PlanBoxes(md, {BoxSpec{"x", "a.nope", {0}, {1}, ""}, BoxSpec{"y", "a.w", {2, 0}, {3, 4}, ""},
+                     BoxSpec{"z", "a.w", {0}, {4}, ""}, BoxSpec{"i", "a.i", {0}, {4}, "bf16"},
+                     BoxSpec{"f", "a.f", {0}, {4}, "int8"}, BoxSpec{"e", "a.extra", {}, {}, ""},
+                     BoxSpec{"ok", "a.f", {1}, {2}, "bf16"}},
+                "a.");
+  ASSERT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << plan.status();
+  const std::string msg(plan.status().message());
+  for (const char* needle : {"6 of 7 boxes cannot be served", "x (key 'a.nope'): no such tensor among the keys",
+                             "y (key 'a.w'): box offsets [2, 0] sizes [3, 4] is not inside the tensor's shape [4, 4]",
+                             "z (key 'a.w'): box offsets [0] sizes [4] is not inside",
+                             "i (key 'a.i'): cannot cast int64 to bfloat16", "f (key 'a.f'): dtype 'int8'",
+                             "e (key 'a.extra'): no such tensor (it is a bytes entry, not a tensor)"}) {
+    EXPECT_NE(msg.find(needle), std::string::npos) << needle << "\n" << msg;
+  }
+  // Keys outside the service's prefix are not served; unknown keys alone are NotFound.
+  plan = PlanBoxes(md, {BoxSpec{"x", "a.w", {0, 0}, {1, 1}, ""}}, "b.");
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kNotFound) << plan.status();
+  plan = PlanBoxes(md, {BoxSpec{"ok", "a.f", {1}, {2}, "bf16"}}, "a.");
+  SC_ASSERT_OK(plan.status());
+  EXPECT_EQ(plan->shards[0].cast, DType::kBFloat16);
+}
+
+TEST(PlanBoxes, BoundsChunkIntersections) {
+  std::vector<Box> grid;
+  for (int64_t r = 0; r < 4096; ++r) grid.push_back(Box{{r}, {1}});
+  CheckpointMetadata md = Md({MakeTensor("w", {4096}, grid)});
+  std::vector<BoxSpec> boxes;
+  for (int i = 0; i < 1025; ++i) boxes.push_back(BoxSpec{std::to_string(i), "w", {0}, {4096}, ""});  // 4.2M ops
+  absl::StatusOr<RankPlan> plan = PlanBoxes(md, boxes, "");
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(plan.status().message().find("stored chunks in all"), std::string::npos) << plan.status();
+}
+
 }  // namespace
 }  // namespace shardcast

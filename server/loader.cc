@@ -86,7 +86,22 @@ absl::Status Loader::Load() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A box request's identity: every box, length-prefixed (names and keys may hold any byte).
+std::string BoxesText(const ShardRequestSpec& s) {
+  std::string text = absl::StrCat("boxes\ndtype=", s.dtype, "\n");
+  for (const BoxSpec& b : s.boxes) {
+    absl::StrAppend(&text, b.name.size(), ":", b.name, b.key.size(), ":", b.key, b.dtype.size(), ":", b.dtype, "[",
+                    absl::StrJoin(b.offsets, ","), "][", absl::StrJoin(b.sizes, ","), "]\n");
+  }
+  return text;
+}
+
+}  // namespace
+
 std::string Loader::RequestId(const ShardRequestSpec& s) const {
+  if (s.is_box_request()) return Sha256Hex(BoxesText(s)).substr(0, 24);
   const bool server_default = s.layout.empty() && s.layout_text.empty();
   const std::string layout = server_default ? options_.layout : s.layout;
   std::vector<std::string> rules = options_.rules;
@@ -135,6 +150,12 @@ absl::StatusOr<std::shared_ptr<const PreparedRequest>> Loader::Prepare(const Sha
 absl::StatusOr<Loader::CompiledRequest> Loader::Compile(const ShardRequestSpec& spec) {
   CompiledRequest c;
   SC_ASSIGN_OR_RETURN(c.dtype, ParseCastDType(spec.dtype));
+  if (spec.is_box_request()) {
+    SC_ASSIGN_OR_RETURN(RankPlan plan, PlanBoxes(reader_->metadata(), spec.boxes, options_.prefix));
+    c.plans.push_back(std::move(plan));
+    c.prefix = options_.prefix;
+    return c;
+  }
   // The layout: the request's text, a preset it names, or the server's default. Never a file.
   SC_ASSIGN_OR_RETURN(RequestLayoutSource from, ResolveRequestLayout(spec));
   std::vector<std::string> rules;
@@ -188,11 +209,16 @@ std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSp
   const RankPlan& plan = compiled.plans[0];
   auto req = std::make_shared<PreparedRequest>();
   req->id = id;
-  req->description = absl::StrCat(id, ": layout ", compiled.layout_description,
-                                  spec.rules.empty() ? "" : absl::StrCat(" +", spec.rules.size(), " rules"), ", TP ",
-                                  spec.tp_size, " rank ", spec.tp_rank,
-                                  compiled.prefix.empty() ? "" : ", prefix " + compiled.prefix,
-                                  spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
+  if (spec.is_box_request()) {
+    req->description = absl::StrCat(id, ": ", spec.boxes.size(), " boxes",
+                                    spec.dtype.empty() ? "" : ", dtype " + spec.dtype);
+  } else {
+    req->description = absl::StrCat(id, ": layout ", compiled.layout_description,
+                                    spec.rules.empty() ? "" : absl::StrCat(" +", spec.rules.size(), " rules"), ", TP ",
+                                    spec.tp_size, " rank ", spec.tp_rank,
+                                    compiled.prefix.empty() ? "" : ", prefix " + compiled.prefix,
+                                    spec.dtype.empty() ? "" : ", dtype " + spec.dtype, ", ", plan.shards.size(), " shards");
+  }
   for (const BytesEntry* b : plan.opaque) req->opaque.push_back(b->key);
   req->notes = plan.notes;
   return req;
@@ -200,8 +226,9 @@ std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSp
 
 // A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
 bool Loader::IsWholeTensor(const ShardPlan& sp, std::optional<DType> dtype) const {
-  return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && OutputDType(sp.tensor->dtype, dtype) == sp.tensor->dtype;
+  return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && ShardOutputDType(sp, dtype) == sp.tensor->dtype;
 }
+
 
 absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* req,
                                        std::vector<uint64_t>* offsets) {
@@ -209,7 +236,7 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
   std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
     if (owner_of_.at(sp.tensor) == options_.rank && !IsWholeTensor(sp, dtype)) {
-      cut_sizes.push_back(sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype)));
+      cut_sizes.push_back(sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype)));
     }
   }
   const uint64_t need = PackSlab(cut_sizes, offsets);
@@ -232,8 +259,8 @@ absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype,
     PreparedShard ps;
     ps.name = sp.name;
     ps.key = sp.key();
-    ps.rule = sp.rule_matched ? sp.rule.ToString() : "replicate (default)";
-    ps.dtype = OutputDType(sp.tensor->dtype, dtype);
+    ps.rule = ShardRuleText(sp);
+    ps.dtype = ShardOutputDType(sp, dtype);
     ps.shape = sp.shape;
     ps.nbytes = sp.num_elements() * ItemSize(ps.dtype);
     ps.owner = owner_of_.at(sp.tensor);

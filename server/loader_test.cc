@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "checkpoint/test_fixtures.h"
 #include "common/crc32c.h"
 #include "common/json.h"
@@ -150,6 +151,52 @@ TEST(LoaderShards, TensorParallelShardsOfTwoRanksMatchExpectedAndTheirCrcs) {
     }
     EXPECT_EQ(checked.size(), tensors.size());  // every tensor's shard, from exactly one rank
   }
+}
+
+// A box request for the boxes a split:D rule cuts gives the layout's shards, byte for byte, and a
+// box's own cast gives what the request-wide cast gives.
+TEST(LoaderShards, BoxRequestsGiveTheLayoutsSplitShardsAndCastPerBox) {
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
+  SC_ASSERT_OK(l->Load());
+  ShardRequestSpec layout_spec;
+  layout_spec.tp_size = 2;
+  layout_spec.tp_rank = 1;
+  layout_spec.layout_text = kFixtureLayout;
+  layout_spec.dtype = "bf16";
+  SC_ASSERT_OK_AND_ASSIGN(auto by_layout, l->Prepare(layout_spec));
+  ShardRequestSpec box_spec;
+  std::map<std::string, const PreparedShard*> expected;
+  for (const PreparedShard& s : by_layout->shards) {
+    const TensorEntry* t = l->reader().metadata().FindTensor(s.key);
+    ASSERT_NE(t, nullptr);
+    if (!absl::StartsWith(s.rule, "split:") && !absl::StartsWith(s.rule, "replicate")) continue;
+    BoxSpec b{"box." + s.name, s.key, Shape(t->shape.size(), 0), t->shape, ""};
+    if (absl::StartsWith(s.rule, "split:")) {
+      const int d = s.rule[6] - '0';
+      b.sizes[d] = t->shape[d] / 2;
+      b.offsets[d] = b.sizes[d];  // rank 1
+    }
+    if (CanCast(t->dtype, DType::kBFloat16)) b.dtype = "bf16";  // as the layout request casts floats
+    expected[b.name] = &s;
+    box_spec.boxes.push_back(b);
+  }
+  ASSERT_GT(box_spec.boxes.size(), 10u);
+  SC_ASSERT_OK_AND_ASSIGN(auto by_box, l->Prepare(box_spec));
+  EXPECT_NE(by_box->id, by_layout->id);
+  EXPECT_EQ(by_box->id, l->RequestId(box_spec));
+  ASSERT_EQ(by_box->shards.size(), box_spec.boxes.size());
+  for (const PreparedShard& s : by_box->shards) {
+    const PreparedShard& want = *expected.at(s.name);
+    EXPECT_EQ(s.rule, "box");
+    EXPECT_EQ(s.dtype, want.dtype) << s.name;
+    EXPECT_EQ(s.crc32c, want.crc32c) << s.name;
+    EXPECT_EQ(ShardBytes(*l, s), ShardBytes(*l, want)) << s.name;
+  }
+  // A bad box is refused naming it; nothing is cached for it.
+  box_spec.boxes[0].offsets[0] = 1 << 20;
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> bad = l->Prepare(box_spec);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+  EXPECT_NE(bad.status().message().find(box_spec.boxes[0].name), std::string::npos) << bad.status();
 }
 
 TEST(LoaderShards, WholeTensorShardsAliasTheTensorsAndCostNoShardBytes) {

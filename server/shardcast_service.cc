@@ -18,6 +18,7 @@ grpc::Status ShardcastService::GetManifest(grpc::ServerContext* ctx, const v1::S
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   LogEvent(LogLevel::kInfo, "manifest served",
            {{"request_id", reply->request_id()}, {"tp_size", req->tp_size()}, {"tp_rank", req->tp_rank()},
+            {"boxes", req->boxes_size()},
             {"shards", reply->shards_size()}, {"bytes", reply->total_bytes()}, {"lease", reply->lease_id()},
             {"peer", ctx->peer()}, {"ms", ms}});
   return grpc::Status::OK;

@@ -124,6 +124,78 @@ class PythonClient(unittest.TestCase):
         self.assertEqual(len(report["skipped"]), len(m) - 1)
         self.assertEqual(sha(buf), self.expected["model.vision_model.decoder.final_layernorm.weight"]["shards"]["2"][0])
 
+    def test_load_boxes_cut_every_rank_as_the_layout_does(self):
+        # Each fixture tensor's TP 4 shard as boxes: col/row one box, glu two boxes of one key (gate
+        # and up halves, as Megatron asks) into the two halves of one buffer, rep the whole tensor.
+        tp = 4
+        for rank in range(tp):
+            boxes, buffers = [], {}
+            for key, e in self.expected.items():
+                shape, rule = e["shape"], e["rule"]
+                item = np.dtype(np.float32).itemsize if e["dtype"] == "float32" else (
+                    8 if e["dtype"] == "int64" else 2)
+                numel = int(np.prod(shape)) if shape else 1
+                sizes, offsets = list(shape), [0] * len(shape)
+                parts = []
+                if rule in ("col", "row"):
+                    d = 0 if rule == "col" else 1
+                    sizes[d] //= tp
+                    offsets[d] = rank * sizes[d]
+                    parts = [(offsets, sizes)]
+                elif rule == "glu":
+                    half = shape[0] // 2
+                    sizes[0] = half // tp
+                    parts = [([rank * sizes[0], 0], list(sizes)), ([half + rank * sizes[0], 0], list(sizes))]
+                else:
+                    parts = [(offsets, sizes)]
+                nbytes = numel * item // (tp if rule != "rep" else 1)
+                buf = np.zeros(nbytes, dtype=np.uint8)
+                buffers[key] = buf
+                step = nbytes // len(parts)
+                for i, (o, z) in enumerate(parts):
+                    boxes.append({"name": "%s#%d" % (key, i), "key": key, "offsets": o, "sizes": z,
+                                  "tensor": buf[i * step:(i + 1) * step]})
+            report = self.client.load_boxes(boxes)
+            self.assertEqual(report["shards"], len(boxes))
+            self.assertEqual(report["crc_checked"], len(boxes))
+            self.assertEqual(report["skipped"], [])
+            for key, buf in buffers.items():
+                self.assertEqual(sha(buf), self.expected[key]["shards"]["4"][rank], "%s rank %d" % (key, rank))
+
+    def test_box_cast_and_refusals(self):
+        key = "model.vision_model.decoder.final_layernorm.weight"  # float32 [64]
+        shard = self.client.box_manifest([{"name": "w", "key": key, "offsets": [8], "sizes": [16], "dtype": "fp16"}])
+        self.assertEqual(shard[0]["dtype"], "float16")
+        self.assertEqual(shard[0]["rule"], "box")
+        self.assertEqual(shard[0]["shape"], [16])
+        whole = self.client.fetch(1, 0, prefix=key, dtype="fp16")[key]
+        out = np.zeros(16, np.float16)
+        self.client.load_boxes([{"name": "w", "key": key, "offsets": [8], "sizes": [16], "dtype": "fp16", "tensor": out}])
+        self.assertEqual(out.tobytes(), whole[8:24].tobytes())
+        # The service lists every bad box; nothing moves.
+        bad = [{"name": "a", "key": "no.such.key", "offsets": [0], "sizes": [1], "tensor": out},
+               {"name": "b", "key": key, "offsets": [60], "sizes": [8], "tensor": out},
+               {"name": "c", "key": "model.vision_model.summary_idxs", "offsets": [], "sizes": [], "dtype": "bf16",
+                "tensor": out}]
+        out[:] = 3
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_boxes(bad)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        for needle in ("3 of 3 boxes cannot be served", "a (key 'no.such.key'): no such tensor",
+                       "b (key '%s'): box offsets [60] sizes [8] is not inside" % key, "cannot cast int64 to bfloat16"):
+            self.assertIn(needle, e.exception.message)
+        # Destinations are checked here before anything moves: size and dtype, all listed.
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_boxes([{"name": "x", "key": key, "offsets": [0], "sizes": [16], "tensor": out},
+                                    {"name": "y", "key": key, "offsets": [0], "sizes": [8], "tensor": out}])
+        self.assertIn("x (key %s): dtype float16, the box is float32" % key, e.exception.message)
+        self.assertIn("y (key %s): 16 elements, the box [8] has 8" % key, e.exception.message)
+        self.assertTrue((out == 3).all())
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.load_boxes([{"name": "x", "key": key, "offsets": [0], "sizes": [1], "tensor": out},
+                                    {"name": "x", "key": key, "offsets": [1], "sizes": [1], "tensor": out}])
+        self.assertIn("given to two boxes", e.exception.message)
+
     def test_client_options_verify_and_ipc(self):
         # verify=False skips the CRC32C check (the report says so); ipc=False only matters on a GPU.
         with shardcast.Client(self.svc.address, token_file=self.svc.token_file, timeout=30, verify=False,

@@ -140,6 +140,39 @@ class ReshardCli(unittest.TestCase):
         widened = b"".join(b"\x00\x00" + raw[i:i + 2] for i in range(0, len(raw), 2))
         self.assertEqual(res["tensors"][0]["sha256"], hashlib.sha256(widened).hexdigest())
 
+    def test_boxes_file_gives_the_split_shards(self):
+        # --boxes: the col/row tensors' TP 2 rank 1 boxes from a file, cut from vit_tp2's chunk grid.
+        path = os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2")
+        boxes = []
+        for key, e in self.expected.items():
+            if e["rule"] not in ("col", "row"):
+                continue
+            d = 0 if e["rule"] == "col" else 1
+            offsets, sizes = [0] * len(e["shape"]), list(e["shape"])
+            sizes[d] //= 2
+            offsets[d] = sizes[d]
+            boxes.append({"name": "b." + key, "key": key, "offsets": offsets, "sizes": sizes})
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "boxes.json")
+            with open(f, "w") as out:
+                json.dump(boxes, out)
+            res = json.loads(run("reshard", path, "--boxes", f, "--digest", "--json", "--device", DEVICE).stdout)
+            got = {t["name"]: t for t in res["tensors"]}
+            self.assertEqual(len(got), len(boxes))
+            for b in boxes:
+                self.assertEqual(got[b["name"]]["sha256"], self.expected[b["key"]]["shards"]["2"][1], b["name"])
+                self.assertEqual(got[b["name"]]["rule"], "box")
+            # The layout flags do not go with --boxes; a bad box is named.
+            p = run("reshard", path, "--boxes", f, "--tp", "2", "--rank", "0", "--json", check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("drop --tp, --rank", p.stderr)
+            with open(f, "w") as out:
+                json.dump([{"name": "x", "key": boxes[0]["key"], "offsets": [0, 0], "sizes": [10 ** 6, 1]}], out)
+            p = run("reshard", path, "--boxes", f, "--digest", "--json", check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("x (key '%s'): box offsets [0, 0] sizes [1000000, 1] is not inside" % boxes[0]["key"],
+                          p.stderr)
+
     def test_stacked_unstack_equals_per_layer(self):
         with tempfile.TemporaryDirectory() as d:
             for name, extra in (("flat", []), ("stacked", ["--stacked"])):

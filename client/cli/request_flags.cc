@@ -5,6 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/manifest_json.h"
+#include "common/safe_file.h"
 #include "common/status_macros.h"
 #include "common/text_escape.h"
 #include "reshard/layout.h"
@@ -39,6 +42,35 @@ absl::Status CheckLayoutFlags(const ShardRequestSpec& spec) {
   return absl::OkStatus();
 }
 
+// --boxes FILE: a JSON array of boxes ({"name", "key", "offsets", "sizes", "dtype"}), or an
+// object with a "boxes" member, read locally. The layout flags do not apply to a box request.
+absl::StatusOr<ShardRequestSpec> BoxRequestFromFlags(const ArgParser& flags) {
+  std::vector<std::string> conflicting;
+  for (const char* f : {"tp", "rank", "layout", "rule", "glu", "prefix", "rename", "unstack", "strict-rules"}) {
+    if (flags.Has(f)) conflicting.push_back(absl::StrCat("--", f));
+  }
+  if (!conflicting.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--boxes names keys and offsets itself: drop ",
+                                                   absl::StrJoin(conflicting, ", ")));
+  }
+  // Room for the JSON's punctuation and numbers around kMaxBoxRequestBytes of strings.
+  absl::StatusOr<std::string> text = ReadSmallFile(flags.Get("boxes"), 4 * kMaxBoxRequestBytes, "--boxes");
+  if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
+  const size_t first = text->find_first_not_of(" \t\r\n");
+  const std::string doc = first != std::string::npos && (*text)[first] == '[' ? absl::StrCat("{\"boxes\": ", *text, "}")
+                                                                            : *text;
+  absl::StatusOr<ShardRequestSpec> spec = ShardRequestFromJson(doc);
+  if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat("--boxes ", flags.Get("boxes"), ": ", spec.status().message()));
+  if (!spec->is_box_request()) {
+    return absl::InvalidArgumentError(absl::StrCat("--boxes ", flags.Get("boxes"), ": no boxes in it"));
+  }
+  if (flags.Has("dtype")) spec->dtype = flags.Get("dtype");
+  if (absl::Status valid = ValidateShardRequest(*spec); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--boxes ", flags.Get("boxes"), ": ", valid.message()));
+  }
+  return spec;
+}
+
 }  // namespace
 
 void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout) {
@@ -55,10 +87,14 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout) {
   flags.AddFlag("rename", "OLD=NEW", "rename the name prefix OLD to NEW", "", true);
   flags.AddSwitch("unstack", "split stacked (@stacked) tensors into per-layer names ...layers.<i>.<param>");
   flags.AddFlag("dtype", "bf16|fp16|fp32", "cast floating-point shards");
+  flags.AddFlag("boxes", "FILE",
+                "ask for exactly these boxes instead of a TP layout: a JSON array of {\"name\", \"key\", "
+                "\"offsets\": [...], \"sizes\": [...], \"dtype\"} (global offsets and sizes of stored tensors)");
 }
 
 absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags) {
-  if (!flags.Has("tp") || !flags.Has("rank")) return absl::InvalidArgumentError("--tp and --rank are required");
+  if (flags.Has("boxes")) return BoxRequestFromFlags(flags);
+  if (!flags.Has("tp") || !flags.Has("rank")) return absl::InvalidArgumentError("--tp and --rank are required (or --boxes FILE)");
   absl::StatusOr<int64_t> tp = flags.GetInt("tp");
   if (!tp.ok()) return tp.status();
   absl::StatusOr<int64_t> rank = flags.GetInt("rank");

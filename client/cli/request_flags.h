@@ -1,6 +1,7 @@
 // The flags that spell a request (common/shard_request.h) on the command line, declared once and
 // read once for `reshard` (cut locally) and `fetch` (asked of shardcastd): --tp, --rank,
-// --layout, --rule, --strict-rules, --glu, --prefix, --rename, --unstack, --dtype.
+// --layout, --rule, --strict-rules, --glu, --prefix, --rename, --unstack, --dtype, and --boxes
+// FILE (a box request instead of the TP layout flags).
 #ifndef SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 #define SHARDCAST_CLIENT_CLI_REQUEST_FLAGS_H_
 
@@ -26,6 +27,8 @@ void AddRequestFlags(ArgParser& flags, const LayoutFlagDefault& layout);
 // The layout and rules are compiled here, so that an unknown preset, an unreadable layout file or
 // an invalid --rule is a usage error (exit 2) naming it; `layout` "" (fetch: the server's) checks
 // the rules alone.
+// With --boxes, the request is the file's boxes (and --dtype); any TP layout flag beside it is a
+// usage error naming it.
 // `--glu yes|no` becomes the fc1 rules of Layout::GluRules, in front of which the --rule flags
 // still take precedence.
 absl::StatusOr<ShardRequestSpec> RequestFromFlags(const ArgParser& flags);

@@ -50,7 +50,7 @@ absl::Status MaterializeShards(CheckpointReader& reader, const RankPlan& plan, S
     uint64_t bytes = 0;
     for (; i < plan.shards.size(); ++i) {
       const ShardPlan& sp = plan.shards[i];
-      const DType od = OutputDType(sp.tensor->dtype, dtype);
+      const DType od = ShardOutputDType(sp, dtype);
       uint64_t need = sp.num_elements() * ItemSize(od);
       for (const CopyOp& op : sp.ops) need += *NumElements(op.src.sizes) * ItemSize(sp.tensor->dtype);
       if (!batch.empty() && bytes + need > batch_bytes) break;
@@ -191,10 +191,10 @@ absl::Status ReshardCommand::Parse(const ArgParser& p) {
   reader_options_.threads = static_cast<int>(threads);
   reader_options_.verify_storage_crc = !p.GetSwitch("no-verify-storage-crc");
   // No server checks this request: the ranges are checked here, naming the flags.
-  if (request_.tp_size < 1 || request_.tp_size > kMaxTpSize) {
+  if (!request_.is_box_request() && request_.tp_size < 1 || request_.tp_size > kMaxTpSize) {
     return absl::InvalidArgumentError(absl::StrCat("--tp must be in 1..", kMaxTpSize));
   }
-  if (request_.tp_rank < 0 || request_.tp_rank >= request_.tp_size) {
+  if (!request_.is_box_request() && (request_.tp_rank < 0 || request_.tp_rank >= request_.tp_size)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--rank must be in 0..", request_.tp_size - 1, " for --tp ", request_.tp_size));
   }
@@ -216,6 +216,7 @@ absl::Status ReshardCommand::Parse(const ArgParser& p) {
 }
 
 absl::StatusOr<RankPlan> ReshardCommand::Plan(const CheckpointReader& reader) const {
+  if (request_.is_box_request()) return PlanBoxes(reader.metadata(), request_.boxes, "");
   SC_ASSIGN_OR_RETURN(const Layout layout, Layout::Load(request_.layout, request_.rules));
   const Target target{static_cast<int>(request_.tp_size), static_cast<int>(request_.tp_rank)};
   SC_ASSIGN_OR_RETURN(std::vector<RankPlan> plans, PlanReshard(reader.metadata(), layout, {target}, plan_options_));
@@ -231,7 +232,7 @@ absl::StatusOr<RankPlan> ReshardCommand::Plan(const CheckpointReader& reader) co
 absl::Status ReshardCommand::CheckPlan(const RankPlan& plan) const {
   if (verbose_) {
     for (const ShardPlan& sp : plan.shards) {
-      if (!sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
+      if (!sp.box && !sp.rule_matched) std::cerr << "replicated (no rule matched): " << EscapeForTerminal(sp.key()) << "\n";
     }
   }
   std::vector<std::string> keys;
@@ -247,7 +248,7 @@ absl::StatusOr<std::unique_ptr<ShardSink>> ReshardCommand::OpenSink(const Checkp
                                                                     const RankPlan& plan) const {
   if (!output_.out.empty()) SC_RETURN_IF_ERROR(CheckOutsideCheckpoint(output_.out, reader.resolved().dir));
   std::vector<SafetensorsWriter::Entry> entries;
-  for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, OutputDType(sp.tensor->dtype, dtype_), sp.shape});
+  for (const ShardPlan& sp : plan.shards) entries.push_back({sp.name, ShardOutputDType(sp, dtype_), sp.shape});
   return ShardSink::Open(output_, entries,
                          {{"tp_size", std::to_string(request_.tp_size)},
                           {"tp_rank", std::to_string(request_.tp_rank)},
@@ -257,7 +258,7 @@ absl::StatusOr<std::unique_ptr<ShardSink>> ReshardCommand::OpenSink(const Checkp
 
 uint64_t ReshardCommand::OutputBytes(const RankPlan& plan) const {
   uint64_t total = 0;
-  for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(OutputDType(sp.tensor->dtype, dtype_));
+  for (const ShardPlan& sp : plan.shards) total += sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype_));
   return total;
 }
 
@@ -278,7 +279,7 @@ absl::Status ReshardCommand::Run() {
         t.Set("name", sp.name);
         t.Set("dtype", std::string(DTypeName(od)));
         t.Set("shape", Json::ArrayOf(sp.shape));
-        t.Set("rule", sp.rule_matched ? sp.rule.ToString() : "replicate (default)");
+        t.Set("rule", ShardRuleText(sp));
         t.Set("bytes", static_cast<uint64_t>(bytes.size()));
         bar.Add(bytes.size());
         return sink->Add(std::move(t), bytes);

@@ -121,6 +121,15 @@ def _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, gl
                        "glu": None if glu is None else bool(glu)}).encode()
 
 
+def _box_request(boxes, dtype):
+    """The request JSON of a box request (client/manifest_json.h), and the boxes as a list."""
+    items = []
+    for b in boxes:
+        items.append({"name": str(b["name"]), "key": str(b["key"]), "offsets": [int(x) for x in b["offsets"]],
+                      "sizes": [int(x) for x in b["sizes"]], "dtype": b.get("dtype") or ""})
+    return json.dumps({"dtype": dtype or "", "boxes": items}).encode()
+
+
 class _Manifest:
     """A manifest as the C ABI keeps it: a handle (parsed and checked once, when obtained) and its
     JSON document (`text`, `shards`). Receives and warm-ups take the handle."""
@@ -228,8 +237,11 @@ class Client:
 
     def _manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
                   glu=None):
+        return self._manifest_for(_request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu))
+
+    def _manifest_for(self, req):
+        """The manifest of a request's JSON (bytes), as a _Manifest; its notes are warned once."""
         handle, out, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-        req = _request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
         _check(self._lib, self._lib.shardcast_manifest_get(self._handle, req, ctypes.byref(handle), ctypes.byref(out),
                                                            ctypes.byref(err)), err)
         manifest = _Manifest(self._lib, handle, _take_string(self._lib, out))
@@ -353,17 +365,70 @@ class Client:
             (host if dev < 0 else device.setdefault(dev, [])).append((name, ptr, nbytes))
         if problems:
             raise ShardcastError(3, "refusing to load (nothing was transferred):\n  " + "\n  ".join(problems))
+        report = self._receive_groups(manifest, host, device, lambda: self._manifest(
+            tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu))
+        report["skipped"] = unexpected
+        return report
+
+    def _receive_groups(self, manifest, host, device, ask_again):
+        """Receives host items, then each GPU's items ((name, pointer, size) each); the report
+        summed over the receives. A manifest's lease covers one receive (its transfers end the pin
+        on each rank): every further receive asks again (`ask_again`), which re-pins the cached
+        request (no re-cut)."""
         reports = []
         groups = ([(host, -1)] if host else []) + [(items, dev) for dev, items in device.items()]
         for i, (items, dev) in enumerate(groups):
             if i > 0:
-                # A manifest's lease covers one receive (its transfers end the pin on each rank):
-                # every further receive asks again, which re-pins the cached request (no re-cut).
-                manifest = self._manifest(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu)
+                manifest = ask_again()
             reports.append(self._receive(manifest, items, dev))
         return {"bytes": sum(r["bytes"] for r in reports), "shards": sum(r["shards"] for r in reports),
                 "crc_checked": sum(r["crc_checked"] for r in reports), "seconds": sum(r["seconds"] for r in reports),
-                "transports": [r["transport"] for r in reports], "skipped": unexpected}
+                "transports": [r["transport"] for r in reports]}
+
+    def box_manifest(self, boxes, dtype=None):
+        """The shards of a box request: a list of dicts (name, key, dtype, shape = the box's sizes,
+        nbytes, crc32c, owner_rank, rule "box"). See load_boxes for `boxes`."""
+        boxes = list(boxes)
+        return self._manifest_for(_box_request(boxes, dtype)).shards
+
+    def load_boxes(self, boxes, dtype=None, strict=True):
+        """Receives boxes of checkpoint tensors into existing buffers: what a framework's own
+        sharding metadata asks for (shardcast.megatron, shardcast.torch build these).
+
+        `boxes`: dicts {"name": unique destination name, "key": checkpoint key, "offsets": [...],
+        "sizes": [...] (global, in the stored tensor's coordinates and rank), "tensor": a contiguous
+        PyTorch tensor or NumPy array with prod(sizes) elements of the shard's dtype (its shape may
+        differ, e.g. without a stacked layer axis's leading 1), optional "dtype": "bf16" | "fp16" |
+        "fp32" (a cast for this box; `dtype` casts every floating-point box without one)}. Any box
+        of any tensor, from whatever chunk grid it was saved with; boxes may share keys or overlap.
+        The service refuses bad boxes (outside the tensor, key not served, bad cast) listing them
+        all; destination sizes and dtypes are checked here, all before any byte moves. With
+        strict=False, boxes whose destination does not match are skipped (listed in the report's
+        "skipped") instead. Limits: README "Request limits" (16384 boxes a request).
+        Returns the report: bytes, seconds, shards, crc_checked, transports, skipped."""
+        boxes = list(boxes)
+        manifest = self._manifest_for(_box_request(boxes, dtype))
+        shards = {s["name"]: s for s in manifest.shards}
+        problems, skipped, host, device = [], [], [], {}
+        for b in boxes:
+            s, t = shards.get(str(b["name"])), b["tensor"]
+            problem = _box_destination_problem(b, s, t)
+            if problem:
+                problems.append(problem)
+                skipped.append(str(b["name"]))
+                continue
+            ptr, nbytes, dev = _buffer(t)
+            (host if dev < 0 else device.setdefault(dev, [])).append((s["name"], ptr, nbytes))
+        if problems and strict:
+            raise ShardcastError(3, "refusing to load (nothing was transferred): %d of %d boxes do not fit their "
+                                    "destinations:\n  %s" % (len(problems), len(boxes), "\n  ".join(problems[:50])))
+        report = {"bytes": 0, "shards": 0, "crc_checked": 0, "seconds": 0.0, "transports": []}
+        if host or device:
+            report = self._receive_groups(manifest, host, device,
+                                          lambda: self._manifest_for(_box_request(boxes, dtype)))
+        report["skipped"] = skipped
+        report["problems"] = problems
+        return report
 
     def fetch(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
               glu=None):
@@ -395,6 +460,26 @@ def _warn_raw_bytes(shards):
     warnings.warn("%d shard(s) returned as raw uint8 bytes, not typed arrays: %s. NumPy has no %s type without "
                   "the ml_dtypes package: pip install ml_dtypes" % (len(shards), names, dtypes),
                   RawBytesWarning, stacklevel=3)
+
+
+def _box_destination_problem(box, shard, tensor):
+    """Why `tensor` cannot receive the box's `shard` (a manifest entry), or None."""
+    name = str(box["name"])
+    if shard is None:
+        return "%s: not in the service's manifest" % name
+    if type(tensor).__module__.startswith("numpy") and tensor.dtype.itemsize == 1 and tensor.ndim == 1 \
+            and tensor.nbytes == shard["nbytes"]:
+        return None  # raw bytes of the exact size (bfloat16 without ml_dtypes), as load_into takes
+    numel = 1
+    for d in shard["shape"]:
+        numel *= int(d)
+    have = int(tensor.numel()) if type(tensor).__module__.startswith("torch") else int(tensor.size)
+    if have != numel:
+        return "%s (key %s): %d elements, the box %s has %d" % (name, shard["key"], have, shard["shape"], numel)
+    if _dtype_name(tensor) != shard["dtype"]:
+        return "%s (key %s): dtype %s, the box is %s (give the box a \"dtype\" to cast)" % (
+            name, shard["key"], _dtype_name(tensor), shard["dtype"])
+    return None
 
 
 def torch_nccl_library():
