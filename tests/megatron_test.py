@@ -1,0 +1,315 @@
+"""Real megatron-core 0.19.2 through shardcast.megatron, on the CPU over gloo (runs in the venv of
+tools/setup_megatron.sh, named by $SHARDCAST_MEGATRON_PYTHON; tests/megatron_test.sh starts it).
+
+A tiny GPT (GQA with 2 query groups, SwiGLU, RMSNorm, untied embeddings, vocab 1000) and
+RADIOViTModel, every value random, are saved by Megatron's dist_checkpointing.save at TP 1, TP 2
+and PP 2 (GPT; RADIO at TP 1 and 2). Each is loaded at TP 1, 2, 4 and PP 2 (RADIO: TP 1, 2, 4)
+into a freshly randomized model, and every parameter and buffer must equal, bit for bit, what
+dist_checkpointing.load puts into another fresh model:
+  - ReferenceBoxes: the boxes of shardcast.megatron.boxes_for filled by a stdlib DCP reader
+    (../shared/tools/dcp_reference), without the service: checks the boxes themselves;
+  - ServiceLoad: shardcast.megatron.load against `mpirun -np 2 shardcastd --device cpu`;
+  - StrategyLoad: dist_checkpointing.load(..., sharded_strategy=ShardcastLoadStrategy(client));
+  - Refusals: models that disagree with the checkpoint (other hidden size, a key the checkpoint
+    lacks) are refused before any byte moves, every problem listed, and the model is untouched.
+Each load is one gloo world of TP x PP processes forked from this one."""
+import json
+import os
+import sys
+import tempfile
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "megatron"))
+import junit_unittest  # noqa: E402
+from testenv import fixtures_dir, runfile  # noqa: E402
+import service_test  # noqa: E402  (its Service launcher)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(runfile("shardcast/python/shardcast/__init__.py",
+                                                           "SHARDCAST_PYTHON_PKG"))))
+os.environ.setdefault("SHARDCAST_CLIENT_SO", runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO"))
+sys.path.insert(0, os.environ.get("SHARDCAST_DCP_REFERENCE") or
+                os.path.join(os.path.dirname(fixtures_dir()), "tools", "dcp_reference"))
+import refreader  # noqa: E402  (stdlib DCP reader, shared/tools/dcp_reference)
+import torch  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+import models  # noqa: E402
+import save_checkpoints  # noqa: E402
+
+TARGETS = {"gpt": [(1, 1), (2, 1), (4, 1), (1, 2)], "radio": [(1, 1), (2, 1), (4, 1)]}
+_CKPTS = {}
+
+
+def setUpModule():
+    models.import_megatron()
+    out = tempfile.mkdtemp(prefix="megatron_ckpts.")
+    _CKPTS.update(save_checkpoints.save_all(out))
+
+
+# ---- the reference reader: boxes straight from the DCP files, no Megatron, no service ----------
+
+def _reference_box(ckpt, md, key, offsets, sizes, dtype):
+    """The box [offsets, offsets+sizes) of `key`, assembled from the stored chunks by refreader."""
+    t = md["tensors"][key]
+    out = torch.empty(sizes, dtype=getattr(torch, t["dtype"]))
+    for c_off, c_len in t["chunks"]:
+        lo = [max(c, o) for c, o in zip(c_off, offsets)]
+        hi = [min(c + n, o + s) for c, n, o, s in zip(c_off, c_len, offsets, sizes)]
+        if any(h <= l for l, h in zip(lo, hi)):
+            continue
+        rel, off, length, tr = md["storage"][(key, c_off)]
+        rec = refreader.read_torch_save_tensor(refreader.open_item(ckpt, rel, off, length, tr))
+        flat = torch.frombuffer(bytearray(rec["data"]), dtype=out.dtype)
+        chunk = flat.as_strided(tuple(c_len), tuple(rec["stride"]), rec["storage_offset"])
+        src = chunk[tuple(slice(l - c, h - c) for l, h, c in zip(lo, hi, c_off))]
+        out[tuple(slice(l - o, h - o) for l, h, o in zip(lo, hi, offsets))] = src
+    return out.to(dtype)
+
+
+def _fill_from_reference(ckpt, plan):
+    md = refreader.parse_metadata(os.path.join(ckpt, ".metadata"))
+    with torch.no_grad():
+        for box in plan.boxes:
+            dst = box["tensor"]
+            dst.copy_(_reference_box(ckpt, md, box["key"], box["offsets"], box["sizes"], dst.dtype).view(dst.shape))
+
+
+# ---- one gloo world: load a fresh model the way `mode` says, compare with dist_checkpointing ---
+
+def _megatron_reference(model_name, ckpt, rank):
+    from megatron.core import dist_checkpointing
+    ref = models.build(model_name)
+    models.randomize(ref, seed=7 + rank)
+    ref.load_state_dict(dist_checkpointing.load(ref.sharded_state_dict(), ckpt))
+    return models.tensors(ref)
+
+
+def _load_with(mode, module, ckpt, address, build_kw):
+    import shardcast
+    import shardcast.megatron as scm
+    from megatron.core import dist_checkpointing
+    if mode == "reference":
+        plan = scm.boxes_for(module)
+        assert not plan.problems, plan.problems
+        _fill_from_reference(ckpt, plan)
+        return {"boxes": len(plan.boxes), "objects": len(plan.objects)}
+    with shardcast.Client(address) as client:
+        if mode == "service":
+            report = scm.load(module, client)
+            return {k: report[k] for k in ("bytes", "shards", "not_loaded")}
+        strategy = scm.ShardcastLoadStrategy(client)
+        module.load_state_dict(dist_checkpointing.load(module.sharded_state_dict(), ckpt,
+                                                       sharded_strategy=strategy))
+        return {k: strategy.last_report[k] for k in ("bytes", "shards")}
+
+
+def _world(rank, world, port, tp, pp, model_name, ckpt, mode, address, build_kw, out):
+    result = {}
+    try:
+        models.init_parallel(rank, world, port, tp, pp)
+        expected = _megatron_reference(model_name, ckpt, rank) if mode != "refuse" else None
+        module = models.build(model_name, **build_kw)
+        models.randomize(module, seed=100 + rank)
+        before = {k: v.clone() for k, v in models.tensors(module).items()}
+        if mode == "refuse":
+            result = _refusal(module, address, before)
+        else:
+            result["report"] = _load_with(mode, module, ckpt, address, build_kw)
+            got = models.tensors(module)
+            result["names"] = sorted(got)
+            result["missing"] = sorted(set(expected) - set(got))
+            result["wrong"] = sorted(k for k in expected if k in got and not torch.equal(expected[k], got[k]))
+            result["unchanged"] = sorted(k for k in got if torch.equal(before[k], got[k]))
+        models.shutdown()
+    except Exception:  # noqa: BLE001  (the test reads the traceback from the result file)
+        result["error"] = traceback.format_exc()
+    with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
+        json.dump(result, f)
+
+
+def _refusal(module, address, before):
+    import shardcast
+    import shardcast.megatron as scm
+    with shardcast.Client(address) as client:
+        try:
+            scm.load(module, client)
+            return {"refused": False}
+        except shardcast.ShardcastError as e:
+            after = models.tensors(module)
+            return {"refused": True, "code": e.code, "message": e.message,
+                    "changed": sorted(k for k in after if not torch.equal(before[k], after[k]))}
+
+
+def run_world(tp, pp, model_name, ckpt, mode, address=None, **build_kw):
+    """Runs one world of tp x pp ranks; returns each rank's result dict."""
+    out = tempfile.mkdtemp(prefix="megatron_world.")
+    world = tp * pp
+    mp.start_processes(_world, args=(world, models.free_port(), tp, pp, model_name, ckpt, mode, address, build_kw,
+                                     out), nprocs=world, start_method="fork")
+    results = []
+    for rank in range(world):
+        with open(os.path.join(out, "rank%d.json" % rank)) as f:
+            results.append(json.load(f))
+    return results
+
+
+class _LoadCase(unittest.TestCase):
+    mode = None
+
+    def check_all(self, model_name, saved, address=None):
+        for tp, pp in TARGETS[model_name]:
+            with self.subTest(saved=saved, tp=tp, pp=pp):
+                for rank, r in enumerate(run_world(tp, pp, model_name, _CKPTS[saved], self.mode, address)):
+                    self.assertNotIn("error", r, r.get("error"))
+                    where = "%s loaded at TP %d PP %d, rank %d" % (saved, tp, pp, rank)
+                    self.assertGreater(len(r["names"]), 3, where)
+                    self.assertEqual(r["missing"], [], where)
+                    self.assertEqual(r["wrong"], [], "%s: not bit-exact" % where)
+                    self.assertEqual(r["unchanged"], [], "%s: not loaded (still the random init)" % where)
+                    self.check_report(r["report"], where)
+
+    def check_report(self, report, where):
+        pass
+
+
+class ReferenceBoxes(_LoadCase):
+    """boxes_for's boxes, filled by the stdlib DCP reader, equal dist_checkpointing.load."""
+    mode = "reference"
+
+    def test_gpt(self):
+        for saved in ("gpt_tp1_pp1", "gpt_tp2_pp1", "gpt_tp1_pp2"):
+            self.check_all("gpt", saved)
+
+    def test_radio(self):
+        for saved in ("radio_tp1_pp1", "radio_tp2_pp1"):
+            self.check_all("radio", saved)
+
+    def check_report(self, report, where):
+        self.assertGreater(report["objects"], 0, "%s: the _extra_state ShardedObjects are listed" % where)
+
+
+class _ServiceCase(_LoadCase):
+    def check_model(self, model_name, saved):
+        svc = service_test.Service(_CKPTS[saved])
+        try:
+            self.check_all(model_name, saved, svc.address)
+        finally:
+            svc.stop()
+
+
+class ServiceLoad(_ServiceCase):
+    """shardcast.megatron.load through shardcastd equals dist_checkpointing.load."""
+    mode = "service"
+
+    def test_gpt(self):
+        for saved in ("gpt_tp1_pp1", "gpt_tp2_pp1", "gpt_tp1_pp2"):
+            self.check_model("gpt", saved)
+
+    def test_radio(self):
+        for saved in ("radio_tp1_pp1", "radio_tp2_pp1"):
+            self.check_model("radio", saved)
+
+    def check_report(self, report, where):
+        self.assertGreater(report["bytes"], 0, where)
+        # The local spec's linear layers hold no _extra_state value: listed, with the reason.
+        self.assertTrue(report["not_loaded"], where)
+        for item in report["not_loaded"]:
+            self.assertTrue(item["key"].endswith("_extra_state"), (where, item))
+            self.assertIn("bytes entries are not served", item["reason"])
+
+
+class StrategyLoad(_ServiceCase):
+    """dist_checkpointing.load with ShardcastLoadStrategy equals the default strategy."""
+    mode = "strategy"
+
+    def test_gpt(self):
+        for saved in ("gpt_tp2_pp1", "gpt_tp1_pp2"):
+            self.check_model("gpt", saved)
+
+    def test_radio(self):
+        self.check_model("radio", "radio_tp2_pp1")
+
+    def check_report(self, report, where):
+        self.assertGreater(report["shards"], 0, where)
+
+
+class Refusals(unittest.TestCase):
+    """A model that disagrees with the checkpoint is refused before any byte moves, every problem
+    listed, the model untouched."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = service_test.Service(_CKPTS["gpt_tp2_pp1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+
+    def refuse(self, tp, **build_kw):
+        results = run_world(tp, 1, "gpt", _CKPTS["gpt_tp2_pp1"], "refuse", self.svc.address, **build_kw)
+        for r in results:
+            self.assertNotIn("error", r, r.get("error"))
+            self.assertTrue(r["refused"], r)
+            self.assertEqual(r["code"], "INVALID_ARGUMENT")
+            self.assertEqual(r["changed"], [], "bytes moved into a refused model")
+        return results
+
+    def test_other_hidden_size(self):
+        for r in self.refuse(2, hidden=48):
+            msg = r["message"]
+            # Every tensor with the hidden dimension disagrees; all are listed, not only the first.
+            for key in ("embedding.word_embeddings.weight", "output_layer.weight", "decoder.final_layernorm.weight",
+                        "decoder.layers.self_attention.linear_qkv.weight", "decoder.layers.mlp.linear_fc2.weight"):
+                self.assertIn(key, msg)
+            self.assertIn("the checkpoint's is [1000, 32]", msg)
+            self.assertIn("[1000, 48]", msg)
+
+    def test_missing_keys(self):
+        # 6 layers where the checkpoint has 4: layers 4 and 5 are boxes outside the stored [4, ...]
+        # tensors (refused by the service, all listed), and another vocab size disagrees too.
+        for r in self.refuse(1, layers=6, vocab=1024):
+            msg = r["message"]
+            self.assertIn("[1024, 32]", msg)
+            self.assertIn("global shape of decoder.layers.mlp.linear_fc2.weight is [6, 32, 64]", msg)
+
+    def test_key_not_in_checkpoint(self):
+        # A key_map pointing every key elsewhere: each key is named as missing.
+        out = tempfile.mkdtemp()
+        mp.start_processes(_key_map_world, args=(models.free_port(), _CKPTS["gpt_tp2_pp1"], self.svc.address, out),
+                           nprocs=1, start_method="fork")
+        with open(os.path.join(out, "rank0.json")) as f:
+            r = json.load(f)
+        self.assertNotIn("error", r, r.get("error"))
+        self.assertEqual(r["code"], "INVALID_ARGUMENT")
+        self.assertIn("key other.embedding.word_embeddings.weight is not in the checkpoint", r["message"])
+        self.assertIn("key other.decoder.final_layernorm.weight is not in the checkpoint", r["message"])
+        self.assertEqual(r["changed"], [])
+
+
+def _key_map_world(rank, port, ckpt, address, out):
+    import shardcast
+    import shardcast.megatron as scm
+    result = {}
+    try:
+        models.init_parallel(rank, 1, port, 1, 1)
+        module = models.build("gpt")
+        before = {k: v.clone() for k, v in models.tensors(module).items()}
+        with shardcast.Client(address) as client:
+            try:
+                scm.load(module, client, key_map={"": "other."})
+            except shardcast.ShardcastError as e:
+                result = {"code": e.code, "message": e.message}
+        after = models.tensors(module)
+        result["changed"] = sorted(k for k in after if not torch.equal(before[k], after[k]))
+        models.shutdown()
+    except Exception:  # noqa: BLE001
+        result["error"] = traceback.format_exc()
+    with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    junit_unittest.main()
