@@ -3,13 +3,15 @@ tools/setup_megatron.sh, named by $SHARDCAST_MEGATRON_PYTHON; tests/megatron_tes
 
 A tiny GPT (GQA with 2 query groups, SwiGLU, RMSNorm, untied embeddings, vocab 1000) and
 RADIOViTModel, every value random, are saved by Megatron's dist_checkpointing.save at TP 1, TP 2
-and PP 2 (GPT; RADIO at TP 1 and 2). Each is loaded at TP 1, 2, 4 and PP 2 (RADIO: TP 1, 2, 4)
+and PP 2 (GPT; RADIO at TP 1 and 2). Each is loaded at TP 1, 2, 4, PP 2 and TP 2 x PP 2 with 2
+virtual pipeline chunks per rank (a list of modules; RADIO: TP 1, 2, 4)
 into a freshly randomized model, and every parameter and buffer must equal, bit for bit, what
 dist_checkpointing.load puts into another fresh model:
   - ReferenceBoxes: the boxes of shardcast.megatron.boxes_for filled by a stdlib DCP reader
     (../shared/tools/dcp_reference), without the service: checks the boxes themselves;
   - ServiceLoad: shardcast.megatron.load against `mpirun -np 2 shardcastd --device cpu`;
   - StrategyLoad: dist_checkpointing.load(..., sharded_strategy=ShardcastLoadStrategy(client));
+  - MimoWarmStart: the --load-vision-from call (key_map) into a MIMO-shaped model;
   - Refusals: models that disagree with the checkpoint (other hidden size, a key the checkpoint
     lacks) are refused before any byte moves, every problem listed, and the model is untouched.
 Each load is one gloo world of TP x PP processes forked from this one."""
@@ -27,8 +29,8 @@ import junit_unittest  # noqa: E402
 from testenv import fixtures_dir, runfile  # noqa: E402
 import service_test  # noqa: E402  (its Service launcher)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(runfile("shardcast/python/shardcast/__init__.py",
-                                                           "SHARDCAST_PYTHON_PKG"))))
+PKG_DIR = os.path.dirname(os.path.dirname(runfile("shardcast/python/shardcast/__init__.py", "SHARDCAST_PYTHON_PKG")))
+sys.path.insert(0, PKG_DIR)
 os.environ.setdefault("SHARDCAST_CLIENT_SO", runfile("shardcast/client/libshardcast_client.so", "SHARDCAST_CLIENT_SO"))
 sys.path.insert(0, os.environ.get("SHARDCAST_DCP_REFERENCE") or
                 os.path.join(os.path.dirname(fixtures_dir()), "tools", "dcp_reference"))
@@ -39,7 +41,9 @@ import torch.multiprocessing as mp  # noqa: E402
 import models  # noqa: E402
 import save_checkpoints  # noqa: E402
 
-TARGETS = {"gpt": [(1, 1), (2, 1), (4, 1), (1, 2)], "radio": [(1, 1), (2, 1), (4, 1)]}
+# (TP, PP, virtual pipeline chunks per PP rank) loaded from each saved layout.
+TARGETS = {"gpt": [(1, 1, None), (2, 1, None), (4, 1, None), (1, 2, None), (2, 2, 2)],
+           "radio": [(1, 1, None), (2, 1, None), (4, 1, None)]}
 _CKPTS = {}
 
 
@@ -83,7 +87,7 @@ def _megatron_reference(model_name, ckpt, rank):
     from megatron.core import dist_checkpointing
     ref = models.build(model_name)
     models.randomize(ref, seed=7 + rank)
-    ref.load_state_dict(dist_checkpointing.load(ref.sharded_state_dict(), ckpt))
+    models.load_state_dict(ref, dist_checkpointing.load(models.sharded_state_dict(ref), ckpt))
     return models.tensors(ref)
 
 
@@ -101,15 +105,15 @@ def _load_with(mode, module, ckpt, address, build_kw):
             report = scm.load(module, client)
             return {k: report[k] for k in ("bytes", "shards", "not_loaded")}
         strategy = scm.ShardcastLoadStrategy(client)
-        module.load_state_dict(dist_checkpointing.load(module.sharded_state_dict(), ckpt,
-                                                       sharded_strategy=strategy))
+        models.load_state_dict(module, dist_checkpointing.load(models.sharded_state_dict(module), ckpt,
+                                                               sharded_strategy=strategy))
         return {k: strategy.last_report[k] for k in ("bytes", "shards")}
 
 
-def _world(rank, world, port, tp, pp, model_name, ckpt, mode, address, build_kw, out):
+def _world(rank, world, port, tp, pp, vpp, model_name, ckpt, mode, address, build_kw, out):
     result = {}
     try:
-        models.init_parallel(rank, world, port, tp, pp)
+        models.init_parallel(rank, world, port, tp, pp, vpp)
         expected = _megatron_reference(model_name, ckpt, rank) if mode != "refuse" else None
         module = models.build(model_name, **build_kw)
         models.randomize(module, seed=100 + rank)
@@ -143,12 +147,12 @@ def _refusal(module, address, before):
                     "changed": sorted(k for k in after if not torch.equal(before[k], after[k]))}
 
 
-def run_world(tp, pp, model_name, ckpt, mode, address=None, **build_kw):
+def run_world(tp, pp, model_name, ckpt, mode, address=None, vpp=None, **build_kw):
     """Runs one world of tp x pp ranks; returns each rank's result dict."""
     out = tempfile.mkdtemp(prefix="megatron_world.")
     world = tp * pp
-    mp.start_processes(_world, args=(world, models.free_port(), tp, pp, model_name, ckpt, mode, address, build_kw,
-                                     out), nprocs=world, start_method="fork")
+    mp.start_processes(_world, args=(world, models.free_port(), tp, pp, vpp, model_name, ckpt, mode, address,
+                                     build_kw, out), nprocs=world, start_method="fork")
     results = []
     for rank in range(world):
         with open(os.path.join(out, "rank%d.json" % rank)) as f:
@@ -160,12 +164,14 @@ class _LoadCase(unittest.TestCase):
     mode = None
 
     def check_all(self, model_name, saved, address=None):
-        for tp, pp in TARGETS[model_name]:
-            with self.subTest(saved=saved, tp=tp, pp=pp):
-                for rank, r in enumerate(run_world(tp, pp, model_name, _CKPTS[saved], self.mode, address)):
+        for tp, pp, vpp in TARGETS[model_name]:
+            with self.subTest(saved=saved, tp=tp, pp=pp, vpp=vpp):
+                for rank, r in enumerate(run_world(tp, pp, model_name, _CKPTS[saved], self.mode, address, vpp)):
                     self.assertNotIn("error", r, r.get("error"))
-                    where = "%s loaded at TP %d PP %d, rank %d" % (saved, tp, pp, rank)
+                    where = "%s loaded at TP %d PP %d VPP %s, rank %d" % (saved, tp, pp, vpp, rank)
                     self.assertGreater(len(r["names"]), 3, where)
+                    if vpp:  # a list of chunks: tensors named "<chunk>.<name>"
+                        self.assertEqual(sorted({n.split(".")[0] for n in r["names"]}), [str(i) for i in range(vpp)])
                     self.assertEqual(r["missing"], [], where)
                     self.assertEqual(r["wrong"], [], "%s: not bit-exact" % where)
                     self.assertEqual(r["unchanged"], [], "%s: not loaded (still the random init)" % where)
@@ -219,6 +225,70 @@ class ServiceLoad(_ServiceCase):
         for item in report["not_loaded"]:
             self.assertTrue(item["key"].endswith("_extra_state"), (where, item))
             self.assertIn("bytes entries are not served", item["reason"])
+
+
+class MimoWarmStart(unittest.TestCase):
+    """The --load-vision-from call: RADIO saved under model.vision_model. loaded into a MIMO-shaped
+    model's vision_submodule.encoders.radio_encoder.radio_model. through key_map; the language
+    model is left alone and reported."""
+
+    def test_key_map(self):
+        saved = _CKPTS["radio_vision_tp2_pp1"]
+        svc = service_test.Service(saved)
+        try:
+            for tp in (1, 2):
+                out = tempfile.mkdtemp()
+                mp.start_processes(_mimo_world, args=(tp, models.free_port(), saved, svc.address, out), nprocs=tp,
+                                   start_method="fork")
+                for rank in range(tp):
+                    with open(os.path.join(out, "rank%d.json" % rank)) as f:
+                        r = json.load(f)
+                    self.assertNotIn("error", r, r.get("error"))
+                    self.assertGreater(r["compared"], 10)
+                    self.assertEqual(r["wrong"], [], "TP %d rank %d: not bit-exact" % (tp, rank))
+                    self.assertEqual(r["lm_changed"], False, "the language model was touched")
+                    self.assertIn({"name": "language_model.weight", "key": "language_model.weight",
+                                   "reason": "not under any key_map prefix"}, r["not_loaded"])
+        finally:
+            svc.stop()
+
+
+def _mimo_world(rank, tp, port, ckpt, address, out):
+    import shardcast
+    import shardcast.megatron as scm
+    from megatron.core import dist_checkpointing
+    result = {}
+    try:
+        models.init_parallel(rank, tp, port, tp, 1)
+        ref = models.build("radio")
+        models.randomize(ref, seed=3 + rank)
+        ref.load_state_dict({k[len("model.vision_model."):]: v for k, v in dist_checkpointing.load(
+            ref.sharded_state_dict(prefix="model.vision_model."), ckpt).items()})
+        mimo = models.build_mimo_like()
+        models.randomize(mimo, seed=50 + rank)
+        lm_before = mimo.language_model.weight.detach().clone()
+        with shardcast.Client(address) as client:
+            report = scm.load(mimo, client, key_map={models.MIMO_VISION: "model.vision_model."})
+        got = mimo.vision_submodule.encoders.radio_encoder.radio_model
+        expected, loaded = models.tensors(ref), models.tensors(got)
+        result = {"compared": len(expected), "not_loaded": report["not_loaded"],
+                  "wrong": sorted(k for k in expected if not torch.equal(expected[k], loaded[k])),
+                  "lm_changed": not torch.equal(lm_before, mimo.language_model.weight.detach())}
+        models.shutdown()
+    except Exception:  # noqa: BLE001
+        result["error"] = traceback.format_exc()
+    with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
+        json.dump(result, f)
+
+
+class ImportWithoutTorch(unittest.TestCase):
+    def test_import_shardcast_imports_no_torch(self):
+        import subprocess
+        code = "import sys, shardcast; assert 'torch' not in sys.modules and 'megatron' not in sys.modules, " \
+               "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))"
+        p = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=PKG_DIR), capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 class StrategyLoad(_ServiceCase):

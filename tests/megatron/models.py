@@ -58,12 +58,18 @@ def _gpt_config(hidden, layers):
         ffn_hidden_size=2 * hidden, gated_linear_unit=True, activation_func=torch.nn.functional.silu,
         normalization="RMSNorm", add_bias_linear=False, use_cpu_initialization=True,
         params_dtype=torch.float32, pipeline_dtype=torch.float32,
-        tensor_model_parallel_size=_tp(), pipeline_model_parallel_size=_pp())
+        tensor_model_parallel_size=_tp(), pipeline_model_parallel_size=_pp(),
+        virtual_pipeline_model_parallel_size=_vpp())
 
 
 def _tp():
     from megatron.core import parallel_state as ps
     return ps.get_tensor_model_parallel_world_size()
+
+
+def _vpp():
+    from megatron.core import parallel_state as ps
+    return ps.get_virtual_pipeline_model_parallel_world_size()
 
 
 def _pp():
@@ -98,8 +104,50 @@ def build_radio(hidden=32, layers=2):
                          max_img_w=64, class_token_len=2)
 
 
+MIMO_VISION = "vision_submodule.encoders.radio_encoder.radio_model."
+
+
+def build_mimo_like(hidden=32):
+    """A model shaped like a hetero MIMO model for the --load-vision-from warm start: RADIO at
+    `vision_submodule.encoders.radio_encoder.radio_model.` and a language-model parameter beside it
+    (MegatronModule containers, so each part keeps its own sharded_state_dict)."""
+    from megatron.core.transformer.module import MegatronModule
+    radio = build_radio(hidden)
+
+    def node():
+        return MegatronModule(radio.config)
+    root = node()
+    root.vision_submodule = node()
+    root.vision_submodule.encoders = node()
+    root.vision_submodule.encoders.radio_encoder = node()
+    root.vision_submodule.encoders.radio_encoder.radio_model = radio
+    root.language_model = node()
+    root.language_model.weight = torch.nn.Parameter(torch.zeros(8, hidden))
+    return root
+
+
 def build(name, **kw):
+    """One model; with virtual pipelining (GPT), the list of this rank's chunks, as Megatron-LM
+    keeps them."""
+    if name == "gpt" and _vpp():
+        return [build_gpt(vp_stage=i, **kw) for i in range(_vpp())]
     return {"gpt": build_gpt, "radio": build_radio}[name](**kw)
+
+
+def sharded_state_dict(model):
+    """Megatron-LM's checkpoint state dict of a model or of its virtual pipeline chunks
+    ({"model0": ..., "model1": ...})."""
+    if isinstance(model, list):
+        return {"model%d" % i: m.sharded_state_dict() for i, m in enumerate(model)}
+    return model.sharded_state_dict()
+
+
+def load_state_dict(model, state_dict):
+    if isinstance(model, list):
+        for i, m in enumerate(model):
+            m.load_state_dict(state_dict["model%d" % i])
+    else:
+        model.load_state_dict(state_dict)
 
 
 def randomize(modules, seed):

@@ -15,12 +15,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 
 # (model, tp, pp): the saved layouts.
-LAYOUTS = [("gpt", 1, 1), ("gpt", 2, 1), ("gpt", 1, 2), ("radio", 1, 1), ("radio", 2, 1)]
+# (model, tp, pp[, key prefix]): RADIO is also saved under "model.vision_model.", as a MIMO/VLM
+# checkpoint holds it (the --load-vision-from warm start's source).
+LAYOUTS = [("gpt", 1, 1), ("gpt", 2, 1), ("gpt", 1, 2), ("radio", 1, 1), ("radio", 2, 1),
+           ("radio", 2, 1, "model.vision_model.")]
 WORLD = 2
 
 
-def name(model, tp, pp):
-    return "%s_tp%d_pp%d" % (model, tp, pp)
+def name(model, tp, pp, prefix=""):
+    return "%s%s_tp%d_pp%d" % (model, "_vision" if prefix else "", tp, pp)
 
 
 def _save_all(rank, port, layouts, out):
@@ -33,11 +36,12 @@ def _save_all(rank, port, layouts, out):
     import os as _os
     _os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    for model, tp, pp in layouts:
+    for model, tp, pp, *prefix in layouts:
         ps.initialize_model_parallel(tp, pp)
         module = models.build(model)
         models.randomize(module, seed=1000 * (tp + 10 * pp) + rank)
-        dist_checkpointing.save(module.sharded_state_dict(), os.path.join(out, name(model, tp, pp)))
+        dist_checkpointing.save(module.sharded_state_dict(prefix="".join(prefix)),
+                                os.path.join(out, name(model, tp, pp, *prefix)))
         ps.destroy_model_parallel()
     dist.destroy_process_group()
 
