@@ -29,6 +29,7 @@ Importing this module imports torch and megatron.core; `import shardcast` does n
 """
 import dataclasses
 import math
+import os
 import time
 
 import torch
@@ -152,9 +153,16 @@ def check_against_checkpoint(client, plan):
     """Every disagreement between the plan and the served checkpoint, as lines: keys the checkpoint
     lacks, global shapes that differ, dtypes that cannot be cast, and what the service refuses
     (box_manifest: a box outside its tensor, a bad cast). Sets each box's "dtype" where the
-    destination's differs from the stored one (bf16 / fp16 / fp32 casts). Asks the service for the
-    stored keys (a whole-tensor manifest; no byte moves)."""
-    stored = {s["key"]: s for s in client.manifest(1, 0, layout="replicate")}
+    destination's differs from the stored one (bf16 / fp16 / fp32 casts)."""
+    # The stored keys, dtypes and global shapes: a whole-tensor manifest (whole tensors alias the
+    # service's copies; no byte moves), narrowed to the keys' common prefix.
+    prefix = os.path.commonprefix([b["key"] for b in plan.boxes])
+    try:
+        stored = {s["key"]: s for s in client.manifest(1, 0, layout="replicate", prefix=prefix or None)}
+    except ShardcastError as e:
+        if e.code != "NOT_FOUND":  # NOT_FOUND: no stored key has that prefix (each is listed below)
+            raise
+        stored = {}
     problems = []
     for box in plan.boxes:
         name, key, dst = box["name"], box["key"], box["tensor"]
