@@ -83,9 +83,9 @@ def _fill_from_reference(ckpt, plan):
 
 # ---- one gloo world: load a fresh model the way `mode` says, compare with dist_checkpointing ---
 
-def _megatron_reference(model_name, ckpt, rank):
+def _megatron_reference(model_name, ckpt, rank, build_kw):
     from megatron.core import dist_checkpointing
-    ref = models.build(model_name)
+    ref = models.build(model_name, **build_kw)
     models.randomize(ref, seed=7 + rank)
     models.load_state_dict(ref, dist_checkpointing.load(models.sharded_state_dict(ref), ckpt))
     return models.tensors(ref)
@@ -114,7 +114,7 @@ def _world(rank, world, port, tp, pp, vpp, model_name, ckpt, mode, address, buil
     result = {}
     try:
         models.init_parallel(rank, world, port, tp, pp, vpp)
-        expected = _megatron_reference(model_name, ckpt, rank) if mode != "refuse" else None
+        expected = _megatron_reference(model_name, ckpt, rank, build_kw) if mode != "refuse" else None
         module = models.build(model_name, **build_kw)
         models.randomize(module, seed=100 + rank)
         before = {k: v.clone() for k, v in models.tensors(module).items()}
@@ -127,6 +127,7 @@ def _world(rank, world, port, tp, pp, vpp, model_name, ckpt, mode, address, buil
             result["missing"] = sorted(set(expected) - set(got))
             result["wrong"] = sorted(k for k in expected if k in got and not torch.equal(expected[k], got[k]))
             result["unchanged"] = sorted(k for k in got if torch.equal(before[k], got[k]))
+            result["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in got.values()})
         models.shutdown()
     except Exception:  # noqa: BLE001  (the test reads the traceback from the result file)
         result["error"] = traceback.format_exc()
@@ -217,6 +218,22 @@ class ServiceLoad(_ServiceCase):
     def test_radio(self):
         for saved in ("radio_tp1_pp1", "radio_tp2_pp1"):
             self.check_model("radio", saved)
+
+    def test_gpt_bf16_from_fp32(self):
+        # A bf16 model from the fp32 checkpoint: every box cast by the service, bit-exact against
+        # dist_checkpointing.load's own cast into another bf16 model.
+        svc = service_test.Service(_CKPTS["gpt_tp2_pp1"])
+        try:
+            for tp in (1, 2):
+                for rank, r in enumerate(run_world(tp, 1, "gpt", _CKPTS["gpt_tp2_pp1"], "service", svc.address,
+                                                   dtype=torch.bfloat16)):
+                    self.assertNotIn("error", r, r.get("error"))
+                    self.assertEqual(r["wrong"], [], "TP %d rank %d" % (tp, rank))
+                    self.assertEqual(r["unchanged"], [])
+                    # Megatron keeps the norms in fp32 (no cast), the rest is bf16 (cast).
+                    self.assertEqual(r["dtypes"], ["bfloat16", "float32"])
+        finally:
+            svc.stop()
 
     def check_report(self, report, where):
         self.assertGreater(report["bytes"], 0, where)
@@ -345,6 +362,24 @@ class Refusals(unittest.TestCase):
             self.assertIn("[1024, 32]", msg)
             self.assertIn("global shape of decoder.layers.mlp.linear_fc2.weight is [6, 32, 64]", msg)
 
+    def test_what_cannot_be_a_box_is_listed(self):
+        # A non-contiguous destination and a ShardedObject holding a value (bytes entries are not
+        # served) are listed together with the service's own refusal (a box outside its tensor);
+        # with strict=False the ShardedObjects are reported instead and the rest loads.
+        r = _in_child(_unservable, self.svc.address)
+        self.assertNotIn("error", r, r.get("error"))
+        msg = r["strict"]
+        self.assertIn("4 problem(s)", msg)
+        self.assertIn("proj: its data is not contiguous (stride [1, 32])", msg)
+        self.assertIn("too_long: the model's global shape of decoder.final_layernorm.weight is [33], the "
+                      "checkpoint's is [32]", msg)
+        self.assertIn("obj: ShardedObject some/object holds a value, but shardcastd does not serve bytes entries", msg)
+        self.assertIn("box offsets [0] sizes [33] is not inside the tensor's shape [32]", msg)
+        self.assertEqual(r["changed_after_refusal"], False)
+        self.assertEqual(sorted(i["key"] for i in r["lenient"]["not_loaded"]), ["empty/object", "some/object"])
+        self.assertEqual(r["lenient"]["bytes"], 32 * 4)
+        self.assertEqual(r["loaded_norm_equals_reference"], True)
+
     def test_key_not_in_checkpoint(self):
         # A key_map pointing every key elsewhere: each key is named as missing.
         out = tempfile.mkdtemp()
@@ -357,6 +392,49 @@ class Refusals(unittest.TestCase):
         self.assertIn("key other.embedding.word_embeddings.weight is not in the checkpoint", r["message"])
         self.assertIn("key other.decoder.final_layernorm.weight is not in the checkpoint", r["message"])
         self.assertEqual(r["changed"], [])
+
+
+def _in_child(fn, *args):
+    """fn(*args) in a forked process (no gRPC channel ever lives in the forking parent); its JSON."""
+    out = tempfile.mkdtemp()
+    mp.start_processes(_child, args=(fn, args, out), nprocs=1, start_method="fork")
+    with open(os.path.join(out, "result.json")) as f:
+        return json.load(f)
+
+
+def _child(rank, fn, args, out):
+    try:
+        result = fn(*args)
+    except Exception:  # noqa: BLE001
+        result = {"error": traceback.format_exc()}
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump(result, f)
+
+
+def _unservable(address):
+    import shardcast
+    import shardcast.megatron as scm
+    from megatron.core.dist_checkpointing import ShardedObject, ShardedTensor
+    norm, bad_norm = torch.full((32,), 7.0), torch.full((33,), 7.0)
+    proj = torch.zeros(64, 32).t()  # a transposed view: not contiguous
+    sd = {"norm": ShardedTensor.from_rank_offsets("decoder.final_layernorm.weight", norm),
+          "too_long": ShardedTensor.from_rank_offsets("decoder.final_layernorm.weight", bad_norm),
+          "proj": ShardedTensor.from_rank_offsets("output_layer.weight", proj),
+          "obj": ShardedObject("some/object", {"fp8": 1}, (1,), (0,)),
+          "empty": ShardedObject("empty/object", None, (1,), (0,))}
+    result = {}
+    with shardcast.Client(address) as client:
+        try:
+            scm.load_plan(client, scm.plan_state_dict(sd), strict=True)
+        except shardcast.ShardcastError as e:
+            result["strict"] = e.message
+        result["changed_after_refusal"] = not torch.equal(norm, torch.full((32,), 7.0))
+        del sd["proj"], sd["too_long"]
+        result["lenient"] = scm.load_plan(client, scm.plan_state_dict(sd), strict=False)
+    ref = refreader.parse_metadata(os.path.join(_CKPTS["gpt_tp2_pp1"], ".metadata"))
+    expected = _reference_box(_CKPTS["gpt_tp2_pp1"], ref, "decoder.final_layernorm.weight", [0], [32], torch.float32)
+    result["loaded_norm_equals_reference"] = torch.equal(norm, expected)
+    return result
 
 
 def _key_map_world(rank, port, ckpt, address, out):

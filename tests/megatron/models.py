@@ -51,13 +51,13 @@ def shutdown():
     dist.destroy_process_group()
 
 
-def _gpt_config(hidden, layers):
+def _gpt_config(hidden, layers, dtype=torch.float32):
     from megatron.core.transformer import TransformerConfig
     return TransformerConfig(
         num_layers=layers, hidden_size=hidden, num_attention_heads=4, num_query_groups=2,
         ffn_hidden_size=2 * hidden, gated_linear_unit=True, activation_func=torch.nn.functional.silu,
         normalization="RMSNorm", add_bias_linear=False, use_cpu_initialization=True,
-        params_dtype=torch.float32, pipeline_dtype=torch.float32,
+        params_dtype=dtype, pipeline_dtype=dtype, bf16=dtype == torch.bfloat16,
         tensor_model_parallel_size=_tp(), pipeline_model_parallel_size=_pp(),
         virtual_pipeline_model_parallel_size=_vpp())
 
@@ -77,7 +77,8 @@ def _pp():
     return ps.get_pipeline_model_parallel_world_size()
 
 
-def build_gpt(hidden=32, layers=4, vocab=1000, pre_process=None, post_process=None, vp_stage=None):
+def build_gpt(hidden=32, layers=4, vocab=1000, pre_process=None, post_process=None, vp_stage=None,
+              dtype=torch.float32):
     """One GPT stage of the current PP rank (or of `vp_stage` with virtual pipelining)."""
     from megatron.core import parallel_state as ps
     from megatron.core.models.gpt import GPTModel
@@ -86,7 +87,7 @@ def build_gpt(hidden=32, layers=4, vocab=1000, pre_process=None, post_process=No
         pre_process = ps.is_pipeline_first_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
     if post_process is None:
         post_process = ps.is_pipeline_last_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
-    return GPTModel(_gpt_config(hidden, layers), get_gpt_layer_local_spec(normalization="RMSNorm"),
+    return GPTModel(_gpt_config(hidden, layers, dtype), get_gpt_layer_local_spec(normalization="RMSNorm"),
                     vocab_size=vocab, max_sequence_length=64, pre_process=pre_process, post_process=post_process,
                     share_embeddings_and_output_weights=False, position_embedding_type="rope", vp_stage=vp_stage)
 
