@@ -149,11 +149,14 @@ def _walk(tree, path=""):
         yield path, tree
 
 
-def check_against_checkpoint(client, plan):
+def check_against_checkpoint(client, plan, ask_service=False):
     """Every disagreement between the plan and the served checkpoint, as lines: keys the checkpoint
-    lacks, global shapes that differ, dtypes that cannot be cast, and what the service refuses
+    lacks, global shapes that differ, dtypes that cannot be cast, and then what the service refuses
     (box_manifest: a box outside its tensor, a bad cast). Sets each box's "dtype" where the
-    destination's differs from the stored one (bf16 / fp16 / fp32 casts)."""
+    destination's differs from the stored one (bf16 / fp16 / fp32 casts). The service is asked
+    when a problem was found here or `ask_service` says one was found elsewhere; otherwise the
+    receive's own manifest makes the same checks (refusing before any byte moves), saving a round
+    trip."""
     # The stored keys, dtypes and global shapes: a whole-tensor manifest (whole tensors alias the
     # service's copies; no byte moves), narrowed to the keys' common prefix.
     prefix = os.path.commonprefix([b["key"] for b in plan.boxes])
@@ -185,7 +188,7 @@ def check_against_checkpoint(client, plan):
                 problems.append("%s: the model holds %s, the checkpoint stores %s %s (no cast between them)" % (
                     name, dst_dtype, key, stored_dtype))
     served = [b for b in plan.boxes if b["key"] in stored]
-    if served:
+    if served and (problems or ask_service):
         try:
             client.box_manifest(served)  # the service's own checks (a box outside its tensor, casts)
         except ShardcastError as e:
@@ -202,12 +205,12 @@ def load_plan(client, plan, strict=True):
     """Receives a BoxPlan's boxes in place; refuses before any byte moves, listing every problem.
     Returns the report (see load)."""
     problems = list(plan.problems)
-    if plan.boxes:
-        problems += check_against_checkpoint(client, plan)
     if strict:
         problems += ["%s: ShardedObject %s holds a value, but shardcastd does not serve bytes entries "
                      "(pass strict=False to leave it as it is)" % (name, key)
                      for name, key, has_data in plan.objects if has_data]
+    if plan.boxes:
+        problems += check_against_checkpoint(client, plan, ask_service=bool(problems))
     if problems:
         _refuse(problems)
     batches = [plan.boxes[i:i + _MAX_BOXES] for i in range(0, len(plan.boxes), _MAX_BOXES)]
@@ -277,9 +280,6 @@ class ShardcastLoadStrategy(TorchDistLoadShardedStrategy):
         if objects:
             merge(loaded, super().load(objects, checkpoint_dir, async_strategy))
         return loaded
-
-    def can_handle_sharded_objects(self):
-        return True
 
 
 def _replace_leaves(tree, fn):
