@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/manifest_json.h"
@@ -174,6 +175,45 @@ int shardcast_warm_up(shardcast_client* client, const char* manifest_json, int d
   absl::StatusOr<shardcast::Manifest> m = shardcast::ManifestFromJson(manifest_json ? manifest_json : "");
   if (!m.ok()) return Fail(m.status(), error);
   return WarmUp(client, *m, device, error);
+}
+
+// ---- The index and bytes entries ----
+
+int shardcast_index(shardcast_client* client, char** index_json, char** error) {
+  if (absl::Status s = Require(client != nullptr && index_json != nullptr, "client and index_json"); !s.ok()) {
+    return Fail(s, error);
+  }
+  absl::StatusOr<shardcast::ServiceIndex> index = client->client->GetIndex();
+  if (!index.ok()) return Fail(index.status(), error);
+  *index_json = Dup(index->ToJson().Dump());
+  return 0;
+}
+
+int shardcast_read_bytes(shardcast_client* client, const char* keys_json, char** values_json, char** error) {
+  if (absl::Status s = Require(client != nullptr && keys_json != nullptr && values_json != nullptr,
+                               "client, keys_json and values_json");
+      !s.ok()) {
+    return Fail(s, error);
+  }
+  absl::StatusOr<shardcast::Json> parsed = shardcast::Json::Parse(keys_json);
+  if (!parsed.ok()) return Fail(parsed.status(), error);
+  if (!parsed->is_array()) return Fail(absl::InvalidArgumentError("keys_json must be an array of strings"), error);
+  std::vector<std::string> keys;
+  for (const shardcast::Json& k : parsed->items()) {
+    if (!k.is_string()) return Fail(absl::InvalidArgumentError("keys_json must be an array of strings"), error);
+    keys.push_back(k.as_string());
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> values = client->client->ReadBytes(keys);
+  if (!values.ok()) return Fail(values.status(), error);
+  shardcast::Json out = shardcast::Json::Array();
+  for (const auto& [key, data] : *values) {
+    shardcast::Json v = shardcast::Json::Object();
+    v.Set("key", key);
+    v.Set("base64", absl::Base64Escape(data));
+    out.Append(std::move(v));
+  }
+  *values_json = Dup(out.Dump());
+  return 0;
 }
 
 int shardcast_nccl_version(shardcast_client* client, int* version, char** error) {

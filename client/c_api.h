@@ -90,6 +90,16 @@ int shardcast_receive(shardcast_client* client, const char* manifest_json, size_
  * time as a receive on the same client. */
 int shardcast_warm_up(shardcast_client* client, const char* manifest_json, int device, char** error);
 
+/* The service's index: what it holds (its --prefix's selection), in .metadata order, asked page by
+ * page. index_json: {"prefix", "tensors": [{"key", "dtype", "shape"}], "bytes": [{"key", "nbytes",
+ * "compressed"}]} (nbytes as stored; the payload's size unless compressed). */
+int shardcast_index(shardcast_client* client, char** index_json, char** error);
+
+/* Bytes entries (DCP's non-tensor values) by key. keys_json: a JSON array of keys. values_json:
+ * [{"key", "base64"}] in the order asked, each payload as stored (usually a torch.save archive),
+ * base64-encoded. Keys the service does not serve: 5 (NOT_FOUND) listing them; nothing returned. */
+int shardcast_read_bytes(shardcast_client* client, const char* keys_json, char** values_json, char** error);
+
 /* ncclGetVersion() of the library this client would load (0 and an error if it cannot). */
 int shardcast_nccl_version(shardcast_client* client, int* version, char** error);
 

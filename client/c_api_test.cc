@@ -45,6 +45,41 @@ class FakeService final : public v1::Shardcast::Service, public v1::LoaderRank::
     e->set_address(address);
     return req->tp_size() == 1 ? grpc::Status::OK : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "tp 1 only");
   }
+  // ---- The index (two pages of one entry each) and bytes entries (one per reply) ----
+  std::atomic<bool> stuck_index{false};     // every page points back to itself
+  std::atomic<bool> wrong_bytes{false};     // replies name a key not asked for
+  std::atomic<int> bytes_requests{0};
+  grpc::Status GetIndex(grpc::ServerContext*, const v1::IndexRequest* req, v1::CheckpointIndex* out) override {
+    out->set_total(2);
+    out->set_prefix("model.");
+    if (req->start() == 0) {
+      v1::TensorIndexEntry* t = out->add_tensors();
+      t->set_key("model.w");
+      t->set_dtype("bfloat16");
+      t->add_shape(8);
+      t->add_shape(4);
+      out->set_next(stuck_index ? 0 : 1);
+      if (stuck_index) out->set_total(3);  // announces more than it gives
+    } else {
+      v1::BytesIndexEntry* b = out->add_bytes();
+      b->set_key("model.extra");
+      b->set_nbytes(5);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status ReadBytes(grpc::ServerContext*, const v1::ReadBytesRequest* req, v1::ReadBytesReply* out) override {
+    ++bytes_requests;
+    for (int i = 0; i < req->keys_size(); ++i) {
+      if (i == 0) {
+        v1::BytesValue* v = out->add_values();
+        v->set_key(wrong_bytes ? "other" : req->keys(0));
+        v->set_data(std::string("\0\xff", 2) + req->keys(0));
+      } else {
+        out->add_remaining(req->keys(i));  // one entry per reply: the client asks again
+      }
+    }
+    return grpc::Status::OK;
+  }
   grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest*, grpc::ServerWriter<v1::FetchChunk>* w) override {
     ++fetches;
     v1::FetchChunk c;
@@ -142,6 +177,40 @@ TEST_F(CApiTest, AParsedManifestIsCheckedLikeTheServers) {
   EXPECT_EQ(shardcast_manifest_parse(bad.c_str(), &m, &err.p), 3);
   EXPECT_THAT(err.str(), HasSubstr("the manifest says 17"));
   EXPECT_EQ(m, nullptr);
+}
+
+// ---- The index and bytes entries ----
+
+TEST_F(CApiTest, IndexIsAskedPageByPage) {
+  CString out, err;
+  ASSERT_EQ(shardcast_index(client_, &out.p, &err.p), 0) << err.str();
+  EXPECT_EQ(out.str(),
+            R"({"prefix":"model.","tensors":[{"key":"model.w","dtype":"bfloat16","shape":[8,4]}],)"
+            R"("bytes":[{"key":"model.extra","nbytes":5,"compressed":false}]})");
+  fake_.stuck_index = true;
+  CString out2, err2;
+  EXPECT_EQ(shardcast_index(client_, &out2.p, &err2.p), 15);  // DATA_LOSS
+  EXPECT_THAT(err2.str(), HasSubstr("announced 3"));
+  EXPECT_EQ(out2.p, nullptr);
+  CString err3;
+  EXPECT_EQ(shardcast_index(nullptr, &out2.p, &err3.p), 3);
+}
+
+TEST_F(CApiTest, ReadBytesAsksAgainForWhatARepliesLeftAndEncodesBase64) {
+  CString out, err;
+  ASSERT_EQ(shardcast_read_bytes(client_, R"(["a", "b", "c"])", &out.p, &err.p), 0) << err.str();
+  // "\0\xff" + key, base64-encoded: AP9h, AP9i, AP9j.
+  EXPECT_EQ(out.str(), R"([{"key":"a","base64":"AP9h"},{"key":"b","base64":"AP9i"},{"key":"c","base64":"AP9j"}])");
+  EXPECT_EQ(fake_.bytes_requests.load(), 3);
+  CString out2, err2, err2b;
+  EXPECT_EQ(shardcast_read_bytes(client_, R"(["a", 1])", &out2.p, &err2.p), 3);
+  EXPECT_EQ(shardcast_read_bytes(client_, R"({"a": 1})", &out2.p, &err2b.p), 3);
+  EXPECT_EQ(fake_.bytes_requests.load(), 3);  // refused before sending
+  fake_.wrong_bytes = true;
+  CString err3;
+  EXPECT_EQ(shardcast_read_bytes(client_, R"(["a"])", &out2.p, &err3.p), 15);
+  EXPECT_THAT(err3.str(), HasSubstr("does not match the keys"));
+  EXPECT_EQ(out2.p, nullptr);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "common/crc32c.h"
 #include "common/dtype.h"
 #include "common/status_macros.h"
+#include "common/step_trace.h"
 #include "kernels/device_crc32c.h"
 #include "proto/request_convert.h"
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
@@ -615,17 +616,23 @@ absl::Status Client::WarmUp(const Manifest& m, int device) {
 }
 
 absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::vector<Destination>& dst, int device) {
+  StepTrace trace("receive (device):");
   SC_ASSIGN_OR_RETURN(const std::vector<const ShardEntry*> entries, MatchDestinations(m, dst));
+  trace.Mark("match");
   SC_ASSIGN_OR_RETURN(const std::string uuid, DeviceUuid(device));
+  trace.Mark("uuid");
   SC_RETURN_IF_ERROR(LoadNccl());
   std::atomic<bool> used_nccl{false}, used_ipc{false};
   const auto t0 = std::chrono::steady_clock::now();
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
+  trace.Mark("nccl+watch");
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                                                 const std::vector<const Destination*>& list) -> absl::Status {
     std::vector<std::string> names;
     for (const Destination* d : list) names.push_back(d->name);
+    StepTrace trace("owner:");
     SC_ASSIGN_OR_RETURN(v1::OpenSessionReply reply, OpenDeviceSession(m, rank, address, names, uuid, /*warm_up=*/false));
+    trace.Mark("open session");
     if (reply.has_ipc()) {
       used_ipc = true;
       return ReceiveOverIpc(rank, address, reply.ipc(), list, device);
@@ -635,6 +642,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   });
   if (!received_all.ok()) SC_RETURN_IF_ERROR(watch.failure());
   SC_RETURN_IF_ERROR(received_all);
+  trace.Mark("transfers");
   FetchReport r = CountReceived(dst, used_nccl && used_ipc ? "nccl+cuda_ipc" : used_ipc ? "cuda_ipc" : "nccl", t0);
   // CRC32C of what arrived, computed on this GPU (nothing is copied back).
   if (options_.verify_crc32c) {
@@ -643,6 +651,7 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
     SC_ASSIGN_OR_RETURN(std::vector<uint32_t> crcs, DeviceCrc32c(device, spans, options_.deadline));
     for (size_t i = 0; i < dst.size(); ++i) SC_RETURN_IF_ERROR(CheckCrc(dst[i].name, crcs[i], *entries[i], r.transport));
     r.crc_checked = static_cast<int>(dst.size());
+    trace.Mark("crc");
   }
   return r;
 }
@@ -650,8 +659,10 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
 absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const v1::IpcExport& exported,
                                     const std::vector<const Destination*>& list, int device) {
   // Same GPU: map the loader's allocations and copy device-locally, then release the lease.
+  StepTrace trace("ipc receive:");
   IpcShardReceiver receiver(device, exported, Peer(rank, address));
   const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
+  trace.Mark("receive");
   grpc::ClientContext release_ctx;
   Prepare(&release_ctx, options_);
   v1::ReleaseIpcRequest release;
@@ -659,6 +670,7 @@ absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const 
   v1::ReleaseIpcReply released;
   absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
                             absl::StrCat("releasing the CUDA IPC lease of ", Peer(rank, address)));
+  trace.Mark("release");
   SC_RETURN_IF_ERROR(copied);
   return r;
 }
@@ -702,6 +714,107 @@ absl::Status Client::AwaitSender(const std::string& address, uint64_t transfer_i
   // A failed call (cancelled once the receive is over, an older server) says nothing about the send.
   if (!impl_->RankStub(address)->AwaitTransfer(ctx, req, &reply).ok()) return absl::OkStatus();
   return SenderStatus(reply.code(), reply.message());
+}
+
+// ---- The service's index and bytes entries ----
+
+namespace {
+
+constexpr size_t kMaxIndexEntries = 1u << 26;  // a server claiming more is refused (DataLoss)
+constexpr size_t kBytesKeysPerRequest = 4096;  // the service's cap per ReadBytes request
+
+// One page's entries appended to `index`, each checked.
+absl::Status AppendIndexPage(const v1::CheckpointIndex& page, ServiceIndex* index) {
+  for (const v1::TensorIndexEntry& t : page.tensors()) {
+    if (!DTypeFromName(t.dtype()).ok()) {
+      return absl::DataLossError(absl::StrCat("the service's index names an unknown dtype '", t.dtype(), "'"));
+    }
+    IndexedTensor e{t.key(), t.dtype(), Shape(t.shape().begin(), t.shape().end())};
+    for (int64_t d : e.shape) {
+      if (d < 0) return absl::DataLossError(absl::StrCat("the service's index gives '", t.key(), "' a negative dimension"));
+    }
+    index->tensors.push_back(std::move(e));
+  }
+  for (const v1::BytesIndexEntry& b : page.bytes()) index->bytes.push_back({b.key(), b.nbytes(), b.compressed()});
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Json ServiceIndex::ToJson() const {
+  Json j = Json::Object();
+  j.Set("prefix", prefix);
+  Json ts = Json::Array();
+  for (const IndexedTensor& t : tensors) {
+    Json tj = Json::Object();
+    tj.Set("key", t.key);
+    tj.Set("dtype", t.dtype);
+    tj.Set("shape", Json::ArrayOf(t.shape));
+    ts.Append(std::move(tj));
+  }
+  j.Set("tensors", std::move(ts));
+  Json bs = Json::Array();
+  for (const IndexedBytes& b : bytes) {
+    Json bj = Json::Object();
+    bj.Set("key", b.key);
+    bj.Set("nbytes", b.nbytes);
+    bj.Set("compressed", b.compressed);
+    bs.Append(std::move(bj));
+  }
+  j.Set("bytes", std::move(bs));
+  return j;
+}
+
+absl::StatusOr<ServiceIndex> Client::GetIndex() {
+  ServiceIndex index;
+  uint64_t start = 0, total = 0;
+  do {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, options_);
+    v1::IndexRequest req;
+    req.set_start(start);
+    v1::CheckpointIndex page;
+    SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetIndex(&ctx, req, &page), "index"));
+    if (start == 0) total = page.total();
+    if (page.total() != total || total > kMaxIndexEntries || (page.next() != 0 && page.next() <= start) ||
+        page.next() > total) {
+      return absl::DataLossError(absl::StrCat("the service's index pages do not add up (page at ", start, ": next ",
+                                              page.next(), ", total ", page.total(), ")"));
+    }
+    index.prefix = page.prefix();
+    SC_RETURN_IF_ERROR(AppendIndexPage(page, &index));
+    start = page.next();
+  } while (start != 0);
+  if (index.tensors.size() + index.bytes.size() != total) {
+    return absl::DataLossError(absl::StrCat("the service's index pages hold ", index.tensors.size() + index.bytes.size(),
+                                            " entries but it announced ", total));
+  }
+  return index;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Client::ReadBytes(
+    const std::vector<std::string>& keys) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::string> ask;
+  for (size_t next = 0; next < keys.size() || !ask.empty();) {
+    while (ask.size() < kBytesKeysPerRequest && next < keys.size()) ask.push_back(keys[next++]);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, options_);
+    v1::ReadBytesRequest req;
+    for (const std::string& k : ask) req.add_keys(k);
+    v1::ReadBytesReply reply;
+    SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->ReadBytes(&ctx, req, &reply), "read bytes"));
+    // The reply must answer a non-empty prefix of what was asked and leave exactly the rest.
+    const size_t n = reply.values_size();
+    bool ok = n > 0 && n + reply.remaining_size() == ask.size();
+    for (size_t i = 0; ok && i < ask.size(); ++i) {
+      ok = (i < n ? reply.values(i).key() : reply.remaining(i - n)) == ask[i];
+    }
+    if (!ok) return absl::DataLossError("the service's ReadBytes reply does not match the keys asked for");
+    for (v1::BytesValue& v : *reply.mutable_values()) out.emplace_back(v.key(), std::move(*v.mutable_data()));
+    ask.assign(reply.remaining().begin(), reply.remaining().end());
+  }
+  return out;
 }
 
 }  // namespace shardcast

@@ -87,6 +87,26 @@ struct FetchReport {
   Json ToJson() const;
 };
 
+// ---- The service's index and bytes entries (GetIndex, ReadBytes) ----
+struct IndexedTensor {
+  std::string key;
+  std::string dtype;  // PyTorch name
+  Shape shape;        // global shape
+};
+struct IndexedBytes {
+  std::string key;
+  uint64_t nbytes = 0;      // as stored (the payload's size unless `compressed`)
+  bool compressed = false;  // stored through a stream transform (zstd)
+};
+// What the service holds (its --prefix's selection), in `.metadata` order.
+struct ServiceIndex {
+  std::string prefix;
+  std::vector<IndexedTensor> tensors;
+  std::vector<IndexedBytes> bytes;
+  // {"prefix", "tensors": [{"key", "dtype", "shape"}], "bytes": [{"key", "nbytes", "compressed"}]}
+  Json ToJson() const;
+};
+
 class Client {
  public:
   static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options);
@@ -112,6 +132,14 @@ class Client {
   // a thread while the model is built; ReceiveDevice then only moves bytes.
   absl::Status WarmUp(const Manifest& manifest, int device);
 
+  // The service's whole index, asked page by page. DataLoss when the pages do not add up (a page
+  // that does not advance, totals that change, an unknown dtype, a negative dimension).
+  absl::StatusOr<ServiceIndex> GetIndex();
+  // Bytes entries by key, as stored (usually torch.save archives), in `keys` order: asked in
+  // requests of at most 4096 keys, and again for the keys a reply left over (its 32 MiB cap).
+  // The service's refusals (NotFound listing the keys it does not serve, ...) come back as they
+  // are; nothing is returned then.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadBytes(const std::vector<std::string>& keys);
   const ClientOptions& options() const { return options_; }
   // Settings that may change between calls (verify_crc32c, nccl_library, allow_ipc, deadline).
   ClientOptions& mutable_options() { return options_; }

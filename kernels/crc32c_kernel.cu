@@ -1,53 +1,85 @@
-// CRC32C on the GPU: one thread per piece, slicing-by-8 over 8-byte loads with the tables in
-// shared memory, the same arithmetic as common/crc32c's portable path. Pieces are joined on the
-// host (kernels/device_crc32c.cc).
+// CRC32C of spans on the GPU, in two kernels (kernels/crc32c_math.h: NOTE [CRC32C of a span in
+// pieces, all on the GPU]): one thread per 4 KiB piece (slicing-by-8 from shared memory), then one
+// thread per span joining its pieces (Horner with shift_P) and finishing the CRC.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/crc32c_kernel.h"
+#include "kernels/crc32c_math.h"
 
 namespace shardcast {
 namespace {
 
-constexpr int kThreads = 128;
+using crc32c_math::Tables;
 
-__global__ void Crc32cPiecesKernel(const CrcPiece* __restrict__ pieces, int count, const uint32_t* __restrict__ tables,
-                                   uint32_t* __restrict__ out) {
+constexpr int kPieceThreads = 256;
+constexpr int kSpanThreads = 128;
+
+// The span holding global piece g: the last span whose first_piece <= g (spans with no pieces
+// share their successor's first_piece and are skipped by the search).
+__device__ int FindSpan(const CrcSpan* spans, int span_count, uint64_t g) {
+  int lo = 0, hi = span_count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (spans[mid].first_piece <= g) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+__global__ void PieceCrcsKernel(const CrcSpan* __restrict__ spans, int span_count, uint64_t piece_count,
+                                const Tables* __restrict__ tables, uint32_t* __restrict__ piece_crcs) {
   __shared__ uint32_t t[8][256];
-  for (int i = threadIdx.x; i < 8 * 256; i += blockDim.x) (&t[0][0])[i] = tables[i];
+  for (int i = threadIdx.x; i < 8 * 256; i += blockDim.x) (&t[0][0])[i] = (&tables->slice8[0][0])[i];
   __syncthreads();
-  const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-  if (idx >= count) return;
-  const uint8_t* p = static_cast<const uint8_t*>(pieces[idx].data);
-  uint64_t n = pieces[idx].nbytes;
-  uint32_t c = 0xFFFFFFFFu;
-  while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
-    c = (c >> 8) ^ t[0][(c ^ *p++) & 0xFF];
-    --n;
-  }
-  const uint2* q = reinterpret_cast<const uint2*>(p);
-  for (; n >= 8; n -= 8) {
-    const uint2 v = __ldg(q++);
-    const uint32_t lo = v.x ^ c, hi = v.y;
-    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
-        t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
-  }
-  p = reinterpret_cast<const uint8_t*>(q);
-  while (n-- > 0) c = (c >> 8) ^ t[0][(c ^ *p++) & 0xFF];
-  out[idx] = ~c;
+  const uint64_t g = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= piece_count) return;
+  const CrcSpan s = spans[FindSpan(spans, span_count, g)];
+  uint64_t start = 0, len = 0;
+  crc32c_math::PieceRange(s.nbytes, g - s.first_piece, &start, &len);
+  piece_crcs[g] = crc32c_math::RawExtend(t, 0, static_cast<const uint8_t*>(s.data) + start, len);
+}
+
+__global__ void JoinSpansKernel(const CrcSpan* __restrict__ spans, int span_count, const Tables* __restrict__ tables,
+                                const uint32_t* __restrict__ piece_crcs, uint32_t* __restrict__ out) {
+  __shared__ uint32_t shift[4][256];
+  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x) (&shift[0][0])[i] = (&tables->shift_piece[0][0])[i];
+  __syncthreads();
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= span_count) return;
+  const CrcSpan s = spans[i];
+  const uint64_t count = crc32c_math::PieceCount(s.nbytes);
+  uint32_t r = 0;
+  for (uint64_t k = 0; k < count; ++k) r = crc32c_math::ShiftPiece(shift, r) ^ piece_crcs[s.first_piece + k];
+  out[i] = crc32c_math::FinishSpan(*tables, r, s.nbytes);
+}
+
+absl::Status LaunchError(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return absl::InternalError(absl::StrCat(what, " launch: ", cudaGetErrorString(err)));
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status LaunchCrc32cPieces(const CrcPiece* pieces, int count, const uint32_t* tables, uint32_t* out, void* stream) {
-  if (count <= 0) return absl::OkStatus();
-  const int blocks = (count + kThreads - 1) / kThreads;
-  Crc32cPiecesKernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(pieces, count, tables, out);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return absl::InternalError(absl::StrCat("CRC32C kernel launch: ", cudaGetErrorString(err)));
-  return absl::OkStatus();
+absl::Status LaunchSpanCrc32c(const CrcSpan* spans, int span_count, uint64_t piece_count, const Tables* tables,
+                              uint32_t* piece_crcs, uint32_t* out, void* stream) {
+  if (span_count <= 0) return absl::OkStatus();
+  auto st = static_cast<cudaStream_t>(stream);
+  if (piece_count > 0) {
+    const uint64_t blocks = (piece_count + kPieceThreads - 1) / kPieceThreads;
+    PieceCrcsKernel<<<static_cast<unsigned>(blocks), kPieceThreads, 0, st>>>(spans, span_count, piece_count, tables,
+                                                                            piece_crcs);
+    if (absl::Status s = LaunchError("CRC32C piece kernel"); !s.ok()) return s;
+  }
+  JoinSpansKernel<<<(span_count + kSpanThreads - 1) / kSpanThreads, kSpanThreads, 0, st>>>(spans, span_count, tables,
+                                                                                         piece_crcs, out);
+  return LaunchError("CRC32C join kernel");
 }
 
 }  // namespace shardcast

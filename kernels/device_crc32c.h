@@ -1,7 +1,7 @@
-// CRC32C of buffers in GPU memory, computed on that GPU: the buffers are cut into 8 KiB pieces,
-// one thread each (kernels/crc32c_kernel), and the pieces' CRCs joined on the host with
-// common/crc32c's Crc32cShift. Equals Crc32c() of the same bytes; a client checks what it
-// received without copying it back to the host.
+// CRC32C of buffers in GPU memory, computed on that GPU: the buffers are cut into 4 KiB pieces,
+// one thread each, and the pieces' CRCs joined per buffer on the GPU too (kernels/crc32c_kernel,
+// kernels/crc32c_math.h); the host uploads a span table and reads one CRC per buffer back. Equals
+// Crc32c() of the same bytes; a client checks what it received without copying it back to the host.
 #ifndef SHARDCAST_KERNELS_DEVICE_CRC32C_H_
 #define SHARDCAST_KERNELS_DEVICE_CRC32C_H_
 

@@ -106,6 +106,8 @@ class Loader {
   MemorySpace& memory() { return *memory_; }
   const LoaderOptions& options() const { return options_; }
   const CheckpointReader& reader() const { return *reader_; }
+  // The payload of a bytes entry of the checkpoint (rank 0's ReadBytes, through ServedIndex).
+  absl::StatusOr<std::string> ReadBytesEntry(const BytesEntry& entry) { return reader_->ReadBytesEntry(entry); }
   const std::vector<int>& owners() const { return owners_; }
   // Where transports report a client's transfer (see TransferGuard).
   TransferObserver* transfers() { return &counters_; }

@@ -28,6 +28,7 @@
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
 #include "server/loader_service.h"
+#include "server/served_index.h"
 #include "server/shardcast_service.h"
 
 namespace shardcast {
@@ -43,6 +44,7 @@ struct Server::Impl {
   std::string rank_address;
   std::vector<std::string> rank_addresses;
   std::unique_ptr<Coordinator> coordinator;
+  std::unique_ptr<ServedIndex> index;  // rank 0: the checkpoint's index and bytes entries
   std::unique_ptr<ShardcastService> client_service;
   std::unique_ptr<grpc::Server> client_server;
   std::string client_address;
@@ -242,7 +244,10 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
     }
   };
   i.coordinator = std::make_unique<Coordinator>(co, i.loader.get());
-  i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token);
+  Loader* loader = i.loader.get();
+  i.index = std::make_unique<ServedIndex>(loader->reader().metadata(), loader->options().prefix,
+                                          [loader](const BytesEntry& e) { return loader->ReadBytesEntry(e); });
+  i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token, i.index.get());
   SC_ASSIGN_OR_RETURN(i.client_server, Bind(listen, {i.client_service.get()}, &i.client_address, true, options.tls));
   i.client_server->GetHealthCheckService()->SetServingStatus(false);
   std::cout << "shardcastd: serving on " << i.client_address << " (" << i.bootstrap->world_size()

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/dtype.h"
 #include "common/log.h"
 #include "server/grpc_util.h"
 
@@ -27,6 +28,48 @@ grpc::Status ShardcastService::GetManifest(grpc::ServerContext* ctx, const v1::S
 grpc::Status ShardcastService::GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest*, v1::ServiceStatus* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return LogIfError(*ctx, "GetStatus", s);
   *reply = coordinator_->Status();
+  return grpc::Status::OK;
+}
+
+// ---- The index and bytes entries (ServedIndex) ----
+
+grpc::Status ShardcastService::GetIndex(grpc::ServerContext* ctx, const v1::IndexRequest* req,
+                                        v1::CheckpointIndex* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return LogIfError(*ctx, "GetIndex", s);
+  if (index_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this service serves no index");
+  absl::StatusOr<IndexPage> page = index_->Page(req->start(), req->max_entries());
+  if (!page.ok()) return LogIfError(*ctx, "GetIndex", ToGrpcStatus(page.status()));
+  for (const TensorEntry* t : page->tensors) {
+    v1::TensorIndexEntry* e = reply->add_tensors();
+    e->set_key(t->key);
+    e->set_dtype(std::string(DTypeName(t->dtype)));
+    for (int64_t d : t->shape) e->add_shape(d);
+  }
+  for (const BytesEntry* b : page->bytes) {
+    v1::BytesIndexEntry* e = reply->add_bytes();
+    e->set_key(b->key);
+    e->set_nbytes(b->location.length);
+    e->set_compressed(!b->location.transforms.empty());
+  }
+  reply->set_next(page->next);
+  reply->set_total(page->total);
+  reply->set_prefix(index_->prefix());
+  return grpc::Status::OK;
+}
+
+grpc::Status ShardcastService::ReadBytes(grpc::ServerContext* ctx, const v1::ReadBytesRequest* req,
+                                         v1::ReadBytesReply* reply) {
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return LogIfError(*ctx, "ReadBytes", s);
+  if (index_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this service serves no bytes entries");
+  const std::vector<std::string> keys(req->keys().begin(), req->keys().end());
+  absl::StatusOr<BytesReply> r = index_->ReadBytes(keys);
+  if (!r.ok()) return LogIfError(*ctx, "ReadBytes", ToGrpcStatus(r.status()));
+  for (auto& [key, data] : r->values) {
+    v1::BytesValue* v = reply->add_values();
+    v->set_key(key);
+    v->set_data(std::move(data));
+  }
+  for (const std::string& key : r->remaining) reply->add_remaining(key);
   return grpc::Status::OK;
 }
 

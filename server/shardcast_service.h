@@ -1,5 +1,6 @@
 // The gRPC adapter of rank 0's client-facing service (service Shardcast): token check, convert,
-// call the Coordinator, convert back.
+// call the Coordinator (manifests, status) or the ServedIndex (index pages, bytes entries),
+// convert back.
 #ifndef SHARDCAST_SERVER_SHARDCAST_SERVICE_H_
 #define SHARDCAST_SERVER_SHARDCAST_SERVICE_H_
 
@@ -7,19 +8,24 @@
 
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "server/coordinator.h"
+#include "server/served_index.h"
 
 namespace shardcast {
 
 class ShardcastService final : public v1::Shardcast::Service {
  public:
-  ShardcastService(Coordinator* coordinator, std::string token)
-      : coordinator_(coordinator), token_(std::move(token)) {}
+  // `index` may be null: GetIndex and ReadBytes then answer UNIMPLEMENTED.
+  ShardcastService(Coordinator* coordinator, std::string token, ServedIndex* index = nullptr)
+      : coordinator_(coordinator), token_(std::move(token)), index_(index) {}
   grpc::Status GetManifest(grpc::ServerContext* ctx, const v1::ShardRequest* req, v1::Manifest* reply) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest* req, v1::ServiceStatus* reply) override;
+  grpc::Status GetIndex(grpc::ServerContext* ctx, const v1::IndexRequest* req, v1::CheckpointIndex* reply) override;
+  grpc::Status ReadBytes(grpc::ServerContext* ctx, const v1::ReadBytesRequest* req, v1::ReadBytesReply* reply) override;
 
  private:
   Coordinator* coordinator_;
   std::string token_;
+  ServedIndex* index_;
 };
 
 }  // namespace shardcast

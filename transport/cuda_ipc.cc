@@ -2,12 +2,14 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "common/step_trace.h"
 #include "kernels/cuda_status.h"
 
 namespace shardcast {
@@ -60,9 +62,11 @@ absl::StatusOr<uint64_t> MappedAllocationBytes(void* mapped) {
 
 }  // namespace
 
+
 absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const std::vector<IpcPiece>& pieces,
                      std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
+  StepTrace trace("ipc copy:");
   SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
   std::vector<void*> mapped(handles.size(), nullptr);
   cudaStream_t stream = nullptr;
@@ -83,6 +87,7 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     s = CudaStatus(cudaIpcOpenMemHandle(&mapped[i], h, cudaIpcMemLazyEnablePeerAccess),
              "cudaIpcOpenMemHandle (is the sidecar in another IPC namespace? share it, e.g. one pod or --ipc=host)");
   }
+  trace.Mark("open");
   std::vector<uint64_t> mapped_bytes(mapped.size(), 0);
   for (size_t i = 0; i < mapped.size() && s.ok(); ++i) {
     absl::StatusOr<uint64_t> n = MappedAllocationBytes(mapped[i]);
@@ -90,6 +95,7 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
     s = n.status();
   }
   if (s.ok()) s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  trace.Mark("size+stream");
   for (const IpcPiece& p : pieces) {
     if (!s.ok()) break;
     if (p.region >= mapped.size()) {
@@ -106,6 +112,7 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
                              cudaMemcpyDeviceToDevice, stream),
              "cudaMemcpyAsync (CUDA IPC)");
   }
+  trace.Mark("enqueue");
   // Poll with a deadline rather than block: a wedged device must not mean a hang.
   while (s.ok()) {
     const cudaError_t q = cudaStreamQuery(stream);
@@ -122,7 +129,9 @@ absl::Status IpcCopy(int device, const std::vector<std::string>& handles, const 
   }
   if (absl::IsDeadlineExceeded(s)) return s;  // copies may still run: leave the mappings rather than race them
   if (!s.ok() && stream != nullptr) cudaStreamSynchronize(stream);  // let enqueued copies end before unmapping
+  trace.Mark("copies");
   cleanup();
+  trace.Mark("close");
   return s;
 }
 

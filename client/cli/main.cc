@@ -18,7 +18,8 @@ constexpr char kUsage[] =
     "  reshard PATH    cut one TP rank's shards (--tp N --rank R; --out FILE.safetensors | --digest)\n"
     "  layouts         list the layout presets, or show one\n"
     "  status          state of a running shardcastd (--server ADDR; --json, --watch, --wait-ready S)\n"
-    "  fetch           receive a TP rank's shards from a running shardcastd (--server ADDR --tp N --rank R)\n\n"
+    "  fetch           receive a TP rank's shards from a running shardcastd (--server ADDR --tp N --rank R)\n"
+    "  index           tensors and bytes entries a running shardcastd serves (--server ADDR; --json)\n\n"
     "Run 'shardcast <command> --help' for a command's flags; 'shardcast --version' for the version.\n";
 
 }  // namespace
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   if (cmd == "layouts") return shardcast::cli::RunLayouts(args);
   if (cmd == "status") return shardcast::cli::RunStatus(args);
   if (cmd == "fetch") return shardcast::cli::RunFetch(args);
+  if (cmd == "index") return shardcast::cli::RunIndex(args);
   std::cerr << "shardcast: unknown command '" << cmd << "'\n\n" << kUsage;
   return 2;
 }

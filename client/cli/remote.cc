@@ -455,4 +455,61 @@ int RunFetch(const std::vector<std::string>& args) {
   return Execute(command, args);
 }
 
+// ---- `shardcast index` ----
+
+namespace {
+
+// `shardcast index`: what a running shardcastd holds (its --prefix's selection), from rank 0's
+// index, without reading the checkpoint: tensors (dtype, global shape) and bytes entries (size).
+class IndexCommand final : public Command {
+ public:
+  std::string name() const override { return "index"; }
+  std::string usage() const override { return "shardcast index --server ADDR [--token-file F] [--json]"; }
+  std::string description() const override {
+    return "Lists what a running shardcastd serves, in .metadata order: every tensor (key, dtype, global\n"
+           "shape) and every bytes entry (key, stored size; non-tensor values such as _extra_state). The\n"
+           "service answers in pages of at most 4096 entries (about 1 MiB); this asks for all of them.";
+  }
+  void AddFlags(ArgParser& p) const override {
+    AddConnectionFlags(&p);
+    p.AddSwitch("json", "print JSON: {\"prefix\", \"tensors\": [{key, dtype, shape}], \"bytes\": [{key, nbytes, compressed}]}");
+  }
+  absl::Status Parse(const ArgParser& p) override {
+    SC_ASSIGN_OR_RETURN(connection_, ConnectionOptions(p));
+    json_ = p.GetSwitch("json");
+    return absl::OkStatus();
+  }
+  absl::Status Run() override {
+    SC_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, Client::Connect(connection_));
+    SC_ASSIGN_OR_RETURN(ServiceIndex index, client->GetIndex());
+    std::cout << (json_ ? index.ToJson().Dump(1) + "\n" : FormatIndex(index));
+    return absl::OkStatus();
+  }
+
+ private:
+  static std::string FormatIndex(const ServiceIndex& index) {
+    std::string out = absl::StrCat("prefix '", EscapeForTerminal(index.prefix), "': ", index.tensors.size(),
+                                   " tensors, ", index.bytes.size(), " bytes entries\n");
+    for (const IndexedTensor& t : index.tensors) {
+      absl::StrAppend(&out, absl::StrFormat("%-60s %-13s %s\n", EscapeForTerminal(t.key), t.dtype,
+                                            ShapeToString(t.shape)));
+    }
+    for (const IndexedBytes& b : index.bytes) {
+      absl::StrAppend(&out, absl::StrFormat("%-60s %-13s %s%s\n", EscapeForTerminal(b.key), "bytes",
+                                            HumanBytes(b.nbytes), b.compressed ? " (compressed)" : ""));
+    }
+    return out;
+  }
+
+  ClientOptions connection_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+int RunIndex(const std::vector<std::string>& args) {
+  IndexCommand command;
+  return Execute(command, args);
+}
+
 }  // namespace shardcast::cli

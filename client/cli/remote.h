@@ -1,4 +1,4 @@
-// `shardcast status` and `shardcast fetch`: the CLI side of a running shardcastd, through the
+// `shardcast status`, `shardcast fetch` and `shardcast index`: the CLI side of a running shardcastd, through the
 // client library.
 #ifndef SHARDCAST_CLIENT_CLI_REMOTE_H_
 #define SHARDCAST_CLIENT_CLI_REMOTE_H_
@@ -15,6 +15,8 @@ std::string FormatStatus(const Json& status);
 
 int RunStatus(const std::vector<std::string>& args);
 int RunFetch(const std::vector<std::string>& args);
+// `shardcast index`: the service's index (tensors and bytes entries it serves).
+int RunIndex(const std::vector<std::string>& args);
 
 }  // namespace shardcast::cli
 

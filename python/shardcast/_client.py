@@ -5,6 +5,8 @@ import os
 import threading
 import warnings
 
+from ._index import IndexMethods
+
 # gRPC/absl status codes, as the C ABI returns them.
 _CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
           6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
@@ -164,7 +166,7 @@ def _numpy_dtype(name):
     return np.dtype(np_name)
 
 
-class Client:
+class Client(IndexMethods):  # index(), read_bytes(): _index.py
     """A connection to shardcastd (rank 0).
 
     address: "host:port" (default: $SHARDCAST_ADDR); token_file: the job's token file (default:

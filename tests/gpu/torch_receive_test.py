@@ -172,6 +172,32 @@ def timing(full, ckpt, address, devices, tp=2, rank=0, repeat=5):
         log("timing: %s over %s: first %.1f ms, then median %.2f ms (%.1f GB/s)" % (
             device, r["transports"][0], times[0] * 1e3, out[device]["median_s"] * 1e3,
             r["bytes"] / out[device]["median_s"] / 1e9))
+        # The same receive without the CRC32C check, and the peer: a per-tensor device-to-device
+        # copy of the same tensors (what the transfer itself costs at best), in the same run.
+        with shardcast.Client(address, timeout=60, verify=False) as c:
+            nv = []
+            for _ in range(repeat + 1):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                c.load_into(tensors, tp, rank, prefix=PREFIX, rename={PREFIX: ""})
+                torch.cuda.synchronize()
+                nv.append(time.perf_counter() - t0)
+        src = {n: torch.empty_like(t) for n, t in tensors.items()}
+        d2d = []
+        for _ in range(repeat + 1):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for n, t in tensors.items():
+                t.copy_(src[n])
+            torch.cuda.synchronize()
+            d2d.append(time.perf_counter() - t0)
+        del src
+        out[device]["median_no_verify_s"] = sorted(nv[1:])[len(nv[1:]) // 2]
+        out[device]["d2d_per_tensor_median_s"] = sorted(d2d[1:])[len(d2d[1:]) // 2]
+        log("timing: %s: verify=False median %.2f ms; per-tensor D2D copy of the same %d tensors median %.2f ms "
+            "(ratio load_into / D2D = %.1f)" % (device, out[device]["median_no_verify_s"] * 1e3, len(tensors),
+                                               out[device]["d2d_per_tensor_median_s"] * 1e3,
+                                               out[device]["median_s"] / out[device]["d2d_per_tensor_median_s"]))
     dev = devices[0][0]
     ptimes = []
     for _ in range(3):
