@@ -6,7 +6,8 @@ RADIOViTModel, every value random, are saved by Megatron's dist_checkpointing.sa
 and PP 2 (GPT; RADIO at TP 1 and 2). Each is loaded at TP 1, 2, 4, PP 2 and TP 2 x PP 2 with 2
 virtual pipeline chunks per rank (a list of modules; RADIO: TP 1, 2, 4)
 into a freshly randomized model, and every parameter and buffer must equal, bit for bit, what
-dist_checkpointing.load puts into another fresh model:
+dist_checkpointing.load puts into another fresh model, and so must the ShardedObjects (the GPT
+carries an `_extra_state` with a value on its first stage):
   - ReferenceBoxes: the boxes of shardcast.megatron.boxes_for filled by a stdlib DCP reader
     (../shared/tools/dcp_reference), without the service: checks the boxes themselves;
   - ServiceLoad: shardcast.megatron.load against `mpirun -np 2 shardcastd --device cpu`;
@@ -88,7 +89,7 @@ def _megatron_reference(model_name, ckpt, rank, build_kw):
     ref = models.build(model_name, **build_kw)
     models.randomize(ref, seed=7 + rank)
     models.load_state_dict(ref, dist_checkpointing.load(models.sharded_state_dict(ref), ckpt))
-    return models.tensors(ref)
+    return models.tensors(ref), models.extra_states(ref)
 
 
 def _load_with(mode, module, ckpt, address, build_kw):
@@ -103,7 +104,7 @@ def _load_with(mode, module, ckpt, address, build_kw):
     with shardcast.Client(address) as client:
         if mode == "service":
             report = scm.load(module, client)
-            return {k: report[k] for k in ("bytes", "shards", "not_loaded")}
+            return {k: report[k] for k in ("bytes", "shards", "objects", "not_loaded")}
         strategy = scm.ShardcastLoadStrategy(client)
         models.load_state_dict(module, dist_checkpointing.load(models.sharded_state_dict(module), ckpt,
                                                                sharded_strategy=strategy))
@@ -114,7 +115,8 @@ def _world(rank, world, port, tp, pp, vpp, model_name, ckpt, mode, address, buil
     result = {}
     try:
         models.init_parallel(rank, world, port, tp, pp, vpp)
-        expected = _megatron_reference(model_name, ckpt, rank, build_kw) if mode != "refuse" else None
+        expected, expected_extra = _megatron_reference(model_name, ckpt, rank, build_kw) \
+            if mode != "refuse" else (None, None)
         module = models.build(model_name, **build_kw)
         models.randomize(module, seed=100 + rank)
         before = {k: v.clone() for k, v in models.tensors(module).items()}
@@ -128,6 +130,7 @@ def _world(rank, world, port, tp, pp, vpp, model_name, ckpt, mode, address, buil
             result["wrong"] = sorted(k for k in expected if k in got and not torch.equal(expected[k], got[k]))
             result["unchanged"] = sorted(k for k in got if torch.equal(before[k], got[k]))
             result["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in got.values()})
+            result["extra_expected"], result["extra_got"] = expected_extra, models.extra_states(module)
         models.shutdown()
     except Exception:  # noqa: BLE001  (the test reads the traceback from the result file)
         result["error"] = traceback.format_exc()
@@ -176,6 +179,12 @@ class _LoadCase(unittest.TestCase):
                     self.assertEqual(r["missing"], [], where)
                     self.assertEqual(r["wrong"], [], "%s: not bit-exact" % where)
                     self.assertEqual(r["unchanged"], [], "%s: not loaded (still the random init)" % where)
+                    # ShardedObjects (_extra_state) equal what dist_checkpointing.load set, where
+                    # the rank holds one with a value (the GPT's first stage).
+                    if self.mode != "reference":  # the reference reader fills the boxes only
+                        self.assertEqual(r["extra_got"], r["extra_expected"], where)
+                    if model_name == "gpt" and self.mode != "reference" and rank < tp:
+                        self.assertTrue(any(v and "amax" in v for v in r["extra_got"].values()), (where, r["extra_got"]))
                     self.check_report(r["report"], where)
 
     def check_report(self, report, where):
@@ -237,11 +246,8 @@ class ServiceLoad(_ServiceCase):
 
     def check_report(self, report, where):
         self.assertGreater(report["bytes"], 0, where)
-        # The local spec's linear layers hold no _extra_state value: listed, with the reason.
-        self.assertTrue(report["not_loaded"], where)
-        for item in report["not_loaded"]:
-            self.assertTrue(item["key"].endswith("_extra_state"), (where, item))
-            self.assertIn("bytes entries are not served", item["reason"])
+        self.assertGreater(report["objects"], 0, "%s: the _extra_state ShardedObjects were read" % where)
+        self.assertEqual(report["not_loaded"], [], where)
 
 
 class MimoWarmStart(unittest.TestCase):
@@ -363,9 +369,9 @@ class Refusals(unittest.TestCase):
             self.assertIn("global shape of decoder.layers.mlp.linear_fc2.weight is [6, 32, 64]", msg)
 
     def test_what_cannot_be_a_box_is_listed(self):
-        # A non-contiguous destination and a ShardedObject holding a value (bytes entries are not
-        # served) are listed together with the service's own refusal (a box outside its tensor);
-        # with strict=False the ShardedObjects are reported instead and the rest loads.
+        # A non-contiguous destination, a box outside its tensor (the service's refusal) and a
+        # ShardedObject the checkpoint lacks are listed together; with strict=False the missing
+        # ShardedObject is reported instead and the rest loads (a stored one is read).
         r = _in_child(_unservable, self.svc.address)
         self.assertNotIn("error", r, r.get("error"))
         msg = r["strict"]
@@ -373,11 +379,14 @@ class Refusals(unittest.TestCase):
         self.assertIn("proj: its data is not contiguous (stride [1, 32])", msg)
         self.assertIn("too_long: the model's global shape of decoder.final_layernorm.weight is [33], the "
                       "checkpoint's is [32]", msg)
-        self.assertIn("obj: ShardedObject some/object holds a value, but shardcastd does not serve bytes entries", msg)
+        self.assertIn("obj: bytes entry some/object/shard_0_1 (a ShardedObject) is not in the checkpoint", msg)
         self.assertIn("box offsets [0] sizes [33] is not inside the tensor's shape [32]", msg)
         self.assertEqual(r["changed_after_refusal"], False)
-        self.assertEqual(sorted(i["key"] for i in r["lenient"]["not_loaded"]), ["empty/object", "some/object"])
+        self.assertEqual([(i["name"], i["key"], i["reason"]) for i in r["lenient"]["not_loaded"]],
+                         [("obj", "some/object/shard_0_1", "bytes entry not in the checkpoint")])
         self.assertEqual(r["lenient"]["bytes"], 32 * 4)
+        self.assertEqual(r["lenient"]["objects"], 1)
+        self.assertEqual(r["extra"]["seed"], 12000)  # as saved: save_checkpoints seeds 1000 * (tp + 10 * pp) + rank
         self.assertEqual(r["loaded_norm_equals_reference"], True)
 
     def test_key_not_in_checkpoint(self):
@@ -421,7 +430,7 @@ def _unservable(address):
           "too_long": ShardedTensor.from_rank_offsets("decoder.final_layernorm.weight", bad_norm),
           "proj": ShardedTensor.from_rank_offsets("output_layer.weight", proj),
           "obj": ShardedObject("some/object", {"fp8": 1}, (1,), (0,)),
-          "empty": ShardedObject("empty/object", None, (1,), (0,))}
+          "extra": ShardedObject("extra._extra_state", None, (1,), (0,))}
     result = {}
     with shardcast.Client(address) as client:
         try:
@@ -430,7 +439,8 @@ def _unservable(address):
             result["strict"] = e.message
         result["changed_after_refusal"] = not torch.equal(norm, torch.full((32,), 7.0))
         del sd["proj"], sd["too_long"]
-        result["lenient"] = scm.load_plan(client, scm.plan_state_dict(sd), strict=False)
+        result["lenient"], values = scm.load_plan(client, scm.plan_state_dict(sd), strict=False)
+        result["extra"] = values["extra"]
     ref = refreader.parse_metadata(os.path.join(_CKPTS["gpt_tp2_pp1"], ".metadata"))
     expected = _reference_box(_CKPTS["gpt_tp2_pp1"], ref, "decoder.final_layernorm.weight", [0], [32], torch.float32)
     result["loaded_norm_equals_reference"] = torch.equal(norm, expected)

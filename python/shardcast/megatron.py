@@ -9,7 +9,10 @@ and offset, local shape, the stacked-layer axes (`prepend_axis_num`) and the GLU
 module turns each `ShardedTensor` into a box request ({key, offsets, sizes, destination}) and lets
 the service fill the model's parameters and buffers in place, so TP, PP, virtual pipelining and
 their combinations load as `dist_checkpointing.load` loads them (SwiGLU's `[gate_all; up_all]`
-included).
+included). `ShardedObject`s (`_extra_state`, e.g. Transformer Engine's FP8 metadata) come from the
+checkpoint's bytes entries (Client.read_bytes) and are set through the modules' load_state_dict.
+Before any byte moves, the plan is checked against the service's index (keys, global shapes,
+dtypes, bytes entries) and every problem is listed in one ShardcastError.
 
     dist_checkpointing.load(sd, ckpt_dir, sharded_strategy=ShardcastLoadStrategy(client))
 
@@ -28,13 +31,12 @@ A key_map also selects: only keys under one of its prefixes are requested, the r
 Importing this module imports torch and megatron.core; `import shardcast` does not import it.
 """
 import dataclasses
+import io
 import math
-import os
 import time
 
 import torch
 from megatron.core.dist_checkpointing import ShardedObject, ShardedTensor
-from megatron.core.dist_checkpointing.dict_utils import extract_matching_values, merge
 from megatron.core.dist_checkpointing.mapping import ShardedTensorFactory, apply_factories
 from megatron.core.dist_checkpointing.strategies.torch import TorchDistLoadShardedStrategy
 
@@ -55,15 +57,15 @@ class BoxPlan:
     boxes: box requests as Client.load_boxes takes them (name, key, offsets, sizes, tensor).
     global_shapes: {box name: the model's global shape of its key} (checked against the checkpoint).
     shape_mismatch_ok: names whose ShardedTensor allows a different stored shape (padded vocab).
-    objects: [(name, key, has_data)] of the ShardedObjects (`_extra_state`): bytes entries, which
-        shardcastd does not serve; has_data says whether the model holds a value to restore.
+    objects: {name: bytes entry key} of the ShardedObjects (`_extra_state`): DCP bytes entries
+        under Megatron's unique key "<key>/shard_<offsets>_<shape>" (key after key_map).
     unmapped: [(name, key)] of ShardedTensors under no key_map prefix (not requested).
     problems: what cannot be a box (flattened_range, non-contiguous data, ...).
     """
     boxes: list = dataclasses.field(default_factory=list)
     global_shapes: dict = dataclasses.field(default_factory=dict)
     shape_mismatch_ok: set = dataclasses.field(default_factory=set)
-    objects: list = dataclasses.field(default_factory=list)
+    objects: dict = dataclasses.field(default_factory=dict)
     unmapped: list = dataclasses.field(default_factory=list)
     problems: list = dataclasses.field(default_factory=list)
 
@@ -91,7 +93,11 @@ def plan_state_dict(sharded_state_dict, key_map=None):
     plan = BoxPlan()
     for path, value in _walk(sharded_state_dict):
         if isinstance(value, ShardedObject):
-            plan.objects.append((path, value.key, value.data is not None))
+            key = _map_key(value.key, key_map)
+            if key is None:
+                plan.unmapped.append((path, value.key))
+            else:
+                plan.objects[path] = ShardedObject(key, None, value.global_shape, value.global_offset).unique_key
         elif isinstance(value, ShardedTensorFactory):
             plan.problems.append("%s: a ShardedTensorFactory (apply_factories first)" % path)
         elif isinstance(value, ShardedTensor):
@@ -149,50 +155,55 @@ def _walk(tree, path=""):
         yield path, tree
 
 
-def check_against_checkpoint(client, plan, ask_service=False):
-    """Every disagreement between the plan and the served checkpoint, as lines: keys the checkpoint
-    lacks, global shapes that differ, dtypes that cannot be cast, and then what the service refuses
-    (box_manifest: a box outside its tensor, a bad cast). Sets each box's "dtype" where the
-    destination's differs from the stored one (bf16 / fp16 / fp32 casts). The service is asked
-    when a problem was found here or `ask_service` says one was found elsewhere; otherwise the
-    receive's own manifest makes the same checks (refusing before any byte moves), saving a round
-    trip."""
-    # The stored keys, dtypes and global shapes: a whole-tensor manifest (whole tensors alias the
-    # service's copies; no byte moves), narrowed to the keys' common prefix.
-    prefix = os.path.commonprefix([b["key"] for b in plan.boxes])
-    try:
-        stored = {s["key"]: s for s in client.manifest(1, 0, layout="replicate", prefix=prefix or None)}
-    except ShardcastError as e:
-        if e.code != "NOT_FOUND":  # NOT_FOUND: no stored key has that prefix (each is listed below)
-            raise
-        stored = {}
+def check_against_checkpoint(client, plan, ask_service=False, missing_objects=None):
+    """Every disagreement between the plan and the served checkpoint (its index: no byte moves), as
+    lines: tensor keys and ShardedObject bytes entries it lacks, global shapes that differ, dtypes
+    that cannot be cast, then what the service itself refuses (box_manifest: a box outside its
+    tensor, a bad cast). Sets each box's "dtype" where the destination's differs from the stored
+    one (bf16 / fp16 / fp32 casts). Given a list as `missing_objects`, absent ShardedObjects are
+    appended to it instead of listed. The service's checks are asked for when a problem was found
+    here or `ask_service` says one was found elsewhere; otherwise the receive's own manifest makes
+    them (refusing before any byte moves), saving a round trip."""
+    index = client.index()
+    stored = {t["key"]: t for t in index["tensors"]}
+    stored_bytes = {b["key"] for b in index["bytes"]}
+    absent = [name for name, key in plan.objects.items() if key not in stored_bytes]
     problems = []
+    if missing_objects is None:
+        problems += ["%s: bytes entry %s (a ShardedObject) is not in the checkpoint" % (n, plan.objects[n])
+                     for n in absent]
+    else:  # lenient: the caller reports them
+        missing_objects.extend(absent)
     for box in plan.boxes:
-        name, key, dst = box["name"], box["key"], box["tensor"]
-        s = stored.get(key)
-        if s is None:
-            problems.append("%s: key %s is not in the checkpoint" % (name, key))
-            continue
-        want, have = plan.global_shapes[name], list(s["shape"])
-        # allow_shape_mismatch (a padded vocab): only the first unstacked dimension may differ.
-        lead = len(box["sizes"]) - dst.dim() if name in plan.shape_mismatch_ok else None
-        if want != have and (lead is None or len(want) != len(have) or want[lead + 1:] != have[lead + 1:]):
-            problems.append("%s: the model's global shape of %s is %s, the checkpoint's is %s" % (
-                name, key, want, have))
-        stored_dtype = s["dtype"]
-        dst_dtype = str(dst.dtype).replace("torch.", "")
-        if dst_dtype != stored_dtype:
-            if dst.dtype in _CASTS and stored_dtype in _STORED_CASTABLE:
-                box["dtype"] = _CASTS[dst.dtype]
-            else:
-                problems.append("%s: the model holds %s, the checkpoint stores %s %s (no cast between them)" % (
-                    name, dst_dtype, key, stored_dtype))
+        problems += _box_problems(plan, box, stored.get(box["key"]))
     served = [b for b in plan.boxes if b["key"] in stored]
     if served and (problems or ask_service):
         try:
-            client.box_manifest(served)  # the service's own checks (a box outside its tensor, casts)
+            client.box_manifest(served)
         except ShardcastError as e:
             problems.append("shardcastd: " + e.message)
+    return problems
+
+
+def _box_problems(plan, box, stored):
+    """What is wrong with one box against its stored tensor ({key, dtype, shape} or None); sets
+    the box's cast."""
+    name, key, dst = box["name"], box["key"], box["tensor"]
+    if stored is None:
+        return ["%s: key %s is not in the checkpoint" % (name, key)]
+    problems = []
+    want, have = plan.global_shapes[name], list(stored["shape"])
+    # allow_shape_mismatch (a padded vocab): only the first unstacked dimension may differ.
+    lead = len(box["sizes"]) - dst.dim() if name in plan.shape_mismatch_ok else None
+    if want != have and (lead is None or len(want) != len(have) or want[lead + 1:] != have[lead + 1:]):
+        problems.append("%s: the model's global shape of %s is %s, the checkpoint's is %s" % (name, key, want, have))
+    stored_dtype, dst_dtype = stored["dtype"], str(dst.dtype).replace("torch.", "")
+    if dst_dtype != stored_dtype:
+        if dst.dtype in _CASTS and stored_dtype in _STORED_CASTABLE:
+            box["dtype"] = _CASTS[dst.dtype]
+        else:
+            problems.append("%s: the model holds %s, the checkpoint stores %s %s (no cast between them)" % (
+                name, dst_dtype, key, stored_dtype))
     return problems
 
 
@@ -202,22 +213,34 @@ def _refuse(problems):
 
 
 def load_plan(client, plan, strict=True):
-    """Receives a BoxPlan's boxes in place; refuses before any byte moves, listing every problem.
-    Returns the report (see load)."""
+    """Receives a BoxPlan's boxes in place and reads its ShardedObjects' bytes entries; refuses
+    before any byte moves, listing every problem (with strict=False, ShardedObjects the checkpoint
+    lacks are reported in "not_loaded" instead). Returns (report, {name: object value})."""
     problems = list(plan.problems)
-    if strict:
-        problems += ["%s: ShardedObject %s holds a value, but shardcastd does not serve bytes entries "
-                     "(pass strict=False to leave it as it is)" % (name, key)
-                     for name, key, has_data in plan.objects if has_data]
-    if plan.boxes:
-        problems += check_against_checkpoint(client, plan, ask_service=bool(problems))
+    missing_objects = None if strict else []
+    if plan.boxes or plan.objects:
+        problems += check_against_checkpoint(client, plan, bool(problems), missing_objects)
+    missing_objects = missing_objects or []
     if problems:
         _refuse(problems)
-    batches = [plan.boxes[i:i + _MAX_BOXES] for i in range(0, len(plan.boxes), _MAX_BOXES)]
+    start = time.monotonic()
+    report = _receive_boxes(client, plan.boxes)
+    wanted = {n: k for n, k in plan.objects.items() if n not in missing_objects}
+    values = _read_objects(client, wanted)
+    report["objects"] = len(values)
+    report["seconds"] = time.monotonic() - start
+    report["not_loaded"] = [
+        {"name": n, "key": plan.objects[n], "reason": "bytes entry not in the checkpoint"} for n in missing_objects] + [
+        {"name": n, "key": k, "reason": "not under any key_map prefix"} for n, k in plan.unmapped]
+    return report, values
+
+
+def _receive_boxes(client, boxes):
+    """load_boxes in requests of at most _MAX_BOXES boxes, every batch checked first; the summed report."""
+    batches = [boxes[i:i + _MAX_BOXES] for i in range(0, len(boxes), _MAX_BOXES)]
     if len(batches) > 1:  # every batch checked by the service before the first one moves a byte
         for batch in batches:
             client.box_manifest(batch)
-    start = time.monotonic()
     report = {"bytes": 0, "shards": 0, "crc_checked": 0, "transports": []}
     with torch.no_grad():
         for batch in batches:
@@ -225,12 +248,36 @@ def load_plan(client, plan, strict=True):
             for k in ("bytes", "shards", "crc_checked"):
                 report[k] += r[k]
             report["transports"] += [t for t in r["transports"] if t not in report["transports"]]
-    report["seconds"] = time.monotonic() - start
-    report["not_loaded"] = [
-        {"name": n, "key": k, "reason": "ShardedObject: bytes entries are not served by shardcastd" +
-         ("" if has else " (the model holds no value for it)")} for n, k, has in plan.objects] + [
-        {"name": n, "key": k, "reason": "not under any key_map prefix"} for n, k in plan.unmapped]
     return report
+
+
+def _read_objects(client, objects):
+    """{name: value} of ShardedObjects from their bytes entries. Megatron saves each as
+    torch.save([data]) and loads it through DCP's load_bytes, i.e. torch.load(weights_only=False):
+    the checkpoint is trusted here exactly as dist_checkpointing.load trusts it."""
+    if not objects:
+        return {}
+    payloads = client.read_bytes(sorted(set(objects.values())))
+    values = {}
+    for name, key in objects.items():
+        loaded = torch.load(io.BytesIO(payloads[key]), weights_only=False)
+        values[name] = loaded[0] if isinstance(loaded, list) and len(loaded) == 1 else loaded
+    return values
+
+
+def _apply_objects(model, values):
+    """Sets ShardedObject values (`_extra_state`) on their modules by state-dict key, as
+    model.load_state_dict(dist_checkpointing.load(...)) would; VPP names are "model<i>/<key>"."""
+    chunks = model if isinstance(model, (list, tuple)) else [model]
+    per_chunk = [{} for _ in chunks]
+    for name, value in values.items():
+        i, key = (0, name) if len(chunks) == 1 else (int(name.split("/", 1)[0][5:]), name.split("/", 1)[1])
+        per_chunk[i][key] = value
+    for chunk, sd in zip(chunks, per_chunk):
+        if sd:
+            unexpected = chunk.load_state_dict(sd, strict=False).unexpected_keys
+            if unexpected:
+                raise ShardcastError(_INVALID_ARGUMENT, "ShardedObjects with no module to take them: %s" % unexpected)
 
 
 def load(model, client=None, *, key_map=None, strict=True):
@@ -239,19 +286,23 @@ def load(model, client=None, *, key_map=None, strict=True):
 
     client: a shardcast.Client (None: one from $SHARDCAST_ADDR / $SHARDCAST_TOKEN_FILE).
     key_map: {model key prefix: checkpoint key prefix}; only keys under its prefixes are loaded.
-    strict: refuse when a ShardedObject (`_extra_state`) holds a value: shardcastd serves tensors
-        only; with strict=False such objects are left as they are. Objects the model holds no
-        value for (the local spec's linear layers) never block.
+    strict: a ShardedObject (`_extra_state`) whose bytes entry the checkpoint lacks is an error;
+        with strict=False it is left as it is and reported in "not_loaded". ShardedObjects are
+        read from the checkpoint's bytes entries (torch.load, trusted as dist_checkpointing.load
+        trusts them) and set through the module's load_state_dict (set_extra_state).
     Before any byte moves, a model that disagrees with the checkpoint (a key it lacks, another
     global shape, a dtype that cannot be cast, a box outside the tensor) is refused with a
     ShardcastError listing every problem.
-    Returns {"bytes", "shards", "crc_checked", "seconds", "transports", "not_loaded": [{name, key,
-    reason}]}."""
+    Returns {"bytes", "shards", "crc_checked", "objects", "seconds", "transports", "not_loaded":
+    [{name, key, reason}]}."""
     plan = boxes_for(model, key_map)
     if client is None:
         with Client() as own:
-            return load_plan(own, plan, strict)
-    return load_plan(client, plan, strict)
+            report, values = load_plan(own, plan, strict)
+    else:
+        report, values = load_plan(client, plan, strict)
+    _apply_objects(model, values)
+    return report
 
 
 class ShardcastLoadStrategy(TorchDistLoadShardedStrategy):
@@ -259,11 +310,11 @@ class ShardcastLoadStrategy(TorchDistLoadShardedStrategy):
 
         dist_checkpointing.load(sd, ckpt_dir, sharded_strategy=ShardcastLoadStrategy(client))
 
-    Tensors come from the service (bit-exact, in place, every problem listed before any byte
-    moves). What Megatron reads itself still comes from ckpt_dir: metadata.json, the common state,
-    the checkpoint metadata behind load_tensors_metadata / load_sharded_metadata, and the
-    ShardedObjects (bytes entries, which shardcastd does not serve yet), read by the
-    TorchDistLoadShardedStrategy this class extends."""
+    Tensors and ShardedObjects come from the service (tensors bit-exact and in place, objects from
+    the bytes entries; every problem listed before any byte moves). What Megatron reads itself
+    still comes from ckpt_dir: metadata.json and the common state (dist_checkpointing.load reads
+    them before calling the strategy), and the checkpoint metadata behind
+    load_tensors_metadata / load_sharded_metadata (inherited from TorchDistLoadShardedStrategy)."""
 
     def __init__(self, client, key_map=None, **kwargs):
         super().__init__(**kwargs)
@@ -272,19 +323,25 @@ class ShardcastLoadStrategy(TorchDistLoadShardedStrategy):
         self.last_report = None
 
     def load(self, sharded_state_dict, checkpoint_dir, async_strategy="mcore"):
-        tensors, rest = extract_matching_values(sharded_state_dict, lambda v: isinstance(v, ShardedTensor))
-        plan = plan_state_dict(tensors, self.key_map)
-        self.last_report = load_plan(self.client, plan, strict=False)
-        loaded = _replace_leaves(tensors, lambda sh: sh.data)
-        objects, _ = extract_matching_values(rest, lambda v: isinstance(v, ShardedObject))
-        if objects:
-            merge(loaded, super().load(objects, checkpoint_dir, async_strategy))
-        return loaded
+        plan = plan_state_dict(sharded_state_dict, self.key_map)
+        self.last_report, values = load_plan(self.client, plan, strict=True)
+        paths = iter(path for path, _ in _walk(sharded_state_dict))
+        return _replace_leaves(sharded_state_dict, lambda v: _loaded_value(v, values, next(paths)))
+
+
+def _loaded_value(leaf, values, path):
+    """What dist_checkpointing's strategies return for a leaf: a ShardedTensor's (filled) data, a
+    ShardedObject's value."""
+    if isinstance(leaf, ShardedTensor):
+        return leaf.data
+    if isinstance(leaf, ShardedObject):
+        return values[path]
+    return leaf
 
 
 def _replace_leaves(tree, fn):
     if isinstance(tree, dict):
         return {k: _replace_leaves(v, fn) for k, v in tree.items()}
-    if isinstance(tree, list):
+    if isinstance(tree, (list, tuple)):
         return [_replace_leaves(v, fn) for v in tree]
     return fn(tree)

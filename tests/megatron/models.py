@@ -77,6 +77,25 @@ def _pp():
     return ps.get_pipeline_model_parallel_world_size()
 
 
+def _extra_state_class():
+    from megatron.core.transformer.module import MegatronModule
+
+    class ExtraState(MegatronModule):
+        """A non-tensor `_extra_state` (as Transformer Engine layers keep FP8 metadata), so that a
+        ShardedObject carries a value the tests can check (the local spec's layers hold None)."""
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.value = None
+
+        def get_extra_state(self):
+            return self.value
+
+        def set_extra_state(self, state):
+            self.value = state
+    return ExtraState
+
+
 def build_gpt(hidden=32, layers=4, vocab=1000, pre_process=None, post_process=None, vp_stage=None,
               dtype=torch.float32):
     """One GPT stage of the current PP rank (or of `vp_stage` with virtual pipelining)."""
@@ -87,9 +106,13 @@ def build_gpt(hidden=32, layers=4, vocab=1000, pre_process=None, post_process=No
         pre_process = ps.is_pipeline_first_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
     if post_process is None:
         post_process = ps.is_pipeline_last_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
-    return GPTModel(_gpt_config(hidden, layers, dtype), get_gpt_layer_local_spec(normalization="RMSNorm"),
-                    vocab_size=vocab, max_sequence_length=64, pre_process=pre_process, post_process=post_process,
-                    share_embeddings_and_output_weights=False, position_embedding_type="rope", vp_stage=vp_stage)
+    config = _gpt_config(hidden, layers, dtype)
+    model = GPTModel(config, get_gpt_layer_local_spec(normalization="RMSNorm"), vocab_size=vocab,
+                     max_sequence_length=64, pre_process=pre_process, post_process=post_process,
+                     share_embeddings_and_output_weights=False, position_embedding_type="rope", vp_stage=vp_stage)
+    if pre_process:  # one stage only: a replicated ShardedObject has one main replica per TP/DP rank
+        model.extra = _extra_state_class()(config)
+    return model
 
 
 def build_radio(hidden=32, layers=2):
@@ -157,8 +180,18 @@ def randomize(modules, seed):
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in modules if isinstance(modules, list) else [modules]:
+            for m in module.modules():
+                if hasattr(m, "set_extra_state") and type(m).__name__ == "ExtraState":
+                    m.set_extra_state({"seed": seed, "amax": torch.randn(3, generator=gen).tolist()})
             for t in list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]:
                 t.copy_(torch.randn(t.shape, generator=gen, dtype=torch.float32).to(t.dtype))
+
+
+def extra_states(modules):
+    """{qualified module name: value} of the test's ExtraState modules."""
+    mods = modules if isinstance(modules, list) else [modules]
+    return {"%d.%s" % (i, n): m.value for i, module in enumerate(mods) for n, m in module.named_modules()
+            if type(m).__name__ == "ExtraState"}
 
 
 def tensors(modules):
