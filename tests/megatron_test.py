@@ -251,9 +251,10 @@ class ServiceLoad(_ServiceCase):
 
 
 class MimoWarmStart(unittest.TestCase):
-    """The --load-vision-from call: RADIO saved under model.vision_model. loaded into a MIMO-shaped
-    model's vision_submodule.encoders.radio_encoder.radio_model. through key_map; the language
-    model is left alone and reported."""
+    """The --load-vision-from call (examples/megatron_warmstart's warm_start_vision): RADIO saved
+    under model.vision_model. loaded into a MIMO-shaped model's
+    vision_submodule.encoders.radio_encoder.radio_model. through key_map; the language model is
+    left alone and reported; a resumed run (iteration > 0) loads nothing."""
 
     def test_key_map(self):
         saved = _CKPTS["radio_vision_tp2_pp1"]
@@ -267,6 +268,7 @@ class MimoWarmStart(unittest.TestCase):
                     with open(os.path.join(out, "rank%d.json" % rank)) as f:
                         r = json.load(f)
                     self.assertNotIn("error", r, r.get("error"))
+                    self.assertTrue(r["resumed_loads_nothing"], "iteration > 0 must not warm-start")
                     self.assertGreater(r["compared"], 10)
                     self.assertEqual(r["wrong"], [], "TP %d rank %d: not bit-exact" % (tp, rank))
                     self.assertEqual(r["lm_changed"], False, "the language model was touched")
@@ -290,13 +292,21 @@ def _mimo_world(rank, tp, port, ckpt, address, out):
         mimo = models.build_mimo_like()
         models.randomize(mimo, seed=50 + rank)
         lm_before = mimo.language_model.weight.detach().clone()
+        sys.path.insert(0, os.path.dirname(runfile("shardcast/examples/megatron_warmstart/shardcast_warmstart.py",
+                                                   "SHARDCAST_WARMSTART_EXAMPLE")))
+        import shardcast_warmstart  # the example's one call: shardcast.megatron.load with the MIMO key_map
         with shardcast.Client(address) as client:
-            report = scm.load(mimo, client, key_map={models.MIMO_VISION: "model.vision_model."})
+            resumed = shardcast_warmstart.warm_start_vision(mimo, None, iteration=5, is_encoder_rank=True,
+                                                            client=client, log=lambda msg: None)
+            result["resumed_loads_nothing"] = resumed is None and not torch.equal(
+                models.tensors(mimo)[models.MIMO_VISION + "class_token"], models.tensors(ref)["class_token"])
+            report = shardcast_warmstart.warm_start_vision(mimo, None, iteration=0, is_encoder_rank=True,
+                                                           client=client, log=lambda msg: None)
         got = mimo.vision_submodule.encoders.radio_encoder.radio_model
         expected, loaded = models.tensors(ref), models.tensors(got)
-        result = {"compared": len(expected), "not_loaded": report["not_loaded"],
+        result.update({"compared": len(expected), "not_loaded": report["not_loaded"],
                   "wrong": sorted(k for k in expected if not torch.equal(expected[k], loaded[k])),
-                  "lm_changed": not torch.equal(lm_before, mimo.language_model.weight.detach())}
+                  "lm_changed": not torch.equal(lm_before, mimo.language_model.weight.detach())})
         models.shutdown()
     except Exception:  # noqa: BLE001
         result["error"] = traceback.format_exc()
