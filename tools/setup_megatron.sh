@@ -22,9 +22,9 @@
 # Everything is pinned and installed with --no-deps so the set is the same on every machine.
 # Measured on this machine (2 cores, PyPI): 2.7 GB downloaded (torch 531 MB, cublas 423, cudnn
 # 366, cufft 214, cusolver 201, nccl 197, triton 188, cusparselt 170, cusparse 146, the rest
-# < 100 each), 4.7 GB installed; cold with an empty pip cache 2 m 16 s to 3 m 17 s (the latter
-# with tests running beside it), 82 s when pip's own cache (~/.cache/pip) holds the wheels;
-# warm (the venv exists) 0.07 s.
+# < 100 each), 4.7 GB installed; cold (no venv, nothing in pip's cache) 82 s on an otherwise idle
+# machine, 2 m 16 s to 3 m 17 s with builds and tests sharing the 2 cores; warm (the venv exists)
+# 0.07 s.
 set -euo pipefail
 
 PINS=(
