@@ -11,6 +11,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh >&2 || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# The Python 3.12 venv with megatron-core that //tests:megatron_test runs in (cached; .bazelrc passes it).
+SHARDCAST_MEGATRON_PYTHON=$(bash tools/setup_megatron.sh | tail -n 1) \
+  || { echo "setup_megatron failed"; echo "0 passed, 1 failed"; exit 1; }
+export SHARDCAST_MEGATRON_PYTHON
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(//...)
 phases=(${SHARDCAST_CI_PHASES:-normal asan tsan})

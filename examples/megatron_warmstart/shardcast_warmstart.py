@@ -1,27 +1,29 @@
 """Warm-start a Megatron vision encoder from a shardcast sidecar: what the `--load-vision-from PATH`
 flag of Megatron's hetero MIMO training loop does, but served by shardcastd.
 
-Call it from the training script after the model and optimizer exist:
+The one call, for a Megatron-Core model (it has `sharded_state_dict()`), after the model and the
+optimizer exist:
 
-    from shardcast_warmstart import prepare_vision_warm_start, warm_start_vision_encoder
-    client = prepare_vision_warm_start(tp_size, tp_rank, torch.cuda.current_device())  # optional, early
-    ... build the model and the optimizer ...
-    warm_start_vision_encoder(model, optimizer, iteration=iteration, is_encoder_rank=is_encoder,
-                              tp_size=mpu.get_tensor_model_parallel_world_size(),
-                              tp_rank=mpu.get_tensor_model_parallel_rank(), client=client)
+    from shardcast_warmstart import warm_start_vision
+    warm_start_vision(model, optimizer, iteration=iteration, is_encoder_rank=is_encoder)
 
-prepare_vision_warm_start lets the sidecar cut this rank's shards and forms the NCCL
-communicators on a thread while the model is built, so that the warm start itself only moves bytes.
+It is `shardcast.megatron.load(model, client, key_map={MODULE_PREFIX: CHECKPOINT_PREFIX})`: each
+rank asks for exactly the boxes its own sharded state dict names (TP, PP, stacked layers, SwiGLU
+halves as Megatron saved them), so there are no layout rules to get right.
 
 Semantics (as --load-vision-from):
   * only on encoder ranks, and only when no full checkpoint was resumed (iteration == 0);
-  * the checkpoint's `model.vision_model.` keys are renamed to the encoder's module path
-    (`vision_submodule.encoders.radio_encoder.radio_model.` by default);
-  * strict: every encoder parameter must come from the checkpoint and every served tensor must
-    land somewhere, else nothing is loaded and the error lists the names;
+  * the checkpoint's `model.vision_model.` keys feed the encoder's module path
+    (`vision_submodule.encoders.radio_encoder.radio_model.` by default); the rest of the model (the
+    language model) is left as it is (listed in the report's "not_loaded");
+  * strict: a key the checkpoint lacks, another global shape or dtype, or a box outside a tensor
+    refuses the load before any byte moves, listing every problem;
   * afterwards the optimizer's fp32 main params are rebuilt from the loaded weights
     (Megatron's `optimizer.reload_model_params()`).
-Run on GPUs by run_toy.sh (a toy encoder with Megatron names, 2 GPUs; see README.md there).
+
+For models that are not Megatron-Core modules (no `sharded_state_dict()`; e.g. the toy encoder of
+run_toy.sh), `warm_start_vision_encoder` below is the regex route: a TP layout (`layout`, `rules`)
+and a rename, with `prepare_vision_warm_start` to cut shards and form NCCL communicators early.
 """
 import os
 import time
@@ -31,6 +33,30 @@ import shardcast
 CHECKPOINT_PREFIX = "model.vision_model."
 MODULE_PREFIX = "vision_submodule.encoders.radio_encoder.radio_model."
 
+
+def warm_start_vision(model, optimizer, iteration, is_encoder_rank, client=None, checkpoint_prefix=CHECKPOINT_PREFIX,
+                      module_prefix=MODULE_PREFIX, log=print):
+    """--load-vision-from through shardcast.megatron (see the module docstring). `model`: the
+    Megatron-Core model (or its list of virtual pipeline chunks); `client`: a shardcast.Client
+    (None: from $SHARDCAST_ADDR). Returns the load report, or None where nothing is loaded."""
+    if not is_encoder_rank:
+        return None
+    if iteration and iteration > 0:
+        log("shardcast: a checkpoint was resumed (iteration %d): not warm-starting the encoder" % iteration)
+        return None
+    import shardcast.megatron
+    t0 = time.perf_counter()
+    report = shardcast.megatron.load(model, client, key_map={module_prefix: checkpoint_prefix})
+    if report["shards"] == 0:
+        raise RuntimeError("no tensor of this model is under %r: is module_prefix right?" % module_prefix)
+    if optimizer is not None and hasattr(optimizer, "reload_model_params"):
+        optimizer.reload_model_params()  # rebuild fp32 main params from the loaded weights
+    log("shardcast: warm-started %d encoder boxes (%.1f MB) in %.1f ms over %s" % (
+        report["shards"], report["bytes"] / 1e6, (time.perf_counter() - t0) * 1e3, "+".join(report["transports"])))
+    return report
+
+
+# ---- the regex route, for models without Megatron's sharded_state_dict ----------------------------
 
 def prepare_vision_warm_start(tp_size, tp_rank, device, address=None, checkpoint_prefix=CHECKPOINT_PREFIX,
                               module_prefix=MODULE_PREFIX, layout="megatron", rules=(), timeout=120.0):
@@ -46,6 +72,7 @@ def prepare_vision_warm_start(tp_size, tp_rank, device, address=None, checkpoint
 def warm_start_vision_encoder(model, optimizer, iteration, is_encoder_rank, tp_size, tp_rank, address=None,
                               checkpoint_prefix=CHECKPOINT_PREFIX, module_prefix=MODULE_PREFIX, layout="megatron",
                               rules=(), timeout=120.0, log=print, client=None):
+    """The regex route: the encoder's named_parameters() filled by a TP layout request (strict)."""
     if not is_encoder_rank:
         return None
     if iteration and iteration > 0:
