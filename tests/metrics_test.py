@@ -167,6 +167,7 @@ class MetricsService(unittest.TestCase):
                 for rank in (0, 1):
                     done = value(s, "shardcast_load_done_bytes", rank=str(rank))
                     read = value(s, "shardcast_read_bytes_total", rank=str(rank))
+                    self.assertLessEqual(done, value(s, "shardcast_load_total_bytes", rank=str(rank)))
                     self.assertGreaterEqual(done, last.get(("done", rank), 0))
                     self.assertGreaterEqual(read, last.get(("read", rank), 0))
                     last[("done", rank)], last[("read", rank)] = done, read
