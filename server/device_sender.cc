@@ -209,6 +209,7 @@ absl::Status DeviceSender::ReleaseIpc(const std::string& lease) {
     return absl::NotFoundError(absl::StrCat("no CUDA IPC lease '", lease, "' (expired after the service's deadline?)"));
   }
   it->second.log.Finish(absl::OkStatus());
+  loader_->transfers()->BytesSent(Transport::kIpc, it->second.log.bytes());
   leases_.erase(it);  // its TransferGuard reports the transfer finished
   ExpireLeases();
   return absl::OkStatus();
@@ -279,6 +280,7 @@ absl::StatusOr<uint64_t> DeviceSender::QueueTransfer(Session* session, const std
     absl::Status sent = no_comm;
     if (comm != nullptr) sent = NcclShardSender(comm).Send(sources, std::chrono::steady_clock::now() + deadline);
     log.Finish(sent);  // a warning with the reason when the send failed
+    if (sent.ok()) loader_->transfers()->BytesSent(Transport::kNccl, log.bytes());
     transfers_.Finish(id, sent);
   };
   {

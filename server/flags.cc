@@ -43,6 +43,10 @@ void AddServiceFlags(ArgParser& p) {
   p.AddFlag("listen", "HOST:PORT", "rank 0's address for clients (binds exactly HOST)", "<hostname>:0 (ephemeral)");
   p.AddFlag("data-host", "HOST", "host every loader rank's data-plane port binds (ephemeral port)",
             "--listen's host if loopback, else the node's host name");
+  p.AddFlag("metrics-listen", "HOST:PORT",
+            "rank 0 serves Prometheus metrics of every rank at http://HOST:PORT/metrics (plain HTTP, no token: "
+            "bind a private address)",
+            "off");
   p.AddFlag("token-file", "F", "require this token on every call (see docs: generating a job token)");
   p.AddFlag("device", "cuda|cpu", "where tensors and shards live", "cuda");
   p.AddFlag("memory-budget", "BYTES", "per rank: tensors + cached requests (shards and their host bytes), e.g. 40GiB",
@@ -125,6 +129,10 @@ absl::Status ReadServiceFlags(const ArgParser& p, ServerOptions& o) {
   o.device = p.Get("device");
   if (p.Has("listen")) o.listen = p.Get("listen");
   if (p.Has("data-host")) o.data_host = p.Get("data-host");
+  if (p.Has("metrics-listen")) {
+    o.metrics_listen = p.Get("metrics-listen");
+    SC_RETURN_IF_ERROR(SplitHostPort(o.metrics_listen, "--metrics-listen").status());
+  }
   o.ready_file = p.Get("ready-file");
   o.nccl_library = p.Get("nccl-lib");
   if (p.Has("token-file")) {

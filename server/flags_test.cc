@@ -84,7 +84,7 @@ TEST(ServerFlags, EveryFlagReachesItsOption) {
                     "--rule", "a=replicate", "--rule", "b=split:0", "--listen", "127.0.0.1:5000",
                     "--data-host", "127.0.0.1", "--device", "cpu", "--memory-budget", "2GiB",
                     "--max-cached-requests", "3", "--deadline", "5", "--ready-file", "/r", "--nccl-lib", "/n.so",
-                    "--read-threads", "4", "--no-verify-storage-crc"});
+                    "--read-threads", "4", "--no-verify-storage-crc", "--metrics-listen", "[::1]:9100"});
   SC_ASSERT_OK(o.status());
   EXPECT_EQ(*o->loader.iteration, 7);
   EXPECT_EQ(o->loader.prefix, "model.");
@@ -100,6 +100,13 @@ TEST(ServerFlags, EveryFlagReachesItsOption) {
   EXPECT_EQ(o->nccl_library, "/n.so");
   EXPECT_EQ(o->loader.read_threads, 4);
   EXPECT_FALSE(o->loader.verify_storage_crc);
+  EXPECT_EQ(o->metrics_listen, "[::1]:9100");
+}
+
+TEST(ServerFlags, MetricsAreOffByDefault) {
+  auto o = Options({"--checkpoint", "/c"});
+  SC_ASSERT_OK(o.status());
+  EXPECT_EQ(o->metrics_listen, "");
 }
 
 TEST(ServerFlags, ErrorsNameTheFlag) {
@@ -119,6 +126,10 @@ TEST(ServerFlags, ErrorsNameTheFlag) {
            {{"--checkpoint", "/c", "--exit-on-failure", "soon"}, "--exit-on-failure"},
            {{"--checkpoint", "/c", "--exit-after-clients", "-2"}, "--exit-after-clients"},
            {{"--checkpoint", "/c", "--token-file", "/nonexistent/token"}, "/nonexistent/token"},
+           {{"--checkpoint", "/c", "--metrics-listen", "9100"}, "--metrics-listen '9100' is not HOST:PORT"},
+           {{"--checkpoint", "/c", "--metrics-listen", ":9100"}, "--metrics-listen"},
+           {{"--checkpoint", "/c", "--metrics-listen", "0.0.0.0:99999"}, "--metrics-listen"},
+           {{"--checkpoint", "/c", "--metrics-listen", "0.0.0.0:http"}, "--metrics-listen"},
            {{"--checkpoint", "/c", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/k"}, "cert.pem"},
        }) {
     auto o = Options(c.args);

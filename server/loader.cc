@@ -332,6 +332,9 @@ RankSnapshot Loader::Snapshot() const {
   s.clients_served = counters_.clients_served();
   s.clients_active = counters_.clients_active();
   s.cached_requests = cache_.Descriptions();
+  s.memory_budget = options_.memory_budget;
+  s.requests = cache_.stats();
+  for (int t = 0; t < kTransportCount; ++t) s.bytes_sent[t] = counters_.bytes_sent(static_cast<Transport>(t));
   return s;
 }
 

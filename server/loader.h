@@ -8,6 +8,7 @@
 #ifndef SHARDCAST_SERVER_LOADER_H_
 #define SHARDCAST_SERVER_LOADER_H_
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -60,6 +61,9 @@ struct RankSnapshot {
   LoadProgress progress;                  // payload bytes (bytes_read also counts record headers)
   double load_seconds = 0;                // so far, or in total once loaded
   bool exiting = false;                   // see Loader::SetExiting
+  uint64_t memory_budget = 0;             // 0: no limit
+  ShardCacheStats requests;               // prepared (admitted), evicted, cached now
+  std::array<uint64_t, kTransportCount> bytes_sent{};  // by Transport
   std::string last_error;
   std::vector<std::string> cached_requests;
 };

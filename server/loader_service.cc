@@ -27,6 +27,12 @@ absl::Status LoaderService::CheckRequestId(const ShardRequestSpec& spec, const s
 }
 
 grpc::Status LoaderService::Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) {
+  RpcTimer timer(rpc_metrics_, RpcMethod::kPrepare);
+  return timer.End(PrepareShards(ctx, req, reply));
+}
+
+grpc::Status LoaderService::PrepareShards(grpc::ServerContext* ctx, const v1::PrepareRequest* req,
+                                          v1::PrepareReply* reply) {
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   const ShardRequestSpec spec = ShardRequestFromProto(req->request());
   if (absl::Status s = CheckRequestId(spec, req->request_id()); !s.ok()) return ToGrpcStatus(s);
@@ -42,6 +48,7 @@ grpc::Status LoaderService::GetRankState(grpc::ServerContext* ctx, const v1::Sta
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return s;
   if (sessions_.expire) sessions_.expire();
   ToProto(loader_->Snapshot(), reply);
+  if (rpc_metrics_ != nullptr) ToProto(rpc_metrics_->Snapshot(), reply);
   reply->set_rank(loader_->options().rank);
   reply->set_host(host_);
   reply->set_pid(::getpid());
@@ -50,7 +57,8 @@ grpc::Status LoaderService::GetRankState(grpc::ServerContext* ctx, const v1::Sta
 
 grpc::Status LoaderService::Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                                   grpc::ServerWriter<v1::FetchChunk>* writer) {
-  return LogIfError(*ctx, "Fetch", StreamShards(ctx, req, writer));
+  RpcTimer timer(rpc_metrics_, RpcMethod::kFetch);
+  return timer.End(LogIfError(*ctx, "Fetch", StreamShards(ctx, req, writer)));
 }
 
 grpc::Status LoaderService::StreamShards(grpc::ServerContext* ctx, const v1::FetchRequest* req,
@@ -85,12 +93,14 @@ grpc::Status LoaderService::StreamShards(grpc::ServerContext* ctx, const v1::Fet
                       [ctx] { return ctx->IsCancelled(); });
   const absl::Status sent = sender.Send(sources, DataPlaneClock::time_point::max());
   log.Finish(sent);
+  if (sent.ok()) loader_->transfers()->BytesSent(Transport::kStream, bytes);
   return ToGrpcStatus(sent);
 }
 
 grpc::Status LoaderService::OpenDeviceSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,
                                               v1::OpenSessionReply* reply) {
-  return LogIfError(*ctx, "OpenDeviceSession", OpenSession(ctx, req, reply));
+  RpcTimer timer(rpc_metrics_, RpcMethod::kOpenDeviceSession);
+  return timer.End(LogIfError(*ctx, "OpenDeviceSession", OpenSession(ctx, req, reply)));
 }
 
 grpc::Status LoaderService::OpenSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req,

@@ -11,6 +11,7 @@
 
 #include "proto/shardcast/v1/shardcast.grpc.pb.h"
 #include "server/loader.h"
+#include "server/rpc_metrics.h"
 
 namespace shardcast {
 
@@ -33,8 +34,15 @@ struct DeviceSessions {
 
 class LoaderService final : public v1::LoaderRank::Service {
  public:
-  LoaderService(Loader* loader, std::string token, std::string host, DeviceSessions sessions)
-      : loader_(loader), token_(std::move(token)), host_(std::move(host)), sessions_(std::move(sessions)) {}
+  // `rpc_metrics` (may be null: nothing counted) times Prepare, Fetch and OpenDeviceSession, and
+  // its snapshot rides in GetRankState; it must outlive the service.
+  LoaderService(Loader* loader, std::string token, std::string host, DeviceSessions sessions,
+                RpcMetrics* rpc_metrics = nullptr)
+      : loader_(loader),
+        token_(std::move(token)),
+        host_(std::move(host)),
+        sessions_(std::move(sessions)),
+        rpc_metrics_(rpc_metrics) {}
 
   grpc::Status Prepare(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply) override;
   grpc::Status GetRankState(grpc::ServerContext* ctx, const v1::StatusRequest* req, v1::RankState* reply) override;
@@ -52,7 +60,8 @@ class LoaderService final : public v1::LoaderRank::Service {
   // InvalidArgument for a request over its limits or without an id, FailedPrecondition naming
   // both ids on a mismatch (the ranks' defaults differ).
   absl::Status CheckRequestId(const ShardRequestSpec& spec, const std::string& sent) const;
-  // The client-facing calls' bodies; the overrides above log the errors these return.
+  // The calls' bodies; the overrides above time them (and log the client-facing ones' errors).
+  grpc::Status PrepareShards(grpc::ServerContext* ctx, const v1::PrepareRequest* req, v1::PrepareReply* reply);
   grpc::Status StreamShards(grpc::ServerContext* ctx, const v1::FetchRequest* req,
                             grpc::ServerWriter<v1::FetchChunk>* writer);
   grpc::Status OpenSession(grpc::ServerContext* ctx, const v1::OpenSessionRequest* req, v1::OpenSessionReply* reply);
@@ -63,6 +72,7 @@ class LoaderService final : public v1::LoaderRank::Service {
   std::string token_;
   std::string host_;
   DeviceSessions sessions_;
+  RpcMetrics* rpc_metrics_;
 };
 
 }  // namespace shardcast

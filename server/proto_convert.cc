@@ -32,6 +32,25 @@ void ToProto(const RankSnapshot& s, v1::RankState* p) {
   p->set_load_seconds(s.load_seconds);
   p->set_leases_pinned(s.leases_pinned);
   p->set_exiting(s.exiting);
+  p->set_memory_budget(s.memory_budget);
+  p->set_requests_prepared(s.requests.admitted);
+  p->set_requests_cached(s.requests.cached);
+  p->set_requests_evicted(s.requests.evicted);
+  p->set_bytes_sent_stream(s.bytes_sent[static_cast<int>(Transport::kStream)]);
+  p->set_bytes_sent_nccl(s.bytes_sent[static_cast<int>(Transport::kNccl)]);
+  p->set_bytes_sent_ipc(s.bytes_sent[static_cast<int>(Transport::kIpc)]);
+}
+
+void ToProto(const std::vector<RpcMethodStats>& stats, v1::RankState* p) {
+  p->clear_rpcs();
+  for (const RpcMethodStats& s : stats) {
+    v1::RpcStats* r = p->add_rpcs();
+    r->set_method(std::string(RpcMethodName(s.method)));
+    for (uint64_t c : s.calls_by_code) r->add_calls_by_code(c);
+    for (double b : RpcLatencyBounds()) r->add_latency_bounds(b);
+    for (uint64_t c : s.latency_counts) r->add_latency_counts(c);
+    r->set_latency_sum_seconds(s.latency_sum_seconds);
+  }
 }
 
 }  // namespace shardcast

@@ -5,12 +5,17 @@
 #define SHARDCAST_SERVER_PROTO_CONVERT_H_
 
 #include "proto/shardcast/v1/shardcast.pb.h"
+#include <vector>
+
 #include "server/loader.h"
+#include "server/rpc_metrics.h"
 
 namespace shardcast {
 
 void ToProto(const PreparedShard& s, v1::ShardInfo* p);
 void ToProto(const RankSnapshot& s, v1::RankState* p);
+// Replaces p's rpcs with `stats` (the latency bounds spelled out in each).
+void ToProto(const std::vector<RpcMethodStats>& stats, v1::RankState* p);
 
 }  // namespace shardcast
 

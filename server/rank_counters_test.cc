@@ -44,6 +44,16 @@ TEST(TransferGuard, ANullObserverIsIgnored) {
   SUCCEED();
 }
 
+TEST(RankCounters, BytesSentAreCountedPerTransport) {
+  RankCounters counters;
+  counters.BytesSent(Transport::kStream, 100);
+  counters.BytesSent(Transport::kStream, 20);
+  counters.BytesSent(Transport::kIpc, 7);
+  EXPECT_EQ(counters.bytes_sent(Transport::kStream), 120u);
+  EXPECT_EQ(counters.bytes_sent(Transport::kNccl), 0u);
+  EXPECT_EQ(counters.bytes_sent(Transport::kIpc), 7u);
+}
+
 TEST(RankCounters, ConcurrentTransfersAreCountedExactly) {
   RankCounters counters;
   std::vector<std::thread> threads;

@@ -28,7 +28,10 @@
 #include "server/grpc_util.h"
 #include "server/listen_address.h"
 #include "server/loader_service.h"
+#include "server/metrics_http.h"
+#include "server/rpc_metrics.h"
 #include "server/served_index.h"
+#include "server/service_metrics.h"
 #include "server/shardcast_service.h"
 
 namespace shardcast {
@@ -37,6 +40,7 @@ struct Server::Impl {
   ServerOptions options;
   Bootstrap* bootstrap = nullptr;
   std::string host;
+  RpcMetrics rpc_metrics;                   // before the services that record to it
   std::unique_ptr<Loader> loader;
   std::unique_ptr<DeviceSender> device_sender;
   std::unique_ptr<LoaderService> loader_service;
@@ -48,6 +52,7 @@ struct Server::Impl {
   std::unique_ptr<ShardcastService> client_service;
   std::unique_ptr<grpc::Server> client_server;
   std::string client_address;
+  std::unique_ptr<MetricsHttpServer> metrics_server;  // rank 0 with --metrics-listen
   std::thread load_thread;
   std::atomic<bool> load_done{false};
   std::atomic<bool> load_failed{false};
@@ -61,6 +66,7 @@ struct Server::Impl {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() {
+  impl_->metrics_server.reset();  // its renders read the coordinator
   if (impl_->coordinator) impl_->coordinator->Stop();
   const auto soon = std::chrono::system_clock::now() + std::chrono::seconds(2);
   if (impl_->client_server) impl_->client_server->Shutdown(soon);
@@ -212,7 +218,8 @@ absl::Status Server::CreateLoader(ServerOptions& options) {
                                                               options.deadline, i.loader.get()));
     sessions = SessionsOf(i.device_sender.get());
   }
-  i.loader_service = std::make_unique<LoaderService>(i.loader.get(), options.token, i.host, sessions);
+  i.loader_service = std::make_unique<LoaderService>(i.loader.get(), options.token, i.host, sessions,
+                                                     &i.rpc_metrics);
   return absl::OkStatus();
 }
 
@@ -247,7 +254,8 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
   Loader* loader = i.loader.get();
   i.index = std::make_unique<ServedIndex>(loader->reader().metadata(), loader->options().prefix,
                                           [loader](const BytesEntry& e) { return loader->ReadBytesEntry(e); });
-  i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token, i.index.get());
+  i.client_service = std::make_unique<ShardcastService>(i.coordinator.get(), options.token, i.index.get(),
+                                                        &i.rpc_metrics);
   SC_ASSIGN_OR_RETURN(i.client_server, Bind(listen, {i.client_service.get()}, &i.client_address, true, options.tls));
   i.client_server->GetHealthCheckService()->SetServingStatus(false);
   std::cout << "shardcastd: serving on " << i.client_address << " (" << i.bootstrap->world_size()
@@ -256,6 +264,19 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
            {{"state", RankStateName(i.coordinator->state())}, {"address", i.client_address},
             {"world_size", i.bootstrap->world_size()}});
   i.coordinator->Start();
+  return StartMetrics(options);
+}
+
+// Rank 0 with --metrics-listen: every rank's metrics from the coordinator's last poll.
+absl::Status Server::StartMetrics(const ServerOptions& options) {
+  Impl& i = *impl_;
+  if (options.metrics_listen.empty()) return absl::OkStatus();
+  Coordinator* coordinator = i.coordinator.get();
+  SC_ASSIGN_OR_RETURN(i.metrics_server,
+                      MetricsHttpServer::Start(options.metrics_listen,
+                                               [coordinator] { return RenderServiceMetrics(coordinator->Status()); }));
+  std::cout << "shardcastd: metrics on http://" << i.metrics_server->address() << "/metrics" << std::endl;
+  LogEvent(LogLevel::kInfo, "metrics serving", {{"address", i.metrics_server->address()}});
   return absl::OkStatus();
 }
 

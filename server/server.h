@@ -22,6 +22,7 @@ struct ServerOptions {
   std::string device = "cpu";              // cpu | cuda
   std::string listen;                      // rank 0's client address; "" = <hostname>:0
   std::string data_host;                   // data-plane host; "" = listen's host if loopback, else <hostname>
+  std::string metrics_listen;              // rank 0's HTTP /metrics address; "" = off
   std::string token;                       // "" = no token required
   std::chrono::milliseconds deadline{60000};  // every internal wait; also a manifest's lease and the drain bound
   std::optional<uint64_t> memory_budget;   // unset: 90% of the memory space's free bytes (per node-local rank on the host)
@@ -63,6 +64,7 @@ class Server {
   explicit Server(std::unique_ptr<Impl> impl);
   absl::Status CreateLoader(ServerOptions& options);
   absl::Status StartCoordinator(const ServerOptions& options, const std::string& listen);
+  absl::Status StartMetrics(const ServerOptions& options);
   void StartLoading();
   void Drain();
   // Rank 0's look at the service, once per Run loop: the ready file (ready or failed) and whether

@@ -108,6 +108,7 @@ bool ShardCache::EvictOne() {
   cache_bytes_ -= victim->request->owned_bytes + victim->host_bytes;
   index_.erase(victim->request->id);
   entries_.erase(victim);  // frees its buffers
+  ++evicted_;
   return true;
 }
 
@@ -155,8 +156,14 @@ absl::StatusOr<std::shared_ptr<const PreparedRequest>> ShardCache::Admit(std::sh
   cache_bytes_ += request->owned_bytes + host;
   entries_.push_front(Entry{std::move(request), host, 0});
   index_[id] = entries_.begin();
+  ++admitted_;
   Pin(id, lease);
   return std::shared_ptr<const PreparedRequest>(entries_.front().request);
+}
+
+ShardCacheStats ShardCache::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ShardCacheStats{admitted_, evicted_, entries_.size()};
 }
 
 uint64_t ShardCache::held_bytes() const {

@@ -23,6 +23,13 @@
 
 namespace shardcast {
 
+// What the cache has done since it was made (for metrics).
+struct ShardCacheStats {
+  uint64_t admitted = 0;   // requests produced and cached
+  uint64_t evicted = 0;    // unpinned requests dropped to make room
+  size_t cached = 0;       // requests held now
+};
+
 struct ShardCacheOptions {
   int rank = 0;                         // named in refusals; only its shards make a pin
   uint64_t memory_budget = 0;           // 0: no limit
@@ -61,6 +68,7 @@ class ShardCache {
   // Leases not yet past their deadline (lease_count may still hold expired ones until the next
   // CheckLeaseRoom drops them).
   size_t live_lease_count() const;
+  ShardCacheStats stats() const;
 
   // What the cache holds beyond shard bytes, in host memory, for one prepared request.
   static uint64_t HostBytes(const PreparedRequest& request);
@@ -92,6 +100,8 @@ class ShardCache {
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;  // by request id
   std::unordered_map<std::string, LeaseInfo> leases_;                 // by lease id
   uint64_t cache_bytes_ = 0;                                         // shard bytes + host bytes of entries_
+  uint64_t admitted_ = 0;
+  uint64_t evicted_ = 0;
 };
 
 }  // namespace shardcast

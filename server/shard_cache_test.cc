@@ -87,6 +87,26 @@ TEST_F(ShardCacheTest, EvictsTheLeastRecentlyUsedFirst) {
   EXPECT_EQ(freed_buffers, 1);  // b's buffer went with it
 }
 
+TEST_F(ShardCacheTest, StatsCountAdmissionsEvictionsAndWhatIsHeld) {
+  auto cache = NewCache(2);
+  SC_ASSERT_OK(Admit(*cache, "a"));
+  SC_ASSERT_OK(Admit(*cache, "b"));
+  SC_ASSERT_OK(Admit(*cache, "a"));  // already cached: not admitted again
+  ShardCacheStats s = cache->stats();
+  EXPECT_EQ(s.admitted, 2u);
+  EXPECT_EQ(s.evicted, 0u);
+  EXPECT_EQ(s.cached, 2u);
+  SC_ASSERT_OK(Admit(*cache, "c"));  // evicts one
+  SC_ASSERT_OK(Admit(*cache, "d"));  // evicts another
+  s = cache->stats();
+  EXPECT_EQ(s.admitted, 4u);
+  EXPECT_EQ(s.evicted, 2u);
+  EXPECT_EQ(s.cached, 2u);
+  auto full = NewCache(0, /*max_cached=*/0);
+  EXPECT_EQ(Admit(*full, "x").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(full->stats().admitted, 0u);  // refused: not counted
+}
+
 TEST_F(ShardCacheTest, ABudgetRefusalNamesTheNumbers) {
   auto cache = NewCache(1);
   SC_ASSERT_OK(Admit(*cache, "a", "lease-a"));

@@ -10,6 +10,12 @@ namespace shardcast {
 
 // One line per client session on rank 0: the manifest served (or a warning for the refusal).
 grpc::Status ShardcastService::GetManifest(grpc::ServerContext* ctx, const v1::ShardRequest* req, v1::Manifest* reply) {
+  RpcTimer timer(rpc_metrics_, RpcMethod::kGetManifest);
+  return timer.End(ServeManifest(ctx, req, reply));
+}
+
+grpc::Status ShardcastService::ServeManifest(grpc::ServerContext* ctx, const v1::ShardRequest* req,
+                                             v1::Manifest* reply) {
   const auto start = std::chrono::steady_clock::now();
   if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return LogIfError(*ctx, "GetManifest", s);
   absl::StatusOr<v1::Manifest> m = coordinator_->Manifest(*req);
@@ -26,9 +32,10 @@ grpc::Status ShardcastService::GetManifest(grpc::ServerContext* ctx, const v1::S
 }
 
 grpc::Status ShardcastService::GetStatus(grpc::ServerContext* ctx, const v1::StatusRequest*, v1::ServiceStatus* reply) {
-  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return LogIfError(*ctx, "GetStatus", s);
+  RpcTimer timer(rpc_metrics_, RpcMethod::kGetStatus);
+  if (grpc::Status s = CheckToken(*ctx, token_); !s.ok()) return timer.End(LogIfError(*ctx, "GetStatus", s));
   *reply = coordinator_->Status();
-  return grpc::Status::OK;
+  return timer.End(grpc::Status::OK);
 }
 
 // ---- The index and bytes entries (ServedIndex) ----

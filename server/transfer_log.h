@@ -10,10 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/rank_counters.h"
 
 namespace shardcast {
-
-enum class Transport { kStream, kNccl, kIpc };
 
 absl::string_view TransportName(Transport transport);
 
@@ -29,6 +28,8 @@ class TransferLog {
 
   // Logs "transfer finished": info when `result` is OK, else a warning with its code and message.
   void Finish(const absl::Status& result) const;
+  Transport transport() const { return transport_; }
+  uint64_t bytes() const { return bytes_; }
 
  private:
   Transport transport_;

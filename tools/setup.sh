@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   libdeflate-dev                                  # CRC-32 (PCLMUL) of torch.save records
   libspdlog-dev libfmt-dev                        # the log (common/log), used header-only
   nlohmann-json3-dev                              # JSON (common/json), header-only
+  libmicrohttpd-dev                               # shardcastd --metrics-listen (HTTP /metrics)
   python3 python3-pip                             # CI summary script, Python tests
 )
 

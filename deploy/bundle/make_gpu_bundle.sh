@@ -3,7 +3,7 @@
 # bundle/ (git-ignored), what a GPU host without Debian's packages needs to run them:
 #   bin/      shardcast, shardcastd, the GPU test and the benchmarks
 #   lib/      the shared libraries `ldd` finds that a standard Ubuntu 22.04/24.04 base lacks
-#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate; libcudart for the GPU tests; spdlog,
+#             (Abseil, gRPC, Protobuf, RE2, c-ares, libdeflate, libmicrohttpd; libcudart for the GPU tests; spdlog,
 #             fmt and nlohmann-json are used header-only, so none of theirs unless a build links them)
 #   python/   the `shardcast` Python package with libshardcast_client.so (PYTHONPATH=bundle/python,
 #             or pip install bundle/python)
@@ -44,7 +44,7 @@ for b in "$out"/bin/* "$out/python/shardcast/_lib/libshardcast_client.so"; do
   ldd "$b" | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
-    libabsl_*|libre2*|libcudart*|libgrpc*|libgpr*|libupb*|libaddress_sorting*|libcares*|libprotobuf*|libdeflate*|libspdlog*|libfmt*) cp -L "$lib" "$out/lib/" ;;
+    libabsl_*|libre2*|libcudart*|libgrpc*|libgpr*|libupb*|libaddress_sorting*|libcares*|libprotobuf*|libdeflate*|libmicrohttpd*|libspdlog*|libfmt*) cp -L "$lib" "$out/lib/" ;;
   esac
 done
 cp -r ../shared/fixtures/dcp-torch2.11 ../shared/fixtures/README.md "$out/fixtures/"
