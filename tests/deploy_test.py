@@ -149,7 +149,10 @@ class Dockerfile(unittest.TestCase):
 
     def test_stages(self):
         self.assertEqual(self.stages, ["cuda", "builder", "runtime"])
-        self.assertEqual([i for i, _ in self.ins if i == "FROM"][-1], "FROM")
+        # FROM ${CUDA_IMAGE}: the argument is declared before the first FROM (else it is empty there).
+        first_from = next(n for n, (i, _) in enumerate(self.ins) if i == "FROM")
+        for ref in re.findall(r"\$\{?(\w+)", self.ins[first_from][1]):
+            self.assertTrue(any(i == "ARG" and a.split("=")[0] == ref for i, a in self.ins[:first_from]), ref)
         for i, a in self.ins:
             if i == "COPY" and "--from=" in a:
                 self.assertIn(re.search(r"--from=(\S+)", a).group(1), self.stages, a)
@@ -185,22 +188,26 @@ class Dockerfile(unittest.TestCase):
         runtime = self.ins[[n for n, (i, _) in enumerate(self.ins) if i == "FROM"][-1]:]
         apt = " ".join(a for i, a in runtime if i == "RUN")
         base = {"libc6", "libstdc++6", "libgcc-s1"}  # in debian:12-slim
+        wanted = {}  # library -> (binary, the paths dpkg may know it by)
         for binary in (SHARDCASTD, SHARDCAST):
             needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
                                 subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout)
             ldd = dict(re.findall(r"^\s*(\S+) => (/\S+)", subprocess.run(["ldd", binary], capture_output=True,
                                                                           text=True).stdout, re.M))
             for lib in needed:
-                if lib.startswith("ld-linux"):  # the dynamic loader: libc6
-                    continue
-                owner = subprocess.run(["dpkg", "-S", os.path.realpath(ldd[lib])], capture_output=True, text=True)
-                if owner.returncode != 0:  # e.g. /usr/lib vs /lib: the unmerged path
-                    owner = subprocess.run(["dpkg", "-S", ldd[lib]], capture_output=True, text=True)
-                self.assertEqual(owner.returncode, 0, "%s: %s" % (lib, owner.stderr))
-                pkg = owner.stdout.split(":")[0]
-                if pkg not in base:
-                    self.assertRegex(apt, r"(^|\s)%s(\s|$)" % re.escape(pkg), "%s needs %s (%s)" % (
-                        os.path.basename(binary), lib, pkg))
+                if not lib.startswith("ld-linux"):  # the dynamic loader: libc6
+                    wanted[lib] = (os.path.basename(binary), {ldd[lib], os.path.realpath(ldd[lib])})
+        # One dpkg query for every path (merged /usr: a file is registered under one of the two).
+        paths = sorted(set().union(*(p for _, p in wanted.values())))
+        out = subprocess.run(["dpkg", "-S", *paths], capture_output=True, text=True).stdout
+        owner = {path: pkg.split(":")[0] for pkg, path in re.findall(r"^(\S+): (/\S+)$", out, re.M)}
+        self.assertGreater(len(wanted), 10)
+        for lib, (binary, lib_paths) in sorted(wanted.items()):
+            pkgs = {owner[p] for p in lib_paths if p in owner}
+            self.assertEqual(len(pkgs), 1, "%s: no single Debian package owns %s" % (lib, sorted(lib_paths)))
+            pkg = pkgs.pop()
+            if pkg not in base:
+                self.assertRegex(apt, r"(^|\s)%s(\s|$)" % re.escape(pkg), "%s needs %s (%s)" % (binary, lib, pkg))
 
 
 class Entrypoint(unittest.TestCase):
