@@ -82,8 +82,13 @@ class SlurmRecipe(unittest.TestCase):
 
     def job(self, ckpt, **env):
         out = os.path.join(self.dir, "shards.json")
+        trainer = [sys.executable, self.trainer, out]
+        runtime = os.environ.get("SHARDCAST_SANITIZER_PRELOAD")
+        if runtime:  # --config=asan/tsan: the client library needs its runtime loaded first
+            trainer = ["env", "LD_PRELOAD=" + runtime,
+                       "ASAN_OPTIONS=%s:detect_leaks=0" % os.environ.get("ASAN_OPTIONS", "")] + trainer
         start = time.time()
-        p = subprocess.run(["bash", SBATCH, sys.executable, self.trainer, out], capture_output=True, text=True,
+        p = subprocess.run(["bash", SBATCH, *trainer], capture_output=True, text=True,
                            env=dict(self.env, CKPT=ckpt, **env), timeout=180)
         return p, time.time() - start, out
 
