@@ -195,7 +195,8 @@ class Dockerfile(unittest.TestCase):
             ldd = dict(re.findall(r"^\s*(\S+) => (/\S+)", subprocess.run(["ldd", binary], capture_output=True,
                                                                           text=True).stdout, re.M))
             for lib in needed:
-                if not lib.startswith("ld-linux"):  # the dynamic loader: libc6
+                # Not the dynamic loader (libc6), nor a sanitizer runtime (--config=asan/tsan builds).
+                if not re.match(r"ld-linux|lib(a|ub|t)san\.so", lib):
                     wanted[lib] = (os.path.basename(binary), {ldd[lib], os.path.realpath(ldd[lib])})
         # One dpkg query for every path (merged /usr: a file is registered under one of the two).
         paths = sorted(set().union(*(p for _, p in wanted.values())))
