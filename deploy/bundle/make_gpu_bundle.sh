@@ -33,8 +33,11 @@ for t in shardcast:client/cli shardcastd:server read_bench:bench kernel_bench:be
   name=${t%%:*}; dir=${t#*:}
   cp "bazel-bin/$dir/$name" "$out/bin/"
 done
-cp -r python/shardcast python/setup.py "$out/python/"
-mkdir -p "$out/common" && cp common/version.h "$out/common/"  # the version's one source (setup.py, __version__)
+cp -r python/shardcast python/pyproject.toml "$out/python/"
+mkdir -p "$out/common" && cp common/version.h "$out/common/"  # the version's one source (__version__)
+# `pip install bundle/python` reads the version from _version.py (as tools/build_wheel.sh writes it).
+printf '__version__ = "%s"\n' "$(sed -n 's/.*kVersion\[\] = "\([^"]*\)".*/\1/p' common/version.h)" \
+  > "$out/python/shardcast/_version.py"
 rm -rf "$out/python/shardcast/__pycache__" "$out/python/shardcast/_lib"
 mkdir -p "$out/python/shardcast/_lib"
 cp bazel-bin/client/libshardcast_client.so "$out/python/shardcast/_lib/"

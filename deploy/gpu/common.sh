@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced; `status` is read by the scripts that source it
 # Sourced by the GPU check scripts (run from the repository root, the bundle folder in $1): the
 # bundle's libraries and binaries, $OUT for logs, a fresh $WORK, NCCL_NVLS_ENABLE=0 (never change
 # the card's settings), and the helpers `step` (a heading) and `gtest NAME` (a bundled GPU unit

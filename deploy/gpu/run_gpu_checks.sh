@@ -6,7 +6,7 @@
 #
 #   deploy/gpu/run_gpu_checks.sh [BUNDLE_DIR]
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 source deploy/gpu/common.sh "$@"  # BUNDLE, OUT, BIN, WORK, status, step, gtest
 
 step "machine" | tee "$OUT/machine.txt"

@@ -20,8 +20,8 @@ __all__ = ["Client", "LayoutWarning", "RawBytesWarning", "ShardcastError", "load
 
 def _find_version():
     """The version from its one source, common/version.h: read from the source tree (or Bazel's
-    runfiles, which have the same layout) when the package sits there, else from the installed
-    package's metadata (python/setup.py read the header); "unknown" if neither is there."""
+    runfiles, which have the same layout) when the package sits there, else from _version.py,
+    which tools/build_wheel.sh writes from the header into the wheel; "unknown" if neither is there."""
     header = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "..", "common", "version.h")
     try:
         with open(header) as f:
@@ -30,10 +30,10 @@ def _find_version():
             return match.group(1)
     except OSError:
         pass
-    from importlib.metadata import PackageNotFoundError, version
     try:
-        return version("shardcast")
-    except PackageNotFoundError:
+        from ._version import __version__ as version
+        return version
+    except ImportError:
         return "unknown"
 
 

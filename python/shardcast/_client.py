@@ -53,7 +53,7 @@ def _find_library():
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", "libshardcast_client.so")
     if os.path.exists(here):
         return here
-    raise ImportError("libshardcast_client.so not found: install the package with tools/install_python.sh, "
+    raise ImportError("libshardcast_client.so not found: install the wheel (tools/build_wheel.sh, tools/install_python.sh), "
                       "or set SHARDCAST_CLIENT_SO to the library's path")
 
 
@@ -199,7 +199,8 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
         self._warned = set()
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
         self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
-        nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") or torch_nccl_library()
+        nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") \
+            or torch_nccl_library(import_torch=False)
         if nccl_library:
             self._lib.shardcast_set_nccl_library(self._handle, nccl_library.encode())
 
@@ -484,28 +485,63 @@ def _box_destination_problem(box, shard, tensor):
     return None
 
 
-def torch_nccl_library():
+def torch_nccl_library(import_torch=True):
     """The libnccl.so.2 PyTorch uses (the build `shardcastd --nccl-lib` must be given), or None when
-    torch is not imported or its NCCL cannot be found."""
+    PyTorch is not installed (or, with import_torch=False, not imported) or its NCCL cannot be found.
+    Looks, in order, at the NCCL library mapped into this process once torch is imported (the one
+    PyTorch really uses: NGC containers link it from the system's library folder), the `nvidia.nccl`
+    package (PyPI's torch wheels), and torch's own lib/ folder."""
     import sys
     if "torch" not in sys.modules:
-        return None
+        if not import_torch:
+            return None
+        try:
+            import torch  # noqa: F401  (loads libtorch_cuda and, with it, the NCCL it links)
+        except ImportError:
+            return None
+    torch = sys.modules["torch"]
     try:
-        import nvidia.nccl
-        for base in list(getattr(nvidia.nccl, "__path__", [])):
-            cand = os.path.join(base, "lib", "libnccl.so.2")
-            if os.path.exists(cand):
-                return cand
-    except ImportError:
+        if torch.cuda.is_available():
+            torch.cuda.nccl.version()  # makes a lazily loaded NCCL appear in the maps
+    except Exception:  # noqa: BLE001  (a torch without CUDA or NCCL: nothing mapped)
         pass
+    return _mapped_nccl() or _package_nccl() or _torch_folder_nccl(torch)
+
+
+def _mapped_nccl():
+    """The path of a libnccl.so* mapped into this process (/proc/self/maps), or None."""
     try:
         with open("/proc/self/maps") as f:
             for line in f:
-                if "libnccl.so" in line:
-                    return line.split()[-1]
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                if os.path.basename(path).startswith("libnccl.so") and os.path.exists(path):
+                    return path
     except OSError:
         pass
     return None
+
+
+def _package_nccl():
+    """libnccl.so.2 of the `nvidia-nccl-cu*` package, or None."""
+    try:
+        import nvidia.nccl
+    except ImportError:
+        return None
+    for base in list(getattr(nvidia.nccl, "__path__", [])):
+        cand = os.path.join(base, "lib", "libnccl.so.2")
+        if os.path.exists(cand):
+            return cand
+    return None
+
+
+def _torch_folder_nccl(torch):
+    """A libnccl.so* inside torch's own lib/ folder (builds that bundle it), or None."""
+    lib = os.path.join(os.path.dirname(os.path.abspath(getattr(torch, "__file__", "") or ".")), "lib")
+    try:
+        names = sorted(n for n in os.listdir(lib) if n.startswith("libnccl.so"))
+    except OSError:
+        return None
+    return os.path.join(lib, names[0]) if names else None
 
 
 def _dtype_name(t):
