@@ -77,6 +77,7 @@ def run_case(name, kind, kw, bundle, work, repeat):
     from megatron.core import dist_checkpointing
     import models
     ckpt = os.path.join(work, name)
+    os.makedirs(ckpt)  # dist_checkpointing.save writes into an existing, empty folder
     src = models.build(kind, **kw)
     models.randomize(src, seed=7)
     dist_checkpointing.save(src.sharded_state_dict(), ckpt)
