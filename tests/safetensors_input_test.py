@@ -113,6 +113,31 @@ class SafetensorsInput(unittest.TestCase):
         self.assertTrue(all(k.startswith(prefix) for k in want))
         self.assertEqual(digests(self.sharded, 2, 1, "--prefix", prefix, "--dtype", "fp32"), want)
 
+    def test_box_requests_give_the_boxes_of_the_dcp(self):
+        boxes = os.path.join(self.tmp, "boxes.json")
+        with open(boxes, "w") as f:
+            json.dump([
+                {"name": "a", "key": "model.vision_model.embedder.weight", "offsets": [16, 8], "sizes": [16, 40]},
+                {"name": "b", "key": "model.vision_model.summary_idxs", "offsets": [], "sizes": []},
+                {"name": "c", "key": "model.vision_model.decoder.layers.1.mlp.linear_fc2.weight",
+                 "offsets": [3, 100], "sizes": [7, 60], "dtype": "fp32"},
+            ], f)
+
+        def boxes_of(ckpt):
+            out = json.loads(run("reshard", ckpt, "--boxes", boxes, "--digest", "--json").stdout)
+            return {t["name"]: t["sha256"] for t in out["tensors"]}
+
+        want = boxes_of(self.dcp)
+        self.assertEqual(sorted(want), ["a", "b", "c"])
+        self.assertEqual(boxes_of(self.sharded), want)
+        self.assertEqual(boxes_of(self.single), want)
+
+    def test_inspect_names_the_format_and_keeps_file_metadata(self):
+        single = json.loads(run("inspect", self.single, "--json").stdout)
+        self.assertEqual(single["format"], "safetensors")
+        self.assertEqual(single["file_metadata"], {"model.safetensors": {"format": "pt"}})
+        self.assertEqual(json.loads(run("inspect", self.dcp, "--json").stdout)["format"], "dcp")
+
     def test_inspect_lists_the_same_keys_shapes_and_dtypes(self):
         want = inspect_tensors(self.dcp)
         self.assertEqual(len(want), len(self.tensors))
