@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "checkpoint/reader.h"
 #include "checkpoint/resolve.h"
 #include "checkpoint/safetensors_header.h"
+#include "common/safetensors.h"
 #include "common/status_testutil.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -158,6 +162,78 @@ TEST(SafetensorsHeader, MergeRefusesAKeyInTwoFilesAndDisagreementsWithTheIndex) 
   ASSERT_EQ(md.tensors.size(), 2u);
   EXPECT_EQ(md.tensors[0].key, "a");  // sorted by key
   EXPECT_EQ(md.FindTensor("z")->chunks[0].location.relative_path, "y.safetensors");
+}
+
+// Random mutations of a valid header (bytes flipped, digits changed, bytes cut): whatever the
+// parser accepts keeps its promises: each tensor's bytes inside the data, exactly its size, one
+// chunk covering the whole tensor, no two tensors overlapping.
+TEST(SafetensorsHeader, MutatedHeadersAreRefusedOrKeepTheInvariants) {
+  const std::string seed =
+      R"({"__metadata__":{"a":"b"},"x":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]},)"
+      R"("y":{"dtype":"I64","shape":[2],"data_offsets":[12,28]},"z":{"dtype":"F32","shape":[],"data_offsets":[28,32]}})";
+  std::mt19937 rng(12345);
+  const std::string alphabet = "0123456789[]{},:\"-eE.9";
+  const char* dtypes[] = {"BF16", "I64", "F32", "U8", "BOOL", "F64", "F8_E5M2"};
+  // Half the inputs: random tensors whose offsets are right or a little off.
+  auto random_header = [&]() {
+    std::string h = "{";
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      const char* dt = dtypes[rng() % 7];
+      const uint64_t item = ItemSize(*DTypeFromSafetensors(dt));
+      std::string dims;
+      uint64_t count = 1;
+      const int rank = static_cast<int>(rng() % 3);
+      for (int d = 0; d < rank; ++d) {
+        const uint64_t s = rng() % 4;
+        count *= s;
+        absl::StrAppend(&dims, d ? "," : "", s);
+      }
+      const uint64_t begin = rng() % 48;
+      const uint64_t end = begin + count * item + (rng() % 4 == 0 ? rng() % 3 : 0);
+      absl::StrAppend(&h, i ? "," : "", "\"t", i, "\":{\"dtype\":\"", dt, "\",\"shape\":[", dims,
+                      "],\"data_offsets\":[", begin, ",", end, "]}");
+    }
+    return h + "}";
+  };
+  int accepted = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string h = iter % 2 == 0 ? seed : random_header();
+    const int edits = iter % 2 == 0 ? 1 + static_cast<int>(rng() % 4) : 0;
+    for (int e = 0; e < edits && !h.empty(); ++e) {
+      size_t at = rng() % h.size();
+      if (rng() % 2 == 0) {  // mostly at a digit: numbers are where the checks are
+        const size_t digit = h.find_first_of("0123456789", at);
+        if (digit != std::string::npos) at = digit;
+      }
+      switch (rng() % 3) {
+        case 0: h[at] = rng() % 4 != 0 ? static_cast<char>('0' + rng() % 10) : alphabet[rng() % alphabet.size()]; break;
+        case 1: h.erase(at, 1 + rng() % 3); break;
+        default: h.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    const uint64_t data = rng() % 4 == 0 ? rng() % 40 : 32 + rng() % 64;
+    const uint64_t file_size = 8 + h.size() + data;
+    absl::StatusOr<SafetensorsFile> f = ParseSafetensorsHeader(h, file_size, "m.safetensors");
+    if (!f.ok()) {
+      EXPECT_FALSE(f.status().message().empty());
+      continue;
+    }
+    ++accepted;
+    std::vector<std::pair<uint64_t, uint64_t>> spans;
+    for (const TensorEntry& t : f->tensors) {
+      ASSERT_EQ(t.chunks.size(), 1u) << h;
+      const StorageLocation& l = t.chunks[0].location;
+      EXPECT_EQ(t.chunks[0].box, FullBox(t.shape)) << h;
+      EXPECT_EQ(l.length, t.nbytes()) << h;
+      EXPECT_GE(l.offset, 8 + h.size()) << h;
+      EXPECT_LE(l.offset + l.length, file_size) << h;
+      if (l.length > 0) spans.emplace_back(l.offset, l.offset + l.length);
+    }
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i) EXPECT_LE(spans[i - 1].second, spans[i].first) << h;
+  }
+  EXPECT_GT(accepted, 1000);  // many inputs are accepted (3718 with this seed): the checks above ran
 }
 
 // ---- Folders on disk ----
