@@ -49,6 +49,11 @@ absl::StatusOr<CheckpointMetadata> LoadSafetensorsMetadata(CheckpointFiles& file
   if (names.empty()) return absl::NotFoundError(absl::StrCat(files.dir(), ": no safetensors files to read"));
   std::vector<SafetensorsFile> parsed;
   for (const std::string& name : names) {
+    absl::StatusOr<uint64_t> size = files.FileSize(name);
+    if (indexed && absl::IsNotFound(size.status())) {
+      return absl::NotFoundError(absl::StrCat(files.dir(), "/", resolved.safetensors_index, " names ", name,
+                                              ", which is missing (incomplete download?)"));
+    }
     SC_ASSIGN_OR_RETURN(SafetensorsFile f, ReadHeader(files, name));
     parsed.push_back(std::move(f));
   }

@@ -333,6 +333,17 @@ TEST_F(SafetensorsFolderTest, RefusesIndexEntriesThatLeaveTheFolder) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("'../outside.safetensors'"));
 }
 
+TEST_F(SafetensorsFolderTest, NamesAShardTheIndexListsButIsMissing) {
+  WriteFile(dir_ + "/model-00001-of-00002.safetensors", {{"a", {2}}});
+  Write(dir_ + "/model.safetensors.index.json",
+        R"({"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}})");
+  absl::StatusOr<std::unique_ptr<CheckpointReader>> r = CheckpointReader::Open(dir_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("model.safetensors.index.json names model-00002-of-00002.safetensors, which is missing"));
+}
+
 TEST_F(SafetensorsFolderTest, RefusesATruncatedFileNamingIt) {
   WriteFile(dir_ + "/model.safetensors", {{"w", {4}}});
   ASSERT_EQ(::truncate((dir_ + "/model.safetensors").c_str(), 8 + 10), 0);

@@ -174,6 +174,14 @@ class SafetensorsInput(unittest.TestCase):
         finally:
             svc.stop()
 
+    def test_shardcastd_serves_a_single_safetensors_file(self):
+        svc = service_test.Service(os.path.join(self.single, "model.safetensors"), layout="megatron")
+        try:
+            got = {t["key"]: t["sha256"] for t in service_test.fetch_json(svc, 2, 1)["tensors"]}
+            self.assertEqual(got, digests(self.dcp, 2, 1))
+        finally:
+            svc.stop()
+
 
 if __name__ == "__main__":
     junit_unittest.main()
