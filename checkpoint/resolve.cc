@@ -52,10 +52,15 @@ std::vector<std::string> ListDir(const std::string& p) {
   return out;
 }
 
+// The first 8 names, joined.
+std::string FirstNames(const std::vector<std::string>& names) {
+  std::vector<std::string> shown(names.begin(), names.begin() + std::min<size_t>(names.size(), 8));
+  return absl::StrCat(absl::StrJoin(shown, ", "), names.size() > 8 ? ", ..." : "");
+}
+
 std::string Describe(const std::vector<std::string>& entries) {
   if (entries.empty()) return "it is empty";
-  std::vector<std::string> shown(entries.begin(), entries.begin() + std::min<size_t>(entries.size(), 8));
-  return absl::StrCat("it holds ", absl::StrJoin(shown, ", "), entries.size() > 8 ? ", ..." : "");
+  return absl::StrCat("it holds ", FirstNames(entries));
 }
 
 absl::StatusOr<ResolvedCheckpoint> CheckDcpDir(const std::string& dir, ResolvedCheckpoint r, absl::string_view why) {
@@ -102,7 +107,7 @@ absl::StatusOr<std::optional<ResolvedCheckpoint>> SafetensorsFolder(const std::s
     if (absl::EndsWith(e, ".safetensors")) data.push_back(e);
   }
   if (indexes.empty() && data.empty()) return std::nullopt;
-  const std::string found = absl::StrJoin(indexes.empty() ? data : indexes, ", ");
+  const std::string found = FirstNames(indexes.empty() ? data : indexes);
   if (Exists(path + "/.metadata")) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, " holds both a DCP checkpoint (.metadata) and safetensors (", found,
