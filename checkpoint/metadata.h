@@ -13,6 +13,12 @@
 
 namespace shardcast {
 
+// How a stored item's bytes are laid out.
+enum class ItemFormat {
+  kTorchSave,  // a torch.save ZIP record (DCP)
+  kRaw,        // the chunk's elements themselves, dense, C order, little-endian (safetensors)
+};
+
 // Where one stored item lives: bytes [offset, offset + length) of `relative_path`, optionally
 // wrapped by stream transforms (e.g. "stream.zstd/1"), innermost first.
 struct StorageLocation {
@@ -20,6 +26,7 @@ struct StorageLocation {
   uint64_t offset = 0;
   uint64_t length = 0;
   std::vector<std::string> transforms;
+  ItemFormat format = ItemFormat::kTorchSave;
 };
 
 // One saved shard of a tensor: its box in the global index space and its torch.save record.
@@ -48,6 +55,8 @@ struct CheckpointMetadata {
   std::vector<BytesEntry> bytes_entries;
   std::string version;                   // Metadata.version ("" when absent: before ~2.9)
   std::string checkpoint_id;             // StorageMeta.checkpoint_id as written (informational)
+  // safetensors only: each file's `__metadata__` (string to string), by file (informational).
+  std::map<std::string, std::map<std::string, std::string>> file_metadata;
 
   // nullptr when absent.
   const TensorEntry* FindTensor(const std::string& key) const;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "checkpoint/metadata_parser.h"
 #include "checkpoint/region_copy.h"
+#include "checkpoint/safetensors_folder.h"
 #include "common/crc32.h"
 #include "common/status_macros.h"
 
@@ -110,6 +111,18 @@ bool DenseInSource(const Shape& strides, const Box& region) {
   return true;
 }
 
+// A raw item (safetensors) described as a record: the chunk's elements, dense, little-endian,
+// from the item's first byte; no stored CRC-32 (safetensors has none).
+TensorRecord RawRecord(const TensorEntry& t, const StoredChunk& c) {
+  TensorRecord r;
+  r.dtype = t.dtype;
+  r.shape = c.box.sizes;
+  r.strides.assign(r.shape.size(), 1);
+  for (size_t d = r.shape.size(); d-- > 1;) r.strides[d - 1] = r.strides[d] * r.shape[d];
+  r.data_length = c.location.length;
+  return r;
+}
+
 // The location lies inside its file (opening it: a non-regular file is refused here).
 absl::Status CheckLocation(CheckpointFiles& files, const StorageLocation& loc, absl::string_view key) {
   absl::StatusOr<uint64_t> size = files.FileSize(loc.relative_path);
@@ -157,8 +170,13 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> CheckpointReader::Open(const s
   if (options.block_size < 4096) return absl::InvalidArgumentError("block size must be at least 4096 bytes");
   SC_ASSIGN_OR_RETURN(ResolvedCheckpoint resolved, ResolveCheckpoint(path, options.iteration));
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointFiles> files, CheckpointFiles::Open(resolved.dir, options.storage));
-  SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", options.max_metadata_bytes));
-  SC_ASSIGN_OR_RETURN(CheckpointMetadata md, ParseMetadata(bytes, files->dir() + "/.metadata"));
+  CheckpointMetadata md;
+  if (resolved.format == CheckpointFormat::kSafetensors) {
+    SC_ASSIGN_OR_RETURN(md, LoadSafetensorsMetadata(*files, resolved));
+  } else {
+    SC_ASSIGN_OR_RETURN(std::string bytes, files->ReadFile(".metadata", options.max_metadata_bytes));
+    SC_ASSIGN_OR_RETURN(md, ParseMetadata(bytes, files->dir() + "/.metadata"));
+  }
   SC_RETURN_IF_ERROR(CheckStoredSizes(md, *files));
   return std::unique_ptr<CheckpointReader>(
       new CheckpointReader(std::move(resolved), std::move(md), std::move(files), options));
@@ -199,6 +217,10 @@ absl::StatusOr<CheckpointReader::ParsedChunk> CheckpointReader::ParseChunk(const
                                                                          const StoredChunk& c) {
   const std::string where = absl::StrCat(Where(c.location), " (key '", t.key, "', chunk ", BoxToString(c.box), ")");
   ParsedChunk pc;
+  if (c.location.format == ItemFormat::kRaw) {
+    pc.record = RawRecord(t, c);
+    return pc;
+  }
   if (!c.location.transforms.empty()) {
     // A record holds the chunk's bytes plus small headers: more is a corrupt item or a bomb.
     SC_ASSIGN_OR_RETURN(std::string decoded, ReadDecoded(c.location, ChunkBytes(t, c) + kRecordOverhead));

@@ -1,5 +1,6 @@
-// CheckpointReader: opens a DCP checkpoint and reads any box of any tensor, in parallel, reading
-// only the byte ranges it needs.
+// CheckpointReader: opens a DCP checkpoint (or safetensors: one raw chunk per tensor, see
+// safetensors_header.h) and reads any box of any tensor, in parallel, reading only the byte
+// ranges it needs.
 //
 //   SC_ASSIGN_OR_RETURN(auto reader, CheckpointReader::Open("/ckpt", {}));
 //   const TensorEntry* t = reader->metadata().FindTensor("model.w");
@@ -74,8 +75,9 @@ struct BoxRead {
 
 class CheckpointReader {
  public:
-  // Resolves `path` (see resolve.h), reads and parses `.metadata` (capped, see ReaderOptions)
-  // and checks every item's size against its file (CheckStoredSizes).
+  // Resolves `path` (see resolve.h), reads and parses `.metadata` (capped, see ReaderOptions) or
+  // the safetensors headers (safetensors_folder.h) and checks every item's size against its file
+  // (CheckStoredSizes). Safetensors items store no CRC-32: they count as crc_absent_records.
   static absl::StatusOr<std::unique_ptr<CheckpointReader>> Open(const std::string& path, ReaderOptions options = {});
 
   const CheckpointMetadata& metadata() const { return metadata_; }

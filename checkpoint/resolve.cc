@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/safe_file.h"
+#include "common/status_macros.h"
 #include "common/text_escape.h"
 
 namespace shardcast {
@@ -50,10 +52,15 @@ std::vector<std::string> ListDir(const std::string& p) {
   return out;
 }
 
+// The first 8 names, joined.
+std::string FirstNames(const std::vector<std::string>& names) {
+  std::vector<std::string> shown(names.begin(), names.begin() + std::min<size_t>(names.size(), 8));
+  return absl::StrCat(absl::StrJoin(shown, ", "), names.size() > 8 ? ", ..." : "");
+}
+
 std::string Describe(const std::vector<std::string>& entries) {
   if (entries.empty()) return "it is empty";
-  std::vector<std::string> shown(entries.begin(), entries.begin() + std::min<size_t>(entries.size(), 8));
-  return absl::StrCat("it holds ", absl::StrJoin(shown, ", "), entries.size() > 8 ? ", ..." : "");
+  return absl::StrCat("it holds ", FirstNames(entries));
 }
 
 absl::StatusOr<ResolvedCheckpoint> CheckDcpDir(const std::string& dir, ResolvedCheckpoint r, absl::string_view why) {
@@ -66,13 +73,78 @@ absl::StatusOr<ResolvedCheckpoint> CheckDcpDir(const std::string& dir, ResolvedC
   return r;
 }
 
+std::string Dirname(const std::string& p) {
+  const size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+// A path to one `.safetensors` file or index: the folder is its parent (after symlinks: the user
+// chose this file); nullopt for any other path.
+std::optional<ResolvedCheckpoint> SafetensorsFilePath(const std::string& path) {
+  const bool index = absl::EndsWith(path, ".safetensors.index.json");
+  if (!(index || absl::EndsWith(path, ".safetensors")) || IsDir(path) || !Exists(path)) return std::nullopt;
+  char real[PATH_MAX];
+  const std::string target = ::realpath(path.c_str(), real) != nullptr ? std::string(real) : path;
+  ResolvedCheckpoint r;
+  r.format = CheckpointFormat::kSafetensors;
+  r.dir = Dirname(target);
+  const std::string name = target.substr(target.rfind('/') + 1);
+  if (index) {
+    r.safetensors_index = name;
+  } else {
+    r.safetensors_files = {name};
+  }
+  return r;
+}
+
+// A folder's safetensors content: its one index, else its data files. nullopt when it has none;
+// an error when it has several indexes or also a DCP `.metadata`.
+absl::StatusOr<std::optional<ResolvedCheckpoint>> SafetensorsFolder(const std::string& path) {
+  std::vector<std::string> indexes, data;
+  for (const std::string& e : ListDir(path)) {
+    if (absl::EndsWith(e, ".safetensors.index.json")) indexes.push_back(e);
+    if (absl::EndsWith(e, ".safetensors")) data.push_back(e);
+  }
+  if (indexes.empty() && data.empty()) return std::nullopt;
+  const std::string found = FirstNames(indexes.empty() ? data : indexes);
+  if (Exists(path + "/.metadata")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " holds both a DCP checkpoint (.metadata) and safetensors (", found,
+        "); move one of them out, or pass the path of the .safetensors file or index to read"));
+  }
+  if (indexes.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " holds several safetensors indexes (", found,
+                                                   "); pass the path of the one to read"));
+  }
+  ResolvedCheckpoint r;
+  r.format = CheckpointFormat::kSafetensors;
+  r.dir = path;
+  if (!indexes.empty()) {
+    r.safetensors_index = indexes[0];
+  } else {
+    r.safetensors_files = data;
+  }
+  return r;
+}
+
 }  // namespace
 
 absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path_in, std::optional<int64_t> iteration) {
   std::string path = path_in;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (IsFile(path) && absl::EndsWith(path, "/.metadata")) path = path.substr(0, path.size() - 10);
-  if (!IsDir(path)) return absl::NotFoundError(absl::StrCat("checkpoint path ", path, " is not a folder"));
+  if (!iteration.has_value()) {
+    if (std::optional<ResolvedCheckpoint> st = SafetensorsFilePath(path)) return *st;
+  }
+  if (!IsDir(path)) {
+    return absl::NotFoundError(absl::StrCat("checkpoint path ", path,
+                                            " is not a folder (nor a .safetensors file or index)"));
+  }
+  if (!iteration.has_value()) {
+    SC_ASSIGN_OR_RETURN(std::optional<ResolvedCheckpoint> st, SafetensorsFolder(path));
+    if (st.has_value()) return *st;
+  }
 
   ResolvedCheckpoint r;
   if (iteration.has_value()) {
@@ -125,8 +197,9 @@ absl::StatusOr<ResolvedCheckpoint> ResolveCheckpoint(const std::string& path_in,
     if (absl::StartsWith(e, "iter_")) iters.push_back(e);
   }
   std::string hint = iters.empty() ? "" : absl::StrCat("; it has ", iters.back(), ": pass --iteration N");
-  return absl::NotFoundError(absl::StrCat(path, " is not a DCP checkpoint: no .metadata and no "
-                                          "latest_checkpointed_iteration.txt; ", Describe(entries), hint));
+  return absl::NotFoundError(absl::StrCat(path, " is not a DCP checkpoint (no .metadata and no "
+                                          "latest_checkpointed_iteration.txt) nor safetensors (no *.safetensors); ",
+                                          Describe(entries), hint));
 }
 
 }  // namespace shardcast

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
+#include "common/text_escape.h"
 
 namespace shardcast {
 
@@ -28,6 +29,26 @@ absl::StatusOr<std::string> SafetensorsDType(DType d) {
     default:
       return absl::UnimplementedError(absl::StrCat("safetensors has no dtype for ", DTypeName(d)));
   }
+}
+
+absl::StatusOr<DType> DTypeFromSafetensors(absl::string_view name) {
+  static constexpr struct {
+    const char* name;
+    DType dtype;
+  } kNames[] = {
+      {"F64", DType::kFloat64},         {"F32", DType::kFloat32},         {"F16", DType::kFloat16},
+      {"BF16", DType::kBFloat16},       {"F8_E4M3", DType::kFloat8E4M3FN}, {"F8_E5M2", DType::kFloat8E5M2},
+      {"F8_E8M0", DType::kFloat8E8M0FNU}, {"I8", DType::kInt8},           {"I16", DType::kInt16},
+      {"I32", DType::kInt32},           {"I64", DType::kInt64},           {"U8", DType::kUInt8},
+      {"U16", DType::kUInt16},          {"U32", DType::kUInt32},          {"U64", DType::kUInt64},
+      {"BOOL", DType::kBool},
+  };
+  for (const auto& n : kNames) {
+    if (name == n.name) return n.dtype;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unsupported safetensors dtype '", EscapeForTerminal(name.substr(0, 40)),
+      "'; known: F64 F32 F16 BF16 F8_E4M3 F8_E5M2 F8_E8M0 I8 I16 I32 I64 U8 U16 U32 U64 BOOL"));
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(

@@ -1,4 +1,4 @@
-// Writing safetensors files (https://github.com/huggingface/safetensors format): an 8-byte
+// Writing safetensors files (and naming their dtypes both ways) (https://github.com/huggingface/safetensors format): an 8-byte
 // little-endian header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__"},
 // then the tensors' bytes back to back.
 #ifndef SHARDCAST_COMMON_SAFETENSORS_H_
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/box.h"
 #include "common/dtype.h"
 
@@ -17,6 +18,10 @@ namespace shardcast {
 
 // "BF16", "F32", ...; Unimplemented for dtypes safetensors cannot name.
 absl::StatusOr<std::string> SafetensorsDType(DType dtype);
+
+// The inverse, for reading: "F32" -> kFloat32, "F8_E8M0" -> kFloat8E8M0FNU, ... InvalidArgument
+// naming the dtype and the known ones for anything else (e.g. the sub-byte F4 / F6_*).
+absl::StatusOr<DType> DTypeFromSafetensors(absl::string_view name);
 
 // Streams a safetensors file: declare every tensor, then Append their bytes in the same order.
 // Writes to PATH.tmp and renames on Finish, so a failed run leaves no partial file.

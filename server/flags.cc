@@ -30,7 +30,7 @@ constexpr char kDescription[] =
     "3 (rank 0) the service failed and --exit-on-failure passed (the ready file holds the reason).";
 
 void AddCheckpointFlags(ArgParser& p) {
-  p.AddFlag("checkpoint", "PATH", "DCP folder or Megatron save folder");
+  p.AddFlag("checkpoint", "PATH", "DCP folder, Megatron save folder, safetensors folder (single file or sharded index) or .safetensors file");
   p.AddFlag("iteration", "N", "Megatron iteration to open instead of the latest");
   p.AddFlag("prefix", "P", "hold only keys starting with P (e.g. model.vision_model.)");
   p.AddFlag("layout", "NAME|FILE", "default layout of requests", "megatron");

@@ -59,7 +59,18 @@ absl::StatusOr<Json> Inspect(CheckpointReader& reader, const InspectOptions& opt
   } else {
     out.Set("iteration", nullptr);
   }
+  const bool safetensors = reader.resolved().format == CheckpointFormat::kSafetensors;
+  out.Set("format", safetensors ? "safetensors" : "dcp");
   if (!md.version.empty()) out.Set("dcp_version", md.version);
+  if (safetensors) {  // each file's __metadata__, informational
+    Json files = Json::Object();
+    for (const auto& [file, kv] : md.file_metadata) {
+      Json m = Json::Object();
+      for (const auto& [k, v] : kv) m.Set(k, v);
+      files.Set(file, std::move(m));
+    }
+    out.Set("file_metadata", std::move(files));
+  }
   out.Set("tensor_count", static_cast<int64_t>(md.tensors.size()));
   out.Set("total_bytes", total);
   out.Set("selected_bytes", sel);
@@ -166,9 +177,10 @@ class InspectCommand final : public Command {
     return "shardcast inspect PATH [--prefix P] [--iteration N] [--key K] [--digest] [--json]";
   }
   std::string description() const override {
-    return "Lists the tensors of a PyTorch Distributed Checkpoint (DCP): dtype, shape, stored chunks and bytes.\n"
-           "PATH is a DCP folder (holding .metadata) or a Megatron save folder with\n"
-           "latest_checkpointed_iteration.txt. The checkpoint is only read, never written.";
+    return "Lists the tensors of a PyTorch Distributed Checkpoint (DCP) or of safetensors: dtype, shape, stored\n"
+           "chunks and bytes. PATH is a DCP folder (holding .metadata), a Megatron save folder with\n"
+           "latest_checkpointed_iteration.txt, a folder of safetensors (model.safetensors, or shards with\n"
+           "model.safetensors.index.json) or one .safetensors file. The checkpoint is only read, never written.";
   }
   void AddFlags(ArgParser& p) const override {
     p.AddPositional("PATH", "checkpoint folder");

@@ -140,7 +140,7 @@ class ReshardCommand final : public Command {
            "       (--out FILE.safetensors | --digest) [--json] [--expect FILE] [--verbose]";
   }
   std::string description() const override {
-    return "Cuts one tensor-parallel rank's shards out of a DCP checkpoint, exactly as Megatron cuts them,\n"
+    return "Cuts one tensor-parallel rank's shards out of a DCP or safetensors checkpoint, exactly as Megatron cuts them,\n"
            "whatever TP the checkpoint was saved at. Writes them as safetensors or prints their sha256\n"
            "(C order). Layout rules: 'shardcast layouts show megatron'.";
   }
@@ -169,7 +169,7 @@ class ReshardCommand final : public Command {
 };
 
 void ReshardCommand::AddFlags(ArgParser& p) const {
-  p.AddPositional("PATH", "checkpoint folder (DCP, or Megatron save folder)");
+  p.AddPositional("PATH", "checkpoint: DCP folder, Megatron save folder, safetensors folder or .safetensors file");
   AddRequestFlags(p, {"megatron", "layout preset or file"});
   p.AddFlag("device", "cpu|cuda[:N]", "where shards are cut (cuda: GPU 0; cuda:N: GPU N)", "cpu");
   AddOutputFlags(p);
