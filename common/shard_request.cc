@@ -78,13 +78,17 @@ absl::Status ValidateBoxes(const ShardRequestSpec& s) {
   for (size_t i = 0; i < s.boxes.size(); ++i) {
     const BoxSpec& b = s.boxes[i];
     if (absl::Status st = CheckBox(b, i); !st.ok()) return st;
-    total += b.name.size() + b.key.size() + b.dtype.size();
+    // Each dim's offset and size take at most 10 bytes each on the wire, and a box a few more:
+    // counted, so that a request within the limit also fits the messages rank 0 forwards.
+    total += b.name.size() + b.key.size() + b.dtype.size() + kBoxWireBytesPerDim * b.sizes.size() + kBoxWireBytes;
     if (!names.insert(b.name).second) {
       return absl::InvalidArgumentError(absl::StrCat("boxes[", i, "]: the name '", b.name.substr(0, 200),
                                                      "' is given to two boxes; names must be unique"));
     }
   }
-  if (total > kMaxBoxRequestBytes) return TooLong("box request (all names, keys, dtypes)", total, kMaxBoxRequestBytes);
+  if (total > kMaxBoxRequestBytes) {
+    return TooLong("box request (names, keys, dtypes and 20 bytes a dim)", total, kMaxBoxRequestBytes);
+  }
   return absl::OkStatus();
 }
 

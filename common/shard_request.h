@@ -70,7 +70,9 @@ inline constexpr int64_t kMaxLayoutProgramSize = 64 * 1024; // RE2 instructions 
 inline constexpr size_t kMaxBoxes = 16384;                  // boxes of one box request
 inline constexpr size_t kMaxBoxStringBytes = 1024;          // one box's name, and its key
 inline constexpr size_t kMaxBoxRank = 64;                   // dims of one box
-inline constexpr size_t kMaxBoxRequestBytes = 3 << 20;      // all strings of a box request (gRPC: 4 MiB a message)
+inline constexpr size_t kMaxBoxRequestBytes = 3 << 20;      // a box request's size as counted below (gRPC: 4 MiB a message)
+inline constexpr size_t kBoxWireBytesPerDim = 20;           // ... counting each dim of a box (offset + size varints)
+inline constexpr size_t kBoxWireBytes = 16;                 // ... and each box's own framing
 inline constexpr size_t kMaxBoxCopyOps = size_t{1} << 22;   // box x stored-chunk intersections of one request
 
 // InvalidArgument naming the first field over its limit (with the value or size and the limit),

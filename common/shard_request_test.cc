@@ -127,7 +127,14 @@ TEST(ValidateShardRequest, BoxCountAndBytesAreBounded) {
   s.boxes.resize(kMaxBoxes);
   SC_EXPECT_OK(ValidateShardRequest(s));
   for (size_t i = 0; i < 4000; ++i) s.boxes[i].key.assign(kMaxBoxStringBytes, 'k');  // 4 MB of keys
-  ExpectInvalid(s, "box request (all names, keys, dtypes)");
+  ExpectInvalid(s, "box request (names, keys, dtypes and 20 bytes a dim)");
+  // Dims count too: 16384 boxes of 10 dims and short names count about 16384 * (8 + 1 + 200 + 16) bytes.
+  s.boxes.resize(kMaxBoxes);
+  for (size_t i = 0; i < s.boxes.size(); ++i) {
+    s.boxes[i] = BoxSpec{std::to_string(i % 100), "w", std::vector<int64_t>(10, 0), std::vector<int64_t>(10, 1), ""};
+    s.boxes[i].name += "/" + std::to_string(i);  // unique
+  }
+  ExpectInvalid(s, "box request (names, keys, dtypes and 20 bytes a dim)");
 }
 
 }  // namespace

@@ -4,13 +4,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "transport/grpc_tls.h"
 
 namespace shardcast {
 
 grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
   std::string msg(s.message());
-  if (msg.size() > 16000) msg = msg.substr(0, 16000) + "... (truncated)";
+  if (msg.size() > kMaxStatusMessageBytes) msg = msg.substr(0, kMaxStatusMessageBytes) + "... (truncated)";
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), msg);
 }
 

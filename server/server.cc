@@ -31,6 +31,7 @@
 #include "server/metrics_http.h"
 #include "server/rpc_metrics.h"
 #include "server/served_index.h"
+#include "transport/grpc_tls.h"
 #include "server/service_metrics.h"
 #include "server/shardcast_service.h"
 
@@ -154,6 +155,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> Bind(const std::string& address, s
   int port = 0;
   b.AddListeningPort(address, ServerCredentials(tls), &port);
   b.SetMaxReceiveMessageSize(kMaxIncomingMessageBytes);
+  b.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);  // an error's full list (grpc_tls.h)
   b.SetMaxSendMessageSize(kMaxOutgoingMessageBytes);
   grpc::ResourceQuota quota(absl::StrCat("shardcast ", address));
   quota.SetMaxThreads(kMaxServerThreads);

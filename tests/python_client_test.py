@@ -162,6 +162,19 @@ class PythonClient(unittest.TestCase):
             for key, buf in buffers.items():
                 self.assertEqual(sha(buf), self.expected[key]["shards"]["4"][rank], "%s rank %d" % (key, rank))
 
+    def test_box_batches_fit_the_request_limits(self):
+        from shardcast._client import box_batches, MAX_BOXES
+        many = [{"name": "n%d" % i, "key": "k", "offsets": [0], "sizes": [1]} for i in range(2 * MAX_BOXES + 5)]
+        self.assertEqual([len(b) for b in box_batches(many)], [MAX_BOXES, MAX_BOXES, 5])
+        big = [{"name": "n%d" % i, "key": "k" * 1000, "offsets": [0] * 8, "sizes": [1] * 8} for i in range(5000)]
+        batches = box_batches(big)
+        self.assertGreater(len(batches), 1)
+        self.assertEqual(sum(len(b) for b in batches), 5000)
+        # Each batch is accepted by the service's own check (a key it lacks is the only problem).
+        with self.assertRaises(shardcast.ShardcastError) as e:
+            self.client.box_manifest(batches[0])
+        self.assertEqual(e.exception.code, "NOT_FOUND", e.exception.message)
+
     def test_box_cast_and_refusals(self):
         key = "model.vision_model.decoder.final_layernorm.weight"  # float32 [64]
         shard = self.client.box_manifest([{"name": "w", "key": key, "offsets": [8], "sizes": [16], "dtype": "fp16"}])

@@ -56,6 +56,9 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsConfig& tls)
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const TlsConfig& tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  // Room for an error that lists every problem (statuses are cut at kMaxStatusMessageBytes): gRPC
+  // refuses more than 8 KiB of metadata by default, which a list of 50 long keys exceeds.
+  args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
   if (!tls.dialing()) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
   grpc::SslCredentialsOptions o;

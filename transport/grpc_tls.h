@@ -34,7 +34,13 @@ absl::StatusOr<TlsConfig> LoadTlsConfig(const std::string& cert_file, const std:
 // Credentials for listening ports: TLS when serving(), plaintext otherwise.
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsConfig& tls);
 
-// A channel to `address`: TLS when dialing(), plaintext otherwise; messages up to 64 MiB.
+// Metadata (an error's message travels in it) that channels and servers accept: 64 KiB, so that
+// an error listing every problem (cut at kMaxStatusMessageBytes) arrives whole.
+inline constexpr int kMaxMetadataBytes = 64 << 10;
+inline constexpr size_t kMaxStatusMessageBytes = 16000;
+
+// A channel to `address`: TLS when dialing(), plaintext otherwise; messages up to 64 MiB, metadata
+// up to kMaxMetadataBytes.
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, const TlsConfig& tls);
 
 // What to try when a channel cannot connect (a sentence, for error messages).

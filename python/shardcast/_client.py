@@ -132,6 +132,28 @@ def _box_request(boxes, dtype):
     return json.dumps({"dtype": dtype or "", "boxes": items}).encode()
 
 
+# A box request's limits (common/shard_request.h, README "Request limits"): boxes, and its size
+# counted as names + keys + dtypes + 20 bytes a dim + 16 a box.
+MAX_BOXES = 16384
+MAX_BOX_REQUEST_BYTES = 3 << 20
+
+
+def box_batches(boxes):
+    """`boxes` cut into consecutive lists that each fit one box request's limits (count and size)."""
+    batches, batch, size = [], [], 0
+    for b in boxes:
+        n = (len(str(b["name"]).encode()) + len(str(b["key"]).encode()) + len(b.get("dtype") or "") +
+             20 * len(b["sizes"]) + 16)
+        if batch and (len(batch) == MAX_BOXES or size + n > MAX_BOX_REQUEST_BYTES - 64):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(b)
+        size += n
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 class _Manifest:
     """A manifest as the C ABI keeps it: a handle (parsed and checked once, when obtained) and its
     JSON document (`text`, `shards`). Receives and warm-ups take the handle."""

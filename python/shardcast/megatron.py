@@ -40,14 +40,13 @@ from megatron.core.dist_checkpointing import ShardedObject, ShardedTensor
 from megatron.core.dist_checkpointing.mapping import ShardedTensorFactory, apply_factories
 from megatron.core.dist_checkpointing.strategies.torch import TorchDistLoadShardedStrategy
 
-from ._client import Client, ShardcastError
+from ._client import Client, ShardcastError, box_batches
 
 __all__ = ["BoxPlan", "ShardcastLoadStrategy", "boxes_for", "load"]
 
 _INVALID_ARGUMENT = 3
 _CASTS = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 _STORED_CASTABLE = ("float32", "bfloat16", "float16")
-_MAX_BOXES = 16384  # a request's limit (README "Request limits"); larger plans go in batches
 
 
 @dataclasses.dataclass
@@ -236,8 +235,8 @@ def load_plan(client, plan, strict=True):
 
 
 def _receive_boxes(client, boxes):
-    """load_boxes in requests of at most _MAX_BOXES boxes, every batch checked first; the summed report."""
-    batches = [boxes[i:i + _MAX_BOXES] for i in range(0, len(boxes), _MAX_BOXES)]
+    """load_boxes in requests within the request limits (box_batches), every batch checked first; the summed report."""
+    batches = box_batches(boxes)
     if len(batches) > 1:  # every batch checked by the service before the first one moves a byte
         for batch in batches:
             client.box_manifest(batch)

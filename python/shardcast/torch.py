@@ -16,8 +16,9 @@ destination of another dtype than the stored one, or a non-contiguous one, recei
 temporary and is copied (cast) in place, as DCP's copy_ does; any other value is replaced by the
 checkpoint's bytes entry as DCP's default planner does (`torch.load(..., weights_only=False)` of
 the bytes: trust the checkpoint as you would for dcp.load). Every problem (missing key, shape
-mismatch, a refused placement) is raised together, before any byte moves. Up to 16384 boxes go
-in one request (README "Request limits"); more are sent in batches of that size.
+mismatch, a refused placement) is raised together, before any byte moves. Boxes go in requests
+within the limits of README "Request limits" (box_batches: 16384 boxes, 3 MiB); more are sent in
+several.
 
 `StorageReader(client)` is a `torch.distributed.checkpoint.StorageReader`: its metadata comes from
 the service's index (one chunk per tensor covering it whole: DCP's planner then asks for boxes of
@@ -40,11 +41,10 @@ from torch.distributed.checkpoint.metadata import (BytesStorageMetadata, ChunkSt
 from torch.distributed.checkpoint.planner import LoadItemType
 from torch.futures import Future
 
-from ._client import Client, ShardcastError
+from ._client import Client, ShardcastError, box_batches
 
 __all__ = ["StorageReader", "load"]
 
-_MAX_BOXES = 16384      # boxes per request (README "Request limits"); more are sent in batches
 _MAX_LISTED = 20        # problems named in one error
 
 
@@ -96,8 +96,8 @@ class _Receive:
     def run(self, client):
         """Receives every box; returns load_boxes' report (summed over batches)."""
         total = {}
-        for i in range(0, len(self.boxes), _MAX_BOXES):
-            report = client.load_boxes(self.boxes[i:i + _MAX_BOXES])
+        for batch in box_batches(self.boxes):
+            report = client.load_boxes(batch)
             for k, v in (report or {}).items():
                 if k not in total:
                     total[k] = v
