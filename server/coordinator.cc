@@ -117,12 +117,26 @@ Coordinator::Coordinator(CoordinatorOptions options, Loader* local) : options_(s
 
 Coordinator::~Coordinator() { Stop(); }
 
+std::chrono::milliseconds PollDelay(const std::vector<v1::RankState>& ranks, std::chrono::milliseconds interval,
+                                    std::chrono::milliseconds floor) {
+  std::chrono::milliseconds delay = interval;
+  for (const v1::RankState& r : ranks) {
+    if (ParseRankState(r.state()) != RankState::kLoading || !(r.eta_seconds() >= 0)) continue;
+    const double half_eta_ms = std::min(r.eta_seconds() * 500.0, static_cast<double>(interval.count()));
+    delay = std::min(delay, std::max(floor, std::chrono::milliseconds(static_cast<int64_t>(half_eta_ms))));
+  }
+  return delay;
+}
+
 void Coordinator::Start() {
   thread_ = std::thread([this] {
     while (!stop_.load()) {
       Poll();
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, options_.poll_interval, [this] { return stop_.load(); });
+      const auto delay = state_ == RankState::kLoading
+                             ? PollDelay(ranks_, options_.poll_interval, options_.min_poll_interval)
+                             : options_.poll_interval;
+      cv_.wait_for(lock, delay, [this] { return stop_.load(); });
     }
   });
 }

@@ -46,6 +46,9 @@ struct CoordinatorOptions {
   std::string token;
   std::chrono::milliseconds deadline{60000};
   std::chrono::milliseconds poll_interval{250};
+  // While loading, the next poll comes sooner when a rank expects to finish sooner (PollDelay):
+  // never sooner than this.
+  std::chrono::milliseconds min_poll_interval{10};
   std::string checkpoint;
   int nccl_version = 0;
   TlsConfig tls;                            // for the connections to the ranks
@@ -55,6 +58,12 @@ struct CoordinatorOptions {
   // Called whenever the state changes.
   std::function<void(RankState)> on_state;
 };
+
+// How long the coordinator waits before its next poll: `interval`, or, while some rank is loading
+// and expects to finish sooner (half its ETA, never under `floor`), that. So "ready" follows the
+// last rank's load within milliseconds rather than up to a poll interval later (pure).
+std::chrono::milliseconds PollDelay(const std::vector<v1::RankState>& ranks, std::chrono::milliseconds interval,
+                                    std::chrono::milliseconds floor);
 
 class Coordinator {
  public:

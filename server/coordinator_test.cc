@@ -279,3 +279,32 @@ TEST_F(CoordinatorTest, AnInvalidRequestIsRefusedBeforeAnyRankIsAsked) {
 
 }  // namespace
 }  // namespace shardcast
+
+namespace shardcast {
+namespace {
+
+v1::RankState Rank(RankState state, double eta_seconds) {
+  v1::RankState r;
+  r.set_state(std::string(RankStateName(state)));
+  r.set_eta_seconds(eta_seconds);
+  return r;
+}
+
+TEST(PollDelayTest, PollsSoonerAsTheFirstLoadingRankNearsItsEnd) {
+  using std::chrono::milliseconds;
+  const milliseconds interval(250), floor(10);
+  // Nobody loading, or no ETA yet: the interval.
+  EXPECT_EQ(PollDelay({Rank(RankState::kReady, 0)}, interval, floor), interval);
+  EXPECT_EQ(PollDelay({Rank(RankState::kLoading, -1)}, interval, floor), interval);
+  // Half the smallest ETA of a loading rank, capped by the interval, never under the floor.
+  EXPECT_EQ(PollDelay({Rank(RankState::kLoading, 0.2), Rank(RankState::kLoading, 0.1)}, interval, floor),
+            milliseconds(50));
+  EXPECT_EQ(PollDelay({Rank(RankState::kLoading, 30)}, interval, floor), interval);
+  EXPECT_EQ(PollDelay({Rank(RankState::kLoading, 0.001)}, interval, floor), floor);
+  EXPECT_EQ(PollDelay({Rank(RankState::kLoading, 0)}, interval, floor), floor);
+  // A failed or ready rank's ETA does not count.
+  EXPECT_EQ(PollDelay({Rank(RankState::kFailed, 0.01), Rank(RankState::kReady, 0)}, interval, floor), interval);
+}
+
+}  // namespace
+}  // namespace shardcast

@@ -55,7 +55,7 @@ void Loader::SetFailed(const std::string& error) {
   last_error_ = error;
 }
 
-absl::Status Loader::Load() {
+absl::Status Loader::Load(StartupTimeline* timeline) {
   const auto t0 = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -69,7 +69,7 @@ absl::Status Loader::Load() {
                                                   " bytes of tensors; more than --memory-budget ",
                                                   options_.memory_budget));
   } else {
-    s = tensors_.Load(mine);
+    s = tensors_.Load(mine, timeline);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.ok()) {
@@ -198,8 +198,9 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
   if (plan.shards.empty()) return absl::NotFoundError(absl::StrCat("no tensor selected by prefix '", compiled.prefix, "'"));
   std::shared_ptr<PreparedRequest> req = NewPreparedRequest(spec, id, compiled);
   std::vector<uint64_t> cut_offsets;
-  SC_RETURN_IF_ERROR(AllocateCutShards(plan, compiled.dtype, req.get(), &cut_offsets));
-  SC_RETURN_IF_ERROR(CutShards(plan, compiled.dtype, cut_offsets, req.get()));
+  const bool alias_whole = AliasesWholeTensors(plan, compiled.dtype);
+  SC_RETURN_IF_ERROR(AllocateCutShards(plan, compiled.dtype, alias_whole, req.get(), &cut_offsets));
+  SC_RETURN_IF_ERROR(CutShards(plan, compiled.dtype, alias_whole, cut_offsets, req.get()));
   SC_RETURN_IF_ERROR(ChecksumOwnedShards(req.get()));
   return req;
 }
@@ -224,18 +225,32 @@ std::shared_ptr<PreparedRequest> Loader::NewPreparedRequest(const ShardRequestSp
   return req;
 }
 
-// A shard that is the whole tensor, uncast, aliases the tensor's buffer: no copy, no memory.
+// A shard that is the whole tensor, uncast: it may alias the tensor's buffer (AliasesWholeTensors).
 bool Loader::IsWholeTensor(const ShardPlan& sp, std::optional<DType> dtype) const {
   return sp.copy_shape == sp.tensor->shape && sp.zero_fill.empty() && ShardOutputDType(sp, dtype) == sp.tensor->dtype;
 }
 
+// On a GPU, a CUDA IPC client maps every allocation its shards lie in, at about 3 ms per GB the
+// first time: a request that cuts shards anyway copies its whole tensors into the same allocation
+// (unless they outweigh the cut ones), so that its clients map that one allocation and not the
+// rank's whole tensor slab for a few norms and biases.
+bool Loader::AliasesWholeTensors(const RankPlan& plan, std::optional<DType> dtype) const {
+  if (!memory_->is_device()) return true;
+  uint64_t whole = 0, cut = 0;
+  for (const ShardPlan& sp : plan.shards) {
+    if (owner_of_.at(sp.tensor) != options_.rank) continue;
+    (IsWholeTensor(sp, dtype) ? whole : cut) += sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype));
+  }
+  return cut == 0 || whole > cut;
+}
 
-absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* req,
-                                       std::vector<uint64_t>* offsets) {
+
+absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
+                                       PreparedRequest* req, std::vector<uint64_t>* offsets) {
   // The shards this rank cuts go into one allocation (one CUDA IPC handle per request).
   std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
-    if (owner_of_.at(sp.tensor) == options_.rank && !IsWholeTensor(sp, dtype)) {
+    if (owner_of_.at(sp.tensor) == options_.rank && !(alias_whole && IsWholeTensor(sp, dtype))) {
       cut_sizes.push_back(sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype)));
     }
   }
@@ -248,8 +263,8 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
   return absl::OkStatus();
 }
 
-absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype, const std::vector<uint64_t>& cut_offsets,
-                               PreparedRequest* req) {
+absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
+                               const std::vector<uint64_t>& cut_offsets, PreparedRequest* req) {
   char* slab = req->allocations.empty() ? nullptr : req->allocations.front().bytes();
   size_t next_cut = 0;
   std::vector<ShardJob> jobs;
@@ -266,7 +281,7 @@ absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype,
     ps.owner = owner_of_.at(sp.tensor);
     if (ps.owner == options_.rank) {
       void* tensor = tensors_.data(sp.tensor);
-      if (IsWholeTensor(sp, dtype)) {
+      if (alias_whole && IsWholeTensor(sp, dtype)) {
         ps.data = tensor;
         ps.allocation = tensors_.allocation();
         ps.resident = true;

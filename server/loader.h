@@ -75,7 +75,7 @@ class Loader {
   ~Loader();
 
   // Reads the owned tensors into the memory space. Sets state ready, or failed with the error.
-  absl::Status Load();
+  absl::Status Load(StartupTimeline* timeline = nullptr);
 
   // The id under which a request's shards are cached (same on every rank).
   std::string RequestId(const ShardRequestSpec& spec) const;
@@ -135,10 +135,13 @@ class Loader {
   std::shared_ptr<PreparedRequest> NewPreparedRequest(const ShardRequestSpec& spec, const std::string& id,
                                                       const CompiledRequest& compiled) const;
   bool IsWholeTensor(const ShardPlan& shard, std::optional<DType> dtype) const;
-  absl::Status AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, PreparedRequest* request,
-                                 std::vector<uint64_t>* offsets);
-  absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, const std::vector<uint64_t>& cut_offsets,
-                         PreparedRequest* request);
+  // Whether the request's whole-tensor shards alias the tensors (else they are copied into the
+  // request's allocation with its cut shards).
+  bool AliasesWholeTensors(const RankPlan& plan, std::optional<DType> dtype) const;
+  absl::Status AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
+                                 PreparedRequest* request, std::vector<uint64_t>* offsets);
+  absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
+                         const std::vector<uint64_t>& cut_offsets, PreparedRequest* request);
   absl::Status ChecksumOwnedShards(PreparedRequest* request);
 
   LoaderOptions options_;

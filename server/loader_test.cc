@@ -17,6 +17,7 @@
 #include "common/sha256.h"
 #include "common/status_testutil.h"
 #include "gtest/gtest.h"
+#include "server/fake_device_space.h"
 
 namespace shardcast {
 namespace {
@@ -215,6 +216,32 @@ TEST(LoaderShards, WholeTensorShardsAliasTheTensorsAndCostNoShardBytes) {
     EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
   }
   EXPECT_EQ(l->Snapshot().memory_held, tensors + Loader::HostBytes(*prepared));
+}
+
+TEST(LoaderShards, OnADeviceARequestThatCutsPutsItsWholeTensorsInTheSameAllocation) {
+  // A CUDA IPC client then maps that one allocation, not the rank's whole tensor slab.
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l,
+                          Loader::Create(FixtureOptions(), std::make_unique<FakeDeviceSpace>()));
+  SC_ASSERT_OK(l->Load());
+  ShardRequestSpec tp2;
+  tp2.layout_text = kFixtureLayout;
+  tp2.tp_size = 2;
+  SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(tp2));
+  ASSERT_EQ(prepared->allocations.size(), 1u);
+  int whole = 0;
+  for (const PreparedShard& s : prepared->shards) {
+    whole += s.rule == "replicate (default)";
+    EXPECT_EQ(s.allocation, prepared->allocations[0].data()) << s.key;
+    EXPECT_FALSE(s.resident) << s.key;
+    EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
+  }
+  EXPECT_GT(whole, 0);  // the fixture's norms and biases: copied, not aliased
+  // A request that cuts nothing still aliases the tensors.
+  ShardRequestSpec tp1;
+  tp1.layout_text = kFixtureLayout;
+  SC_ASSERT_OK_AND_ASSIGN(auto aliased, l->Prepare(tp1));
+  EXPECT_TRUE(aliased->allocations.empty());
+  for (const PreparedShard& s : aliased->shards) EXPECT_TRUE(s.resident) << s.key;
 }
 
 TEST(LoaderShards, CopyOutRefusesShardsOfOtherRanksAndReadsPastTheEnd) {

@@ -17,6 +17,7 @@
 #include "server/bootstrap.h"
 #include "server/flags.h"
 #include "server/server.h"
+#include "server/startup_timeline.h"
 
 namespace {
 
@@ -42,7 +43,9 @@ int Usage(const absl::Status& s) {
 // leaves: exit 0 after a clean drain; after a failure _Exit without MPI_Finalize (peers may be gone
 // or waiting in MPI); rank 0 of a failed service aborts the job with status 3.
 int Serve(const shardcast::ServerOptions& options, shardcast::LogOptions log, int* argc, char*** argv) {
+  shardcast::StartupTimeline timeline;  // from the process's start
   std::unique_ptr<shardcast::Bootstrap> bootstrap = shardcast::NewMpiBootstrap(argc, argv);
+  timeline.Mark("mpi init");
   log.prefix = absl::StrCat("shardcastd rank ", bootstrap->rank());
   log.rank = bootstrap->rank();
   shardcast::InitLogging(log);
@@ -51,7 +54,7 @@ int Serve(const shardcast::ServerOptions& options, shardcast::LogOptions log, in
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGUSR1, OnSignal);
-  auto server = shardcast::Server::Start(options, bootstrap.get());
+  auto server = shardcast::Server::Start(options, bootstrap.get(), &timeline);
   if (!server.ok()) {
     shardcast::LogError(server.status().message());
     std::_Exit(1);

@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <iostream>
 #include <thread>
 
@@ -55,6 +57,12 @@ struct Server::Impl {
   std::string client_address;
   std::unique_ptr<MetricsHttpServer> metrics_server;  // rank 0 with --metrics-listen
   std::thread load_thread;
+  StartupTimeline own_timeline;              // when Start was given none
+  StartupTimeline* timeline = &own_timeline;
+  // Run's loop wakes when the coordinator's state changes (the ready file follows at once).
+  std::mutex run_mu;
+  std::condition_variable run_cv;
+  bool state_changed = false;
   std::atomic<bool> load_done{false};
   std::atomic<bool> load_failed{false};
   // Run's watch (rank 0: the service; others: rank 0).
@@ -201,6 +209,11 @@ DeviceSessions SessionsOf(DeviceSender* s) {
   return sessions;
 }
 
+// The one "start-up" line: milliseconds from the process's start, and each step's.
+void LogStartup(const StartupTimeline& timeline) {
+  LogEvent(LogLevel::kInfo, "start-up", {{"ms", static_cast<int64_t>(timeline.total_ms())}, {"steps", timeline.Summary()}});
+}
+
 }  // namespace
 
 // The rank's core: memory space, budget, Loader, and on a GPU the device sender.
@@ -209,16 +222,19 @@ absl::Status Server::CreateLoader(ServerOptions& options) {
   options.loader.rank = i.bootstrap->rank();
   options.loader.world_size = i.bootstrap->world_size();
   SC_ASSIGN_OR_RETURN(std::unique_ptr<MemorySpace> memory, NewMemorySpace(options.device, i.bootstrap->local_rank()));
+  i.timeline->Mark("memory space");
   SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, i.bootstrap, memory.get()));
   // Twice the deadline: a pin starts when its rank prepared, and rank 0 may wait up to a deadline
   // for the slowest rank before the client even has the manifest.
   options.loader.lease_ttl = 2 * options.deadline;
   SC_ASSIGN_OR_RETURN(i.loader, Loader::Create(options.loader, std::move(memory)));
+  i.timeline->Mark("checkpoint metadata");
   DeviceSessions sessions;
   if (options.device == "cuda") {
     SC_ASSIGN_OR_RETURN(i.device_sender, DeviceSender::Create(options.nccl_library, i.bootstrap->local_rank(),
                                                               options.deadline, i.loader.get()));
     sessions = SessionsOf(i.device_sender.get());
+    i.timeline->Mark("device sender");
   }
   i.loader_service = std::make_unique<LoaderService>(i.loader.get(), options.token, i.host, sessions,
                                                      &i.rpc_metrics);
@@ -238,6 +254,11 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
   co.nccl_version = i.device_sender ? i.device_sender->version() : 0;
   Impl* raw = &i;
   co.on_state = [raw](RankState state) {
+    {
+      std::lock_guard<std::mutex> lock(raw->run_mu);
+      raw->state_changed = true;
+    }
+    raw->run_cv.notify_all();
     if (raw->client_server && raw->client_server->GetHealthCheckService()) {
       raw->client_server->GetHealthCheckService()->SetServingStatus(state == RankState::kReady);
     }
@@ -286,17 +307,21 @@ absl::Status Server::StartMetrics(const ServerOptions& options) {
 void Server::StartLoading() {
   Impl* raw = impl_.get();
   raw->load_thread = std::thread([raw] {
-    absl::Status s = raw->loader->Load();
+    absl::Status s = raw->loader->Load(raw->timeline);
     if (!s.ok()) {
       raw->load_failed = true;
       LogError("loading failed: ", s.message());
+    } else if (raw->bootstrap->rank() != 0) {  // rank 0 logs it once every rank is ready
+      LogStartup(*raw->timeline);
     }
     raw->load_done = true;
   });
 }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Bootstrap* bootstrap) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Bootstrap* bootstrap,
+                                                      StartupTimeline* timeline) {
   auto impl = std::make_unique<Impl>();
+  if (timeline != nullptr) impl->timeline = timeline;
   impl->options = options;
   impl->bootstrap = bootstrap;
   impl->host = HostName();
@@ -310,8 +335,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   const std::string data_host = DataPlaneHost(options.data_host, listen_hp.host, i.host);
   WarnIfOnlyLoopback({listen_hp.host, data_host});
   SC_ASSIGN_OR_RETURN(i.rank_server, Bind(data_host + ":0", {i.loader_service.get()}, &i.rank_address, false, options.tls));
+  i.timeline->Mark("bind");
   SC_ASSIGN_OR_RETURN(i.rank_addresses, bootstrap->AllGather(i.rank_address, options.deadline));
-  if (bootstrap->rank() == 0) SC_RETURN_IF_ERROR(server->StartCoordinator(options, listen));
+  i.timeline->Mark("address exchange");
+  if (bootstrap->rank() == 0) {
+    SC_RETURN_IF_ERROR(server->StartCoordinator(options, listen));
+    i.timeline->Mark("coordinator");
+  }
   server->StartLoading();
   return server;
 }
@@ -321,7 +351,12 @@ int Server::Run(const std::atomic<bool>& stop) {
   if (i.bootstrap->rank() != 0) i.rank0 = v1::LoaderRank::NewStub(NewChannel(i.rank_addresses[0], i.options.tls));
   std::optional<int> exit_status;
   while (!stop.load() && !exit_status) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    {
+      // Every 200 ms (a signal only sets `stop`), or at once when the service's state changes.
+      std::unique_lock<std::mutex> lock(i.run_mu);
+      i.run_cv.wait_for(lock, std::chrono::milliseconds(200), [&i] { return i.state_changed; });
+      i.state_changed = false;
+    }
     exit_status = i.coordinator ? WatchService() : WatchRank0();
   }
   if (exit_status == kExitError) return kExitError;  // rank 0 is gone: nobody to drain for
@@ -358,6 +393,8 @@ std::optional<int> Server::WatchService() {
   if (state == RankState::kReady && !i.ready_written) {
     i.ready_written = true;
     WriteReadyFile(RankState::kReady, "");
+    i.timeline->Mark("until every rank is ready");
+    LogStartup(*i.timeline);
   }
   if (state == RankState::kFailed) {
     if (!i.failure_written) {

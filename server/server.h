@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "server/bootstrap.h"
 #include "server/loader.h"
+#include "server/startup_timeline.h"
 #include "transport/grpc_tls.h"
 
 namespace shardcast {
@@ -44,8 +45,10 @@ inline constexpr int kExitServiceFailed = 3;  // rank 0: the service failed (aft
 class Server {
  public:
   // Starts serving and loading (loading continues in the background). Errors name the flag or
-  // the checkpoint problem.
-  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options, Bootstrap* bootstrap);
+  // the checkpoint problem. `timeline` (may be null; must outlive the server) gets each start-up
+  // step; once loaded the rank logs it as one "start-up" line.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options, Bootstrap* bootstrap,
+                                                       StartupTimeline* timeline = nullptr);
   ~Server();
 
   // Blocks until `stop` becomes true, rank 0 decides to exit (--exit-when-idle,

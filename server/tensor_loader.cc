@@ -31,9 +31,12 @@ void* TensorLoader::data(const TensorEntry* tensor) const {
   return it == tensors_.end() ? nullptr : it->second;
 }
 
-absl::Status TensorLoader::Load(const std::vector<const TensorEntry*>& owned) {
+absl::Status TensorLoader::Load(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline) {
   SC_RETURN_IF_ERROR(AllocateSlab(owned));
-  return memory_->is_device() ? ReadThroughStaging(owned) : ReadIntoHost(owned);
+  if (timeline) timeline->Mark("tensor allocation");
+  SC_RETURN_IF_ERROR(memory_->is_device() ? ReadThroughStaging(owned, timeline) : ReadIntoHost(owned));
+  if (timeline) timeline->Mark("reads");
+  return absl::OkStatus();
 }
 
 absl::Status TensorLoader::AllocateSlab(const std::vector<const TensorEntry*>& owned) {
@@ -110,11 +113,12 @@ absl::Status TensorLoader::StageBatch(const std::vector<Piece>& pieces, size_t* 
   return absl::OkStatus();
 }
 
-absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntry*>& owned) {
+absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline) {
   Buffer staging[2];
   for (Buffer& b : staging) {
     SC_ASSIGN_OR_RETURN(b, memory_->AllocateStaging(staging_bytes_));
   }
+  if (timeline) timeline->Mark("staging buffers");
   SC_ASSIGN_OR_RETURN(const std::vector<Piece> pieces, CutPieces(owned));
   size_t next = 0;
   absl::Status s;

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "checkpoint/reader.h"
+#include "server/startup_timeline.h"
 #include "common/box.h"
 #include "server/memory_space.h"
 
@@ -33,8 +34,8 @@ class TensorLoader {
   // The sum of the entries' bytes.
   static uint64_t TotalBytes(const std::vector<const TensorEntry*>& entries);
 
-  // Reads `owned` into the memory space. Call once.
-  absl::Status Load(const std::vector<const TensorEntry*>& owned);
+  // Reads `owned` into the memory space. Call once. Marks its steps on `timeline` (may be null).
+  absl::Status Load(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline = nullptr);
 
   // Where a loaded tensor lives (nullptr if it was not loaded here).
   void* data(const TensorEntry* tensor) const;
@@ -54,7 +55,7 @@ class TensorLoader {
   };
   absl::Status AllocateSlab(const std::vector<const TensorEntry*>& owned);
   absl::Status ReadIntoHost(const std::vector<const TensorEntry*>& owned);
-  absl::Status ReadThroughStaging(const std::vector<const TensorEntry*>& owned);
+  absl::Status ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline);
   absl::StatusOr<std::vector<Piece>> CutPieces(const std::vector<const TensorEntry*>& owned) const;
   // Reads pieces from `*next` into `staging` while the previous batch is copied up, then queues
   // the copy of this batch; advances `*next` past the pieces that fit.
