@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -209,6 +210,22 @@ struct Client::Impl {
   std::string session_id;
   TlsConfig tls;
   IpcMappings ipc_mappings;  // the loader ranks' resident allocations on this client's GPU(s)
+  // ReleaseIpcLease's queue of (address, lease), sent one by one by `releaser` (started at the
+  // first release), which the destructor lets finish the queue before the stubs go.
+  std::mutex release_mu;
+  std::condition_variable release_cv;
+  std::deque<std::pair<std::string, std::string>> releases;
+  bool releaser_stop = false;
+  std::thread releaser;
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(release_mu);
+      releaser_stop = true;
+    }
+    release_cv.notify_all();
+    if (releaser.joinable()) releaser.join();
+  }
 
   v1::LoaderRank::Stub* RankStub(const std::string& address) {
     std::lock_guard<std::mutex> lock(mu);
@@ -664,16 +681,33 @@ absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const 
   IpcShardReceiver receiver(device, exported, Peer(rank, address), &impl_->ipc_mappings);
   const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
   trace.Mark("receive");
-  grpc::ClientContext release_ctx;
-  Prepare(&release_ctx, options_);
-  v1::ReleaseIpcRequest release;
-  release.set_lease(exported.lease());
-  v1::ReleaseIpcReply released;
-  absl::Status r = FromGrpc(impl_->RankStub(address)->ReleaseIpc(&release_ctx, release, &released),
-                            absl::StrCat("releasing the CUDA IPC lease of ", Peer(rank, address)));
-  trace.Mark("release");
-  SC_RETURN_IF_ERROR(copied);
-  return r;
+  ReleaseIpcLease(address, exported.lease());
+  return copied;
+}
+
+void Client::ReleaseIpcLease(const std::string& address, const std::string& lease) {
+  Impl* impl = impl_.get();
+  std::lock_guard<std::mutex> lock(impl->release_mu);
+  impl->releases.emplace_back(address, lease);
+  impl->release_cv.notify_all();
+  if (impl->releaser.joinable()) return;
+  impl->releaser = std::thread([this, impl] {
+    std::unique_lock<std::mutex> lock(impl->release_mu);
+    while (true) {
+      impl->release_cv.wait(lock, [impl] { return impl->releaser_stop || !impl->releases.empty(); });
+      if (impl->releases.empty()) return;  // stopping, and nothing left to release
+      const auto [address, lease] = std::move(impl->releases.front());
+      impl->releases.pop_front();
+      lock.unlock();
+      grpc::ClientContext ctx;
+      Prepare(&ctx, options_);
+      v1::ReleaseIpcRequest request;
+      request.set_lease(lease);
+      v1::ReleaseIpcReply reply;
+      impl->RankStub(address)->ReleaseIpc(&ctx, request, &reply);  // on failure the lease expires by itself
+      lock.lock();
+    }
+  });
 }
 
 absl::Status Client::ReceiveOverNccl(int rank, const std::string& address, const v1::NcclSession& session,

@@ -159,6 +159,10 @@ class Client {
                                  const std::vector<const Destination*>& list, FailureWatch* watch);
   absl::Status ReceiveOverIpc(int rank, const std::string& address, const v1::IpcExport& exported,
                               const std::vector<const Destination*>& list, int device);
+  // Queues ReleaseIpc for `lease` on a background thread: the receive is complete once the copies
+  // are, and does not wait for the reply (a release that fails leaves the pin to the lease's
+  // expiry). The destructor sends what is queued, each call within the deadline.
+  void ReleaseIpcLease(const std::string& address, const std::string& lease);
   absl::Status ReceiveOverNccl(int rank, const std::string& address, const v1::NcclSession& session,
                                const std::vector<const Destination*>& list, int device, FailureWatch* watch);
   // Blocks until loader rank `rank` reports how NCCL transfer `transfer_id` ended (its send's

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/step_trace.h"
+#include "kernels/batch_copy.h"
 #include "kernels/cuda_status.h"
 
 namespace shardcast {
@@ -65,24 +66,10 @@ absl::StatusOr<uint64_t> MappedAllocationBytes(void* mapped) {
 
 namespace {
 
-// Device-to-device copies in stream order: one cudaMemcpyBatchAsync (a driver of CUDA 12.8 or
-// later; one call instead of one per shard), else one cudaMemcpyAsync each.
-absl::Status EnqueueCopies(std::vector<void*>& dsts, std::vector<const void*>& srcs, std::vector<size_t>& sizes,
-                           cudaStream_t stream) {
-  if (dsts.empty()) return absl::OkStatus();
-  cudaMemcpyAttributes attrs{};
-  attrs.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-  size_t first = 0;
-  if (cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attrs, &first, 1, stream) ==
-      cudaSuccess) {
-    return absl::OkStatus();
-  }
-  cudaGetLastError();  // not supported by this driver: clear the error, copy one by one
-  for (size_t i = 0; i < dsts.size(); ++i) {
-    SC_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dsts[i], srcs[i], sizes[i], cudaMemcpyDeviceToDevice, stream),
-                                  "cudaMemcpyAsync (CUDA IPC)"));
-  }
-  return absl::OkStatus();
+// Device-to-device copies in stream order, a few kernel launches for all of them
+// (kernels/batch_copy.h: one cudaMemcpyAsync per shard cost more host time than the copies).
+absl::Status EnqueueCopies(const std::vector<CopySegment>& segments, cudaStream_t stream) {
+  return LaunchBatchCopy(segments.data(), segments.size(), stream);
 }
 
 }  // namespace
@@ -165,9 +152,7 @@ absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const st
   }
   if (s.ok()) s = CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   trace.Mark("size+stream");
-  std::vector<void*> dsts;
-  std::vector<const void*> srcs;
-  std::vector<size_t> sizes;
+  std::vector<CopySegment> segments;
   for (const IpcPiece& p : pieces) {
     if (!s.ok()) break;
     if (p.region >= mapped.size()) {
@@ -181,11 +166,9 @@ absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const st
       break;
     }
     if (p.nbytes == 0) continue;
-    dsts.push_back(p.dst);
-    srcs.push_back(static_cast<const char*>(mapped[p.region]) + p.offset);
-    sizes.push_back(p.nbytes);
+    segments.push_back(CopySegment{static_cast<const char*>(mapped[p.region]) + p.offset, p.dst, p.nbytes});
   }
-  if (s.ok()) s = EnqueueCopies(dsts, srcs, sizes, stream);
+  if (s.ok()) s = EnqueueCopies(segments, stream);
   trace.Mark("enqueue");
   // Poll with a deadline rather than block: a wedged device must not mean a hang.
   while (s.ok()) {

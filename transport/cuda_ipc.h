@@ -63,7 +63,7 @@ class IpcMappings {
 };
 
 // Maps every region on `device` (resident ones through `mappings` when given, kept mapped),
-// copies every piece (device to device, one batched call), waits for the copies (at most
+// copies every piece (device to device, a few kernel launches: kernels/batch_copy.h), waits for the copies (at most
 // `deadline`), and unmaps the others. DataLoss for a piece naming a region that is not there.
 absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const std::vector<IpcPiece>& pieces,
                      std::chrono::milliseconds deadline, IpcMappings* mappings = nullptr);

@@ -24,12 +24,12 @@ for a in "$@"; do
 done
 rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/fixtures" "$out/python"
 targets=(//client/cli:shardcast //server:shardcastd //bench:read_bench //bench:kernel_bench //reshard:cuda_executor_gpu_test
-         //kernels:device_crc32c_gpu_test //server:loader_gpu_test //client:libshardcast_client.so)
+         //kernels:device_crc32c_gpu_test //kernels:batch_copy_gpu_test //server:loader_gpu_test //client:libshardcast_client.so)
 # DT_RPATH (not RUNPATH) so that the libraries' own dependencies are found there too.
 bazel build -c opt --dynamic_mode=off --color=no --curses=no \
   '--linkopt=-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib:$ORIGIN/../../../lib' "${targets[@]}" >&2
 for t in shardcast:client/cli shardcastd:server read_bench:bench kernel_bench:bench cuda_executor_gpu_test:reshard \
-         device_crc32c_gpu_test:kernels loader_gpu_test:server; do
+         device_crc32c_gpu_test:kernels batch_copy_gpu_test:kernels loader_gpu_test:server; do
   name=${t%%:*}; dir=${t#*:}
   cp "bazel-bin/$dir/$name" "$out/bin/"
 done

@@ -19,6 +19,7 @@ gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
 step "GPU unit tests: CUDA executor, CRC32C kernel, loader on the CUDA memory space"
 gtest cuda_executor_gpu_test
 gtest device_crc32c_gpu_test
+gtest batch_copy_gpu_test
 mkdir -p "$WORK/srcdir" && ln -sfn "$PWD/$BUNDLE/fixtures" "$WORK/srcdir/shared_fixtures"  # as Bazel's runfiles
 TEST_SRCDIR="$WORK/srcdir" gtest loader_gpu_test
 
