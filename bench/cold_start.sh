@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cold start of the sidecar against a plain read of the same files (issue 13, goals 4 and 5), the
 # page cache dropped before each run (needs root: /proc/sys/vm/drop_caches), the two alternating:
-#   plain    cat of the checkpoint's files (.metadata + data) to /dev/null
+#   plain    the checkpoint's files (.metadata + data) read one after another, front to back, in
+#            16 MiB reads (dd bs=16M: what read_bench calls a plain read)
 #   cat-par  the same files read by one cat each, in parallel (the storage's parallelism)
 #   mpirun   `mpirun -np N true`: the launcher's own cost, which any sidecar pays
 #   sidecar  `mpirun -np N shardcastd --device D` from launch until the ready file exists
@@ -32,7 +33,7 @@ secs() { python3 -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.
 files=("$ckpt"/.metadata "$ckpt"/*.distcp)
 declare -a plain par launcher sidecar
 for i in $(seq 1 "$runs"); do
-  drop; t0=$(now); cat "${files[@]}" > /dev/null; t1=$(now); plain+=("$(secs "$t0" "$t1")")
+  drop; t0=$(now); for f in "${files[@]}"; do dd if="$f" of=/dev/null bs=16M status=none; done; t1=$(now); plain+=("$(secs "$t0" "$t1")")
   drop; t0=$(now); for f in "${files[@]}"; do cat "$f" > /dev/null & done; wait; t1=$(now); par+=("$(secs "$t0" "$t1")")
   t0=$(now); "${mpi[@]}" true; t1=$(now); launcher+=("$(secs "$t0" "$t1")")
   drop

@@ -136,9 +136,18 @@ void Coordinator::Start() {
       const auto delay = state_ == RankState::kLoading
                              ? PollDelay(ranks_, options_.poll_interval, options_.min_poll_interval)
                              : options_.poll_interval;
-      cv_.wait_for(lock, delay, [this] { return stop_.load(); });
+      cv_.wait_for(lock, delay, [this] { return stop_.load() || wake_; });
+      wake_ = false;
     }
   });
+}
+
+void Coordinator::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
 }
 
 void Coordinator::Stop() {

@@ -71,6 +71,8 @@ class Coordinator {
   ~Coordinator();
   void Start();
   void Stop();
+  // Polls now (e.g. rank 0's own load just finished) instead of at the next interval.
+  void Wake();
 
   // UNAVAILABLE when failed (with the reason), FAILED_PRECONDITION while loading; the request's
   // own errors as the ranks report them.
@@ -117,6 +119,7 @@ class Coordinator {
   InflightCalls manifest_calls_;                // Prepare calls of manifests in flight
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::atomic<bool> stop_{false};
+  bool wake_ = false;  // under mu_: Wake() was called
   std::atomic<uint32_t> manifests_in_flight_{0};
   std::atomic<uint64_t> manifests_served_{0};
   // Poll rounds: how many started, which one ranks_ holds (under mu_), and the number of rounds

@@ -1,67 +1,160 @@
+// The MPI bootstrap. Every MPI call runs on one thread of its own (MPI_THREAD_FUNNELED): MPI_Init
+// starts there at once, and when the launcher's environment already says where this rank is
+// (server/launcher_env.h) the rank goes on meanwhile (CUDA, the metadata, its reads) instead of
+// waiting the few hundred milliseconds MPI_Init takes; the first call that needs MPI
+// (AllGather) checks that MPI agrees.
 #include <mpi.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "server/bootstrap.h"
+#include "server/launcher_env.h"
 
 namespace shardcast {
 namespace {
 
 class MpiBootstrap : public Bootstrap {
  public:
-  MpiBootstrap(int* argc, char*** argv) {
-    MPI_Init(argc, argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    MPI_Comm local;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
-    MPI_Comm_rank(local, &local_rank_);
-    MPI_Comm_size(local, &local_size_);
-    MPI_Comm_free(&local);
+  explicit MpiBootstrap(std::optional<LauncherPlacement> early) : early_(std::move(early)) {
+    thread_ = std::thread([this] { Serve(); });
+    if (!early_) WaitInitialized();
   }
-  int rank() const override { return rank_; }
-  int world_size() const override { return size_; }
-  int local_rank() const override { return local_rank_; }
-  int local_size() const override { return local_size_; }
+  ~MpiBootstrap() override { StopThread(); }
+
+  int rank() const override { return early_ ? early_->rank : mpi_.rank; }
+  int world_size() const override { return early_ ? early_->world_size : mpi_.world_size; }
+  int local_rank() const override { return early_ ? early_->local_rank : mpi_.local_rank; }
+  int local_size() const override { return early_ ? early_->local_size : mpi_.local_size; }
 
   absl::StatusOr<std::vector<std::string>> AllGather(const std::string& value,
                                                      std::chrono::milliseconds deadline) override {
     constexpr int kMax = 512;
     if (value.size() >= kMax) return absl::InvalidArgumentError("value too long for the all-gather");
-    char mine[kMax] = {};
-    std::memcpy(mine, value.data(), value.size());
-    std::vector<char> all(static_cast<size_t>(kMax) * size_);
-    MPI_Request req;
-    MPI_Iallgather(mine, kMax, MPI_CHAR, all.data(), kMax, MPI_CHAR, MPI_COMM_WORLD, &req);
-    const auto end = std::chrono::steady_clock::now() + deadline;
-    int done = 0;
-    while (!done) {
-      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-      if (done) break;
-      if (std::chrono::steady_clock::now() > end) {
-        return absl::DeadlineExceededError(absl::StrCat("not every loader rank joined within ", deadline.count(), " ms"));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    WaitInitialized();
+    if (early_ && (early_->rank != mpi_.rank || early_->world_size != mpi_.world_size ||
+                   early_->local_rank != mpi_.local_rank || early_->local_size != mpi_.local_size)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          early_->source, "'s environment placed this process as rank ", early_->rank, " of ", early_->world_size,
+          " (node-local ", early_->local_rank, " of ", early_->local_size, ") but MPI says rank ", mpi_.rank, " of ",
+          mpi_.world_size, " (node-local ", mpi_.local_rank, " of ", mpi_.local_size,
+          "): start shardcastd with the launcher of the MPI it was built with"));
     }
-    std::vector<std::string> out;
-    for (int r = 0; r < size_; ++r) out.emplace_back(all.data() + static_cast<size_t>(r) * kMax);
+    absl::StatusOr<std::vector<std::string>> out;
+    OnMpiThread([&] {
+      char mine[kMax] = {};
+      std::memcpy(mine, value.data(), value.size());
+      std::vector<char> all(static_cast<size_t>(kMax) * mpi_.world_size);
+      MPI_Request req;
+      MPI_Iallgather(mine, kMax, MPI_CHAR, all.data(), kMax, MPI_CHAR, MPI_COMM_WORLD, &req);
+      const auto end = std::chrono::steady_clock::now() + deadline;
+      int done = 0;
+      while (!done) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        if (std::chrono::steady_clock::now() > end) {
+          out = absl::DeadlineExceededError(absl::StrCat("not every loader rank joined within ", deadline.count(), " ms"));
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      std::vector<std::string> values;
+      for (int r = 0; r < mpi_.world_size; ++r) values.emplace_back(all.data() + static_cast<size_t>(r) * kMax);
+      out = std::move(values);
+    });
     return out;
   }
-  void Finalize() override { MPI_Finalize(); }
+
+  void Finalize() override {
+    WaitInitialized();
+    OnMpiThread([] { MPI_Finalize(); });
+    StopThread();
+  }
+
   [[noreturn]] void Abort(int status) override {
-    MPI_Abort(MPI_COMM_WORLD, status);
+    WaitInitialized();
+    OnMpiThread([status] { MPI_Abort(MPI_COMM_WORLD, status); });
     std::_Exit(status);  // MPI_Abort does not return; in case it does
   }
 
  private:
-  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  struct Placement {
+    int rank = 0, world_size = 1, local_rank = 0, local_size = 1;
+  };
+
+  // The MPI thread: MPI_Init, then the calls OnMpiThread hands it, until StopThread.
+  void Serve() {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    Placement p;
+    MPI_Comm_rank(MPI_COMM_WORLD, &p.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &p.world_size);
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, p.rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &p.local_rank);
+    MPI_Comm_size(local, &p.local_size);
+    MPI_Comm_free(&local);
+    std::unique_lock<std::mutex> lock(mu_);
+    mpi_ = p;
+    initialized_ = true;
+    cv_.notify_all();
+    while (true) {
+      cv_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+      ++tasks_done_;
+      cv_.notify_all();
+    }
+  }
+
+  void WaitInitialized() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return initialized_; });
+  }
+
+  // Runs `task` on the MPI thread and waits for it.
+  void OnMpiThread(std::function<void()> task) {
+    std::unique_lock<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+    const uint64_t mine = tasks_done_ + tasks_.size();
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return tasks_done_ >= mine; });
+  }
+
+  void StopThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  const std::optional<LauncherPlacement> early_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool initialized_ = false, stop_ = false;
+  Placement mpi_;  // written once by the MPI thread before initialized_
+  std::deque<std::function<void()>> tasks_;
+  uint64_t tasks_done_ = 0;
+  std::thread thread_;
 };
 
 }  // namespace
 
-std::unique_ptr<Bootstrap> NewMpiBootstrap(int* argc, char*** argv) { return std::make_unique<MpiBootstrap>(argc, argv); }
+std::unique_ptr<Bootstrap> NewMpiBootstrap(int* /*argc*/, char*** /*argv*/) {
+  return std::make_unique<MpiBootstrap>(PlacementFromEnvironment([](const char* name) { return std::getenv(name); }));
+}
 
 }  // namespace shardcast

@@ -51,6 +51,7 @@ struct Server::Impl {
   std::string rank_address;
   std::vector<std::string> rank_addresses;
   std::unique_ptr<Coordinator> coordinator;
+  std::atomic<Coordinator*> coordinator_to_wake{nullptr};  // for the load thread, once the coordinator runs
   std::unique_ptr<ServedIndex> index;  // rank 0: the checkpoint's index and bytes entries
   std::unique_ptr<ShardcastService> client_service;
   std::unique_ptr<grpc::Server> client_server;
@@ -287,6 +288,7 @@ absl::Status Server::StartCoordinator(const ServerOptions& options, const std::s
            {{"state", RankStateName(i.coordinator->state())}, {"address", i.client_address},
             {"world_size", i.bootstrap->world_size()}});
   i.coordinator->Start();
+  i.coordinator_to_wake = i.coordinator.get();
   return StartMetrics(options);
 }
 
@@ -306,6 +308,7 @@ absl::Status Server::StartMetrics(const ServerOptions& options) {
 // Loading runs in the background; Run() watches load_done / load_failed.
 void Server::StartLoading() {
   Impl* raw = impl_.get();
+  raw->timeline->Add("loading starts at", raw->timeline->elapsed_ms());
   raw->load_thread = std::thread([raw] {
     absl::Status s = raw->loader->Load(raw->timeline);
     if (!s.ok()) {
@@ -315,6 +318,7 @@ void Server::StartLoading() {
       LogStartup(*raw->timeline);
     }
     raw->load_done = true;
+    if (Coordinator* c = raw->coordinator_to_wake.load()) c->Wake();  // rank 0: say ready now, not at the next poll
   });
 }
 
@@ -328,6 +332,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   std::unique_ptr<Server> server(new Server(std::move(impl)));
   Impl& i = *server->impl_;
   SC_RETURN_IF_ERROR(server->CreateLoader(options));
+  // Reads start now: the rest (ports, the address exchange, which waits for MPI_Init) goes on
+  // beside them.
+  server->StartLoading();
   // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
   // --data-host (default: --listen's host when loopback, else this node's name).
   const std::string listen = options.listen.empty() ? i.host + ":0" : options.listen;
@@ -342,7 +349,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     SC_RETURN_IF_ERROR(server->StartCoordinator(options, listen));
     i.timeline->Mark("coordinator");
   }
-  server->StartLoading();
   return server;
 }
 

@@ -24,6 +24,16 @@ void StartupTimeline::Add(const std::string& step, double ms) {
   steps_.emplace_back(step, ms);
 }
 
+double StartupTimeline::elapsed_ms() const {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
+}
+
+void StartupTimeline::Lane::Mark(const std::string& step) {
+  const Clock::time_point now = Clock::now();
+  if (timeline_ != nullptr) timeline_->Add(step, std::chrono::duration<double, std::milli>(now - last_).count());
+  last_ = now;
+}
+
 std::string StartupTimeline::Summary() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;

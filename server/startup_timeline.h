@@ -27,6 +27,21 @@ class StartupTimeline {
   // does not move the previous mark.
   void Add(const std::string& step, double ms);
 
+  // Milliseconds from the start until now.
+  double elapsed_ms() const;
+
+  // Steps on another thread (e.g. loading, beside the main thread's): each Mark records the time
+  // since this lane's previous mark, or since it was made.
+  class Lane {
+   public:
+    explicit Lane(StartupTimeline* timeline) : timeline_(timeline), last_(Clock::now()) {}
+    void Mark(const std::string& step);
+
+   private:
+    StartupTimeline* timeline_;  // may be null: then nothing is recorded
+    Clock::time_point last_;
+  };
+
   // "mpi init 120.3 ms, memory space 310.0 ms, ..." in the order recorded.
   std::string Summary() const;
   // Milliseconds from the start to the last mark.

@@ -32,10 +32,11 @@ void* TensorLoader::data(const TensorEntry* tensor) const {
 }
 
 absl::Status TensorLoader::Load(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline) {
+  StartupTimeline::Lane lane(timeline);  // beside the main thread's start-up steps
   SC_RETURN_IF_ERROR(AllocateSlab(owned));
-  if (timeline) timeline->Mark("tensor allocation");
-  SC_RETURN_IF_ERROR(memory_->is_device() ? ReadThroughStaging(owned, timeline) : ReadIntoHost(owned));
-  if (timeline) timeline->Mark("reads");
+  lane.Mark("tensor allocation");
+  SC_RETURN_IF_ERROR(memory_->is_device() ? ReadThroughStaging(owned, &lane) : ReadIntoHost(owned));
+  lane.Mark("reads");
   return absl::OkStatus();
 }
 
@@ -113,12 +114,12 @@ absl::Status TensorLoader::StageBatch(const std::vector<Piece>& pieces, size_t* 
   return absl::OkStatus();
 }
 
-absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline) {
+absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline::Lane* lane) {
   Buffer staging[2];
   for (Buffer& b : staging) {
     SC_ASSIGN_OR_RETURN(b, memory_->AllocateStaging(staging_bytes_));
   }
-  if (timeline) timeline->Mark("staging buffers");
+  lane->Mark("staging buffers");
   SC_ASSIGN_OR_RETURN(const std::vector<Piece> pieces, CutPieces(owned));
   size_t next = 0;
   absl::Status s;

@@ -34,7 +34,7 @@ class TensorLoader {
   // The sum of the entries' bytes.
   static uint64_t TotalBytes(const std::vector<const TensorEntry*>& entries);
 
-  // Reads `owned` into the memory space. Call once. Marks its steps on `timeline` (may be null).
+  // Reads `owned` into the memory space. Call once. Adds its steps to `timeline` (may be null) as a lane of their own.
   absl::Status Load(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline = nullptr);
 
   // Where a loaded tensor lives (nullptr if it was not loaded here).
@@ -55,7 +55,7 @@ class TensorLoader {
   };
   absl::Status AllocateSlab(const std::vector<const TensorEntry*>& owned);
   absl::Status ReadIntoHost(const std::vector<const TensorEntry*>& owned);
-  absl::Status ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline);
+  absl::Status ReadThroughStaging(const std::vector<const TensorEntry*>& owned, StartupTimeline::Lane* lane);
   absl::StatusOr<std::vector<Piece>> CutPieces(const std::vector<const TensorEntry*>& owned) const;
   // Reads pieces from `*next` into `staging` while the previous batch is copied up, then queues
   // the copy of this batch; advances `*next` past the pieces that fit.

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 13's GPU measurements in one go (one GPU is enough), logs under $OUT:
+#   the batched-copy and CRC32C kernels (gtests), the loader on the CUDA space, PyTorch's
+#   load_into over CUDA IPC against the per-tensor D2D copy (tests/gpu/torch_receive_test.py),
+#   where a receive spends its time (bench/ipc_profile.py, SHARDCAST_TRACE=1), and the sidecar's
+#   cold start against a plain read (bench/cold_start.sh, --device cuda and cpu) with read_bench.
+#
+#   bench/gpu_issue13.sh [BUNDLE_DIR]     (from the repository root; needs root for drop_caches)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+source deploy/gpu/common.sh "$@"  # BUNDLE, OUT, BIN, WORK, status, step, gtest
+
+step "machine" | tee "$OUT/machine.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; } 2>&1 | tee -a "$OUT/machine.txt"
+
+step "kernels and the loader on the GPU"
+gtest batch_copy_gpu_test
+gtest device_crc32c_gpu_test
+mkdir -p "$WORK/srcdir" && ln -sfn "$PWD/$BUNDLE/fixtures" "$WORK/srcdir/shared_fixtures"
+TEST_SRCDIR="$WORK/srcdir" gtest loader_gpu_test
+
+step "PyTorch load_into over CUDA IPC, timed against the per-tensor D2D copy"
+python3 tests/gpu/torch_receive_test.py --bundle "$BUNDLE" --out "$OUT/torch_receive" --devices cuda:0 \
+  2>&1 | tee "$OUT/torch_receive.log" | tail -16
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "where a CUDA IPC receive spends its time"
+SHARDCAST_TRACE=1 python3 bench/ipc_profile.py --bundle "$BUNDLE" > "$OUT/ipc_profile.log" 2>&1 || status=1
+grep -v "^  model\|LayoutWarning\|return self" "$OUT/ipc_profile.log" | tail -12
+
+step "cold start against a plain read (ViT-H-sized, 1 writer)"
+ckpt="$WORK/vith"
+python3 tools/gen_synthetic_dcp.py --preset vit-h --writers 1 "$ckpt" > "$OUT/gen.log" 2>&1 || status=1
+for dev in cuda cpu; do
+  OUT="$OUT/cold_$dev" bash bench/cold_start.sh "$ckpt" --device "$dev" --runs 3 --bin "$BIN" 2>&1 \
+    | tee "$OUT/cold_start.$dev.log" | tail -9
+done
+"$BIN/read_bench" "$ckpt" --threads 8 --repeat 2 2>&1 | tee "$OUT/read_bench.log" | tail -4
+
+step "done: status $status"
+exit $status
