@@ -13,6 +13,9 @@ source deploy/gpu/common.sh "$@"  # BUNDLE, OUT, BIN, WORK, status, step, gtest
 step "machine" | tee "$OUT/machine.txt"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; } 2>&1 | tee -a "$OUT/machine.txt"
 
+FINAL_OUT=$OUT
+OUT="$WORK/logs" && mkdir -p "$OUT"  # everything goes in one archive at the end (few files come back)
+
 step "kernels and the loader on the GPU"
 gtest batch_copy_gpu_test
 gtest device_crc32c_gpu_test
@@ -31,11 +34,14 @@ grep -v "^  model\|LayoutWarning\|return self" "$OUT/ipc_profile.log" | tail -12
 step "cold start against a plain read (ViT-H-sized, 1 writer)"
 ckpt="$WORK/vith"
 python3 tools/gen_synthetic_dcp.py --preset vit-h --writers 1 "$ckpt" > "$OUT/gen.log" 2>&1 || status=1
-for dev in cuda cpu; do
-  OUT="$OUT/cold_$dev" bash bench/cold_start.sh "$ckpt" --device "$dev" --runs 3 --bin "$BIN" 2>&1 \
-    | tee "$OUT/cold_start.$dev.log" | tail -9
+for run in "cuda mpirun" "cuda none" "cpu mpirun" "cpu none" "cuda none --warm" "cpu none --warm"; do
+  set -- $run
+  name="cold_start.$1.$2${3:+.warm}"
+  OUT="$OUT/$name" bash bench/cold_start.sh "$ckpt" --device "$1" --launcher "$2" ${3:-} --runs 3 --bin "$BIN" 2>&1 \
+    | tee "$OUT/$name.log" | grep -v "^run" | sed 's/.*steps=/  /' | tail -5
 done
 "$BIN/read_bench" "$ckpt" --threads 8 --repeat 2 2>&1 | tee "$OUT/read_bench.log" | tail -4
 
 step "done: status $status"
+tar -czf "$FINAL_OUT/logs.tgz" -C "$WORK" logs
 exit $status

@@ -33,7 +33,9 @@ class Bootstrap {
   [[noreturn]] virtual void Abort(int status) = 0;
 };
 
-// MPI_Init'ed bootstrap (works as a singleton without mpirun too).
+// The bootstrap of a process started by an MPI launcher (mpirun, srun, Hydra): MPI on a thread of
+// its own, the placement known early from the launcher's environment where it says it. A process
+// started on its own (no launcher's variables) is the only rank, and makes no MPI call at all.
 std::unique_ptr<Bootstrap> NewMpiBootstrap(int* argc, char*** argv);
 
 }  // namespace shardcast

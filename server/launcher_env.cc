@@ -39,4 +39,12 @@ std::optional<LauncherPlacement> PlacementFromEnvironment(const std::function<co
   return std::nullopt;
 }
 
+bool StartedByALauncher(const std::function<const char*(const char*)>& getenv) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI_SIZE", "PMIX_RANK",
+                           "PMIX_NAMESPACE", "MPI_LOCALNRANKS", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_ID"}) {
+    if (getenv(name) != nullptr) return true;
+  }
+  return false;
+}
+
 }  // namespace shardcast

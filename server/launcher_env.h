@@ -20,6 +20,10 @@ struct LauncherPlacement {
 // size, 0 <= local_rank < local_size <= size); nullopt otherwise (then MPI has to say).
 std::optional<LauncherPlacement> PlacementFromEnvironment(const std::function<const char*(const char*)>& getenv);
 
+// Whether any launcher's variables are set (Open MPI, PMI/PMIx, MPICH, Slurm): when none is, the
+// process was started on its own, as a single rank that needs no MPI at all.
+bool StartedByALauncher(const std::function<const char*(const char*)>& getenv);
+
 }  // namespace shardcast
 
 #endif  // SHARDCAST_SERVER_LAUNCHER_ENV_H_

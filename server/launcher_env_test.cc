@@ -41,5 +41,19 @@ TEST(LauncherEnv, MissingOrInconsistentVariablesLeaveItToMpi) {
                    .has_value());  // more ranks on the node than in the job
 }
 
+TEST(LauncherEnv, AProcessStartedOnItsOwnSeesNoLauncher) {
+  auto started = [](const std::map<std::string, std::string>& env) {
+    return StartedByALauncher([&env](const char* name) -> const char* {
+      auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    });
+  };
+  EXPECT_FALSE(started({}));
+  EXPECT_FALSE(started({{"HOME", "/root"}, {"CUDA_VISIBLE_DEVICES", "0"}}));
+  EXPECT_TRUE(started({{"OMPI_COMM_WORLD_SIZE", "1"}}));
+  EXPECT_TRUE(started({{"PMIX_RANK", "0"}}));
+  EXPECT_TRUE(started({{"SLURM_PROCID", "0"}}));  // srun or a batch step: MPI decides
+}
+
 }  // namespace
 }  // namespace shardcast

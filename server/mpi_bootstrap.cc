@@ -2,7 +2,8 @@
 // starts there at once, and when the launcher's environment already says where this rank is
 // (server/launcher_env.h) the rank goes on meanwhile (CUDA, the metadata, its reads) instead of
 // waiting the few hundred milliseconds MPI_Init takes; the first call that needs MPI
-// (AllGather) checks that MPI agrees.
+// (AllGather) checks that MPI agrees. A process started without a launcher is a single rank
+// without MPI (LocalBootstrap).
 #include <mpi.h>
 
 #include <condition_variable>
@@ -151,10 +152,27 @@ class MpiBootstrap : public Bootstrap {
   std::thread thread_;
 };
 
+// A process started on its own (no launcher's variables): the only rank, without MPI (MPI_Init of
+// a singleton costs hundreds of milliseconds and, with Open MPI, a helper daemon).
+class LocalBootstrap : public Bootstrap {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  absl::StatusOr<std::vector<std::string>> AllGather(const std::string& value, std::chrono::milliseconds) override {
+    return std::vector<std::string>{value};
+  }
+  void Finalize() override {}
+  [[noreturn]] void Abort(int status) override { std::_Exit(status); }
+};
+
 }  // namespace
 
 std::unique_ptr<Bootstrap> NewMpiBootstrap(int* /*argc*/, char*** /*argv*/) {
-  return std::make_unique<MpiBootstrap>(PlacementFromEnvironment([](const char* name) { return std::getenv(name); }));
+  const auto getenv = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
+  if (!StartedByALauncher(getenv)) return std::make_unique<LocalBootstrap>();
+  return std::make_unique<MpiBootstrap>(PlacementFromEnvironment(getenv));
 }
 
 }  // namespace shardcast

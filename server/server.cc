@@ -39,6 +39,15 @@
 
 namespace shardcast {
 
+namespace {
+
+// The one "start-up" line: milliseconds from the process's start, and each step's.
+void LogStartup(const StartupTimeline& timeline) {
+  LogEvent(LogLevel::kInfo, "start-up", {{"ms", static_cast<int64_t>(timeline.total_ms())}, {"steps", timeline.Summary()}});
+}
+
+}  // namespace
+
 struct Server::Impl {
   ServerOptions options;
   Bootstrap* bootstrap = nullptr;
@@ -51,7 +60,13 @@ struct Server::Impl {
   std::string rank_address;
   std::vector<std::string> rank_addresses;
   std::unique_ptr<Coordinator> coordinator;
-  std::atomic<Coordinator*> coordinator_to_wake{nullptr};  // for the load thread, once the coordinator runs
+  std::atomic<Coordinator*> coordinator_to_wake{nullptr};
+  // Ranks other than 0 log their start-up line once both their load and Start are done (rank 0
+  // once every rank is ready).
+  std::atomic<int> startup_parts_done{0};
+  void StartupPartDone() {
+    if (++startup_parts_done == 2 && bootstrap->rank() != 0) LogStartup(*timeline);
+  }  // for the load thread, once the coordinator runs
   std::unique_ptr<ServedIndex> index;  // rank 0: the checkpoint's index and bytes entries
   std::unique_ptr<ShardcastService> client_service;
   std::unique_ptr<grpc::Server> client_server;
@@ -210,14 +225,9 @@ DeviceSessions SessionsOf(DeviceSender* s) {
   return sessions;
 }
 
-// The one "start-up" line: milliseconds from the process's start, and each step's.
-void LogStartup(const StartupTimeline& timeline) {
-  LogEvent(LogLevel::kInfo, "start-up", {{"ms", static_cast<int64_t>(timeline.total_ms())}, {"steps", timeline.Summary()}});
-}
-
 }  // namespace
 
-// The rank's core: memory space, budget, Loader, and on a GPU the device sender.
+// The rank's core: memory space, budget, Loader (loading starts), and on a GPU the device sender.
 absl::Status Server::CreateLoader(ServerOptions& options) {
   Impl& i = *impl_;
   options.loader.rank = i.bootstrap->rank();
@@ -230,6 +240,9 @@ absl::Status Server::CreateLoader(ServerOptions& options) {
   options.loader.lease_ttl = 2 * options.deadline;
   SC_ASSIGN_OR_RETURN(i.loader, Loader::Create(options.loader, std::move(memory)));
   i.timeline->Mark("checkpoint metadata");
+  // Reads start now: the rest (the device sender, ports, the address exchange, which waits for
+  // MPI_Init) goes on beside them.
+  StartLoading();
   DeviceSessions sessions;
   if (options.device == "cuda") {
     SC_ASSIGN_OR_RETURN(i.device_sender, DeviceSender::Create(options.nccl_library, i.bootstrap->local_rank(),
@@ -314,8 +327,8 @@ void Server::StartLoading() {
     if (!s.ok()) {
       raw->load_failed = true;
       LogError("loading failed: ", s.message());
-    } else if (raw->bootstrap->rank() != 0) {  // rank 0 logs it once every rank is ready
-      LogStartup(*raw->timeline);
+    } else {
+      raw->StartupPartDone();
     }
     raw->load_done = true;
     if (Coordinator* c = raw->coordinator_to_wake.load()) c->Wake();  // rank 0: say ready now, not at the next poll
@@ -331,10 +344,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
   impl->host = HostName();
   std::unique_ptr<Server> server(new Server(std::move(impl)));
   Impl& i = *server->impl_;
-  SC_RETURN_IF_ERROR(server->CreateLoader(options));
-  // Reads start now: the rest (ports, the address exchange, which waits for MPI_Init) goes on
-  // beside them.
-  server->StartLoading();
+  SC_RETURN_IF_ERROR(server->CreateLoader(options));  // loading starts there
   // Every port binds exactly one host: rank 0's client port --listen's, the data-plane ports
   // --data-host (default: --listen's host when loopback, else this node's name).
   const std::string listen = options.listen.empty() ? i.host + ":0" : options.listen;
@@ -349,6 +359,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Boo
     SC_RETURN_IF_ERROR(server->StartCoordinator(options, listen));
     i.timeline->Mark("coordinator");
   }
+  i.StartupPartDone();
   return server;
 }
 

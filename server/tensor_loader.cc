@@ -1,6 +1,9 @@
 #include "server/tensor_loader.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,11 +34,50 @@ void* TensorLoader::data(const TensorEntry* tensor) const {
   return it == tensors_.end() ? nullptr : it->second;
 }
 
+namespace {
+
+// Faults in fresh host memory on a thread of its own, front to back, so that the kernel's zeroing
+// of new pages runs beside the reads instead of inside them (reading into a fresh 1.26 GB slab
+// from the page cache spent 70% of its time in clear_page). MADV_POPULATE_WRITE (Linux 5.14)
+// maps the pages without touching their contents, so a read that overtakes it loses nothing;
+// on an older kernel it does nothing. Stops early when destroyed.
+class PageFaulter {
+ public:
+  PageFaulter(void* data, size_t n) {
+    if (data == nullptr || n == 0) return;
+    thread_ = std::thread([this, data, n] {
+      constexpr size_t kStep = 64u << 20;
+      const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+      const uintptr_t end = reinterpret_cast<uintptr_t>(data) + n;
+      for (uintptr_t p = begin; p < end && !stop_.load(std::memory_order_relaxed); p += kStep) {
+        if (::madvise(reinterpret_cast<void*>(p), std::min<uintptr_t>(kStep, end - p), MADV_POPULATE_WRITE) != 0) return;
+      }
+    });
+  }
+  ~PageFaulter() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  PageFaulter(const PageFaulter&) = delete;
+  PageFaulter& operator=(const PageFaulter&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
 absl::Status TensorLoader::Load(const std::vector<const TensorEntry*>& owned, StartupTimeline* timeline) {
   StartupTimeline::Lane lane(timeline);  // beside the main thread's start-up steps
   SC_RETURN_IF_ERROR(AllocateSlab(owned));
   lane.Mark("tensor allocation");
-  SC_RETURN_IF_ERROR(memory_->is_device() ? ReadThroughStaging(owned, &lane) : ReadIntoHost(owned));
+  if (memory_->is_device()) {
+    SC_RETURN_IF_ERROR(ReadThroughStaging(owned, &lane));
+  } else {
+    PageFaulter ahead(slab_.data(), slab_.size());
+    SC_RETURN_IF_ERROR(ReadIntoHost(owned));
+  }
   lane.Mark("reads");
   return absl::OkStatus();
 }
@@ -120,6 +162,8 @@ absl::Status TensorLoader::ReadThroughStaging(const std::vector<const TensorEntr
     SC_ASSIGN_OR_RETURN(b, memory_->AllocateStaging(staging_bytes_));
   }
   lane->Mark("staging buffers");
+  // Pageable staging (server/cuda_memory_space.cc): its first touch runs beside the first reads.
+  PageFaulter first(staging[0].data(), staging[0].size()), second(staging[1].data(), staging[1].size());
   SC_ASSIGN_OR_RETURN(const std::vector<Piece> pieces, CutPieces(owned));
   size_t next = 0;
   absl::Status s;

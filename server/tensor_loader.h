@@ -1,8 +1,8 @@
 // TensorLoader: reads the tensors a loader rank owns, once, into one allocation of its
 // MemorySpace (one CUDA IPC handle covers them all), and hands out where each one lives. Host
-// memory: read straight into place, all tensors in one parallel batch. GPU: through two pinned
-// staging buffers, one read while the other is copied up; a tensor larger than a buffer goes in
-// dim-0 slabs (contiguous in the tensor). It opens nothing itself. Progress (done_bytes) counts
+// memory: read straight into place, its fresh pages faulted in by a thread of their own ahead of
+// the reads. GPU: through two staging buffers of host memory, one read while the other is copied
+// up; a tensor larger than a buffer goes in dim-0 slabs (contiguous in the tensor). It opens nothing itself. Progress (done_bytes) counts
 // payload bytes only, after each batch: host reads go in batches of about `staging_bytes` (whole
 // tensors; one larger than that is a batch alone), so that progress moves during a long load.
 #ifndef SHARDCAST_SERVER_TENSOR_LOADER_H_

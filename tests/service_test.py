@@ -33,7 +33,7 @@ class Service:
     """One `mpirun -np N shardcastd` job."""
 
     def __init__(self, ckpt, ranks=2, token=None, layout=LAYOUT, extra=(), listen="localhost:0", deadline=DEADLINE,
-                 wait_ready=True):
+                 wait_ready=True, launcher=True):
         self.dir = tempfile.mkdtemp()
         self.ready = os.path.join(self.dir, "ready.json")
         self.token_file = None
@@ -43,11 +43,16 @@ class Service:
             with open(self.token_file, "w") as f:
                 f.write(token + "\n")
             args += ["--token-file", self.token_file]
-        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0",
-               "-np", str(ranks), SHARDCASTD, "--checkpoint", ckpt, "--device", "cpu", "--listen", listen,
-               "--ready-file", self.ready, "--deadline", str(deadline), "--layout", layout, *args, *extra]
+        cmd = [SHARDCASTD, "--checkpoint", ckpt, "--device", "cpu", "--listen", listen, "--ready-file", self.ready,
+               "--deadline", str(deadline), "--layout", layout, *args, *extra]
+        env = dict(os.environ)
+        if launcher:
+            cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "orte_abort_on_non_zero_status", "0",
+                   "-np", str(ranks), *cmd]
+        else:  # started on its own, as a Kubernetes sidecar container is: no launcher's variables
+            env = {k: v for k, v in env.items() if not k.startswith(("OMPI_", "PMI", "PMIX_", "SLURM_"))}
         self.log = open(os.path.join(self.dir, "log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         end = time.time() + 60
         if not wait_ready:  # only until rank 0 serves (still loading, perhaps)
             while not self.serving_address():
@@ -643,6 +648,44 @@ class Lifecycle(unittest.TestCase):
             self.assertIn("2 manifests served and every rank idle", log)
         finally:
             svc.stop()
+
+
+class StartUp(unittest.TestCase):
+    """Each rank logs where its start-up went; a process started without a launcher is one rank
+    without MPI (bench/cold_start.sh measures both against a plain read)."""
+
+    def steps(self, log):
+        lines = [l for l in log.splitlines() if "start-up" in l and "steps=" in l]
+        self.assertTrue(lines, log)
+        return lines
+
+    def test_every_rank_logs_its_start_up_steps(self):
+        svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"))
+        try:
+            fetch_json(svc, 2, 0)
+        finally:
+            svc.stop()
+        lines = self.steps(open(svc.log.name).read())
+        self.assertEqual(len(lines), 2)  # one per rank
+        for step in ("checkpoint metadata", "loading starts at", "reads", "address exchange"):
+            self.assertTrue(all(step in l for l in lines), (step, lines))
+        self.assertEqual(sum("until every rank is ready" in l for l in lines), 1, lines)  # rank 0's
+
+    def test_a_process_started_on_its_own_serves_as_the_only_rank(self):
+        svc = Service(os.path.join(FIXTURES, "dcp-torch2.11", "vit_tp2"), launcher=False)
+        try:
+            st = svc.status()
+            self.assertEqual(st["state"], "ready")
+            self.assertEqual(st["world_size"], 1)
+            with open(os.path.join(FIXTURES, "dcp-torch2.11", "expected.json")) as f:
+                expected = json.load(f)["tensors"]
+            got = {t["key"]: t["sha256"] for t in fetch_json(svc, 2, 1)["tensors"]}
+            self.assertEqual(got, {k: e["shards"]["2"][1] for k, e in expected.items()})
+            os.killpg(svc.proc.pid, signal.SIGTERM)
+            self.assertEqual(svc.proc.wait(timeout=20), 0)
+        finally:
+            svc.stop()
+        self.assertEqual(len(self.steps(open(svc.log.name).read())), 1)
 
 
 def make_certificate(directory, name):
