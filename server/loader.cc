@@ -22,12 +22,24 @@ Loader::Loader(LoaderOptions options, std::unique_ptr<MemorySpace> memory, std::
 
 Loader::~Loader() = default;
 
-absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory) {
+absl::StatusOr<std::unique_ptr<CheckpointReader>> Loader::OpenReader(const LoaderOptions& options) {
   ReaderOptions ro;
   ro.iteration = options.iteration;
   ro.threads = options.read_threads;
   ro.verify_storage_crc = options.verify_storage_crc;
-  SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, CheckpointReader::Open(options.checkpoint, ro));
+  return CheckpointReader::Open(options.checkpoint, ro);
+}
+
+std::vector<const TensorEntry*> Loader::OwnedTensors(const CheckpointReader& reader, const LoaderOptions& options) {
+  const std::vector<const TensorEntry*> selected = reader.Select(options.prefix);
+  return TensorLoader::OwnedBy(selected, AssignOwners(selected, options.world_size), options.rank);
+}
+
+absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory,
+                                                       std::unique_ptr<CheckpointReader> reader) {
+  if (reader == nullptr) {
+    SC_ASSIGN_OR_RETURN(reader, OpenReader(options));
+  }
   std::unique_ptr<Loader> l(new Loader(std::move(options), std::move(memory), std::move(reader)));
   l->selected_ = l->reader_->Select(l->options_.prefix);
   if (l->selected_.empty()) {

@@ -49,7 +49,7 @@ struct LoaderOptions {
   std::chrono::milliseconds lease_ttl{60000};  // a pin's deadline
   int read_threads = 8;
   bool verify_storage_crc = true;       // check records' ZIP CRC-32 (ReaderOptions)
-  uint64_t staging_bytes = 256ull << 20;  // per pinned staging buffer (two are used)
+  uint64_t staging_bytes = 256ull << 20;  // per staging buffer (two are used)
 };
 
 struct RankSnapshot {
@@ -70,8 +70,16 @@ struct RankSnapshot {
 
 class Loader {
  public:
-  // Opens the checkpoint, selects keys, assigns owners. NotFound if --prefix selects nothing.
-  static absl::StatusOr<std::unique_ptr<Loader>> Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory);
+  // Opens the checkpoint (unless `reader` is given: OpenReader's), selects keys, assigns owners.
+  // NotFound if --prefix selects nothing.
+  static absl::StatusOr<std::unique_ptr<Loader>> Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory,
+                                                        std::unique_ptr<CheckpointReader> reader = nullptr);
+  // The reader Create would open, for a caller that wants it first (to prefetch while the memory
+  // space starts).
+  static absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenReader(const LoaderOptions& options);
+  // The tensors `options.rank` will own, in the order Load reads them (empty if --prefix selects
+  // nothing; Create says so).
+  static std::vector<const TensorEntry*> OwnedTensors(const CheckpointReader& reader, const LoaderOptions& options);
   ~Loader();
 
   // Reads the owned tensors into the memory space. Sets state ready, or failed with the error.

@@ -72,7 +72,7 @@ class MemorySpace {
   // Memory for tensors and shards. ResourceExhausted when it cannot be had.
   virtual absl::StatusOr<Buffer> Allocate(size_t n) = 0;
 
-  // Host staging memory for loading (pinned on a GPU space).
+  // Host staging memory for loading (pageable; a GPU space copies it up on a thread of its own).
   virtual absl::StatusOr<Buffer> AllocateStaging(size_t n) = 0;
 
   // Copies host bytes in; may run asynchronously until Synchronize(). The source must stay
