@@ -371,19 +371,6 @@ absl::Status CheckpointReader::Read(const std::vector<BoxRead>& reads) {
   return VerifyPieceCrcs(piece_crcs);
 }
 
-absl::StatusOr<uint64_t> CheckpointReader::Prefetch(const std::vector<const TensorEntry*>& tensors,
-                                                    uint64_t max_bytes) {
-  uint64_t asked = 0;
-  for (const TensorEntry* t : tensors) {
-    for (const StoredChunk& c : t->chunks) {
-      if (asked >= max_bytes) return asked;
-      SC_RETURN_IF_ERROR(files_->Prefetch(c.location.relative_path, c.location.offset, c.location.length));
-      asked += c.location.length;
-    }
-  }
-  return asked;
-}
-
 absl::Status CheckpointReader::AddPieces(const BoxRead& r, std::vector<Piece>* pieces) {
   const TensorEntry& t = *r.tensor;
   if (r.box.rank() != t.shape.size() || r.box.offsets.size() != t.shape.size() || !Contains(FullBox(t.shape), r.box)) {

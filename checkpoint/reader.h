@@ -90,12 +90,6 @@ class CheckpointReader {
   // the file, the key and what was wrong; on error the destinations are partly written.
   absl::Status Read(const std::vector<BoxRead>& reads);
 
-  // Asks the kernel to start reading the stored items of `tensors` (in that order, whole items, up
-  // to about `max_bytes`) into the page cache, and returns at once with the bytes asked for: a
-  // later Read finds them there or in flight. For the start-up work (e.g. CUDA's) that comes
-  // before the first Read.
-  absl::StatusOr<uint64_t> Prefetch(const std::vector<const TensorEntry*>& tensors, uint64_t max_bytes);
-
   // The payload of a bytes entry (after stream transforms).
   absl::StatusOr<std::string> ReadBytesEntry(const BytesEntry& entry);
 

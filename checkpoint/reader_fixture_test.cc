@@ -235,23 +235,5 @@ TEST(MultiVersion, ZstdRecordsAreDecoded) {
   EXPECT_EQ(w->chunks[0].location.transforms, (std::vector<std::string>{"stream.zstd/1"}));
 }
 
-TEST(Torch211, PrefetchAsksForWholeItemsInOrderUpToTheCap) {
-  SC_ASSERT_OK_AND_ASSIGN(auto reader, CheckpointReader::Open(FixturePath("dcp-torch2.11/vit_tp2")));
-  const std::vector<const TensorEntry*> all = reader->Select("");
-  uint64_t total = 0;
-  for (const TensorEntry* t : all) {
-    for (const StoredChunk& c : t->chunks) total += c.location.length;
-  }
-  SC_ASSERT_OK_AND_ASSIGN(uint64_t first, reader->Prefetch(all, 1));
-  EXPECT_EQ(first, all[0]->chunks[0].location.length);  // one whole item, then the cap
-  SC_ASSERT_OK_AND_ASSIGN(uint64_t everything, reader->Prefetch(all, UINT64_MAX));
-  EXPECT_EQ(everything, total);
-  SC_ASSERT_OK_AND_ASSIGN(uint64_t none, reader->Prefetch({}, UINT64_MAX));
-  EXPECT_EQ(none, 0u);
-  // Advice only: the reads afterwards are the same.
-  std::string bytes(all[0]->nbytes(), '\0');
-  SC_ASSERT_OK(reader->Read({BoxRead{all[0], FullBox(all[0]->shape), bytes.data()}}));
-}
-
 }  // namespace
 }  // namespace shardcast

@@ -94,17 +94,6 @@ absl::StatusOr<uint64_t> CheckpointFiles::FileSize(const std::string& rel) {
   return f->size;
 }
 
-absl::Status CheckpointFiles::Prefetch(const std::string& rel, uint64_t offset, uint64_t n) {
-  SC_ASSIGN_OR_RETURN(OpenFile * f, Get(rel));
-  if (offset >= f->size) return absl::OkStatus();
-  n = std::min(n, f->size - offset);
-  if (const int rc = ::posix_fadvise(f->fd, static_cast<off_t>(offset), static_cast<off_t>(n), POSIX_FADV_WILLNEED);
-      rc != 0) {
-    return absl::InternalError(absl::StrCat(dir_, "/", rel, ": posix_fadvise(WILLNEED): ", std::strerror(rc)));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckpointFiles::ReadAt(const std::string& rel, uint64_t offset, uint64_t n, char* out) {
   SC_ASSIGN_OR_RETURN(OpenFile * f, Get(rel));
   if (offset > f->size || n > f->size - offset) {

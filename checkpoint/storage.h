@@ -38,9 +38,6 @@ class CheckpointFiles {
   // Reads exactly n bytes at `offset`. OutOfRange (naming the file) if the range passes the
   // file's end; DataLoss on a short read.
   absl::Status ReadAt(const std::string& relative_path, uint64_t offset, uint64_t n, char* out);
-  // Asks the kernel to start reading [offset, offset + n) into the page cache (POSIX_FADV_WILLNEED),
-  // without waiting for it; the range is clipped to the file. Only ever reads.
-  absl::Status Prefetch(const std::string& relative_path, uint64_t offset, uint64_t n);
 
   // Reads a whole (small) file; ResourceExhausted naming its size and `max_bytes` if larger,
   // before anything is allocated.

@@ -30,11 +30,6 @@ absl::StatusOr<std::unique_ptr<CheckpointReader>> Loader::OpenReader(const Loade
   return CheckpointReader::Open(options.checkpoint, ro);
 }
 
-std::vector<const TensorEntry*> Loader::OwnedTensors(const CheckpointReader& reader, const LoaderOptions& options) {
-  const std::vector<const TensorEntry*> selected = reader.Select(options.prefix);
-  return TensorLoader::OwnedBy(selected, AssignOwners(selected, options.world_size), options.rank);
-}
-
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory,
                                                        std::unique_ptr<CheckpointReader> reader) {
   if (reader == nullptr) {

@@ -74,12 +74,9 @@ class Loader {
   // NotFound if --prefix selects nothing.
   static absl::StatusOr<std::unique_ptr<Loader>> Create(LoaderOptions options, std::unique_ptr<MemorySpace> memory,
                                                         std::unique_ptr<CheckpointReader> reader = nullptr);
-  // The reader Create would open, for a caller that wants it first (to prefetch while the memory
-  // space starts).
+  // The reader Create would open, for a caller that opens the checkpoint first (before the memory
+  // space, whose CUDA start takes far longer).
   static absl::StatusOr<std::unique_ptr<CheckpointReader>> OpenReader(const LoaderOptions& options);
-  // The tensors `options.rank` will own, in the order Load reads them (empty if --prefix selects
-  // nothing; Create says so).
-  static std::vector<const TensorEntry*> OwnedTensors(const CheckpointReader& reader, const LoaderOptions& options);
   ~Loader();
 
   // Reads the owned tensors into the memory space. Sets state ready, or failed with the error.

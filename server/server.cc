@@ -117,10 +117,6 @@ bool Server::failed() const {
 
 namespace {
 
-// At most this much of a GPU rank's tensors is prefetched while CUDA starts (page cache, not the
-// process's memory).
-constexpr uint64_t kStartPrefetchBytes = 2ull << 30;
-
 // --memory-budget, or 90% of what the memory space has free (on the host, shared by the node's
 // ranks). Printed, so that an operator sees the limit a RESOURCE_EXHAUSTED refers to.
 absl::StatusOr<uint64_t> MemoryBudget(const ServerOptions& options, Bootstrap* bootstrap, MemorySpace* memory) {
@@ -238,13 +234,6 @@ absl::Status Server::CreateLoader(ServerOptions& options) {
   options.loader.world_size = i.bootstrap->world_size();
   SC_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointReader> reader, Loader::OpenReader(options.loader));
   i.timeline->Mark("checkpoint metadata");
-  if (options.device == "cuda") {
-    // Starting CUDA takes 200-400 ms before the first read could begin: let the storage read the
-    // first tensors into the page cache meanwhile (advice only; the reads check everything).
-    absl::StatusOr<uint64_t> asked = reader->Prefetch(Loader::OwnedTensors(*reader, options.loader), kStartPrefetchBytes);
-    if (!asked.ok()) LogWarning("prefetch at start-up: ", asked.status().message());
-    i.timeline->Mark("prefetch advised");
-  }
   SC_ASSIGN_OR_RETURN(std::unique_ptr<MemorySpace> memory, NewMemorySpace(options.device, i.bootstrap->local_rank()));
   i.timeline->Mark("memory space");
   SC_ASSIGN_OR_RETURN(options.loader.memory_budget, MemoryBudget(options, i.bootstrap, memory.get()));
