@@ -16,6 +16,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -99,11 +101,11 @@ class Coordinator {
   // Prepare on every rank under `prepare`'s id and lease, then the merged manifest. The caller
   // ends the lease on an error.
   absl::StatusOr<v1::Manifest> PrepareEverywhere(const ShardRequestSpec& spec, const v1::PrepareRequest& prepare);
-  absl::Status PrepareError(size_t rank, const grpc::Status& status);
-  // Rank 0's plan of the request (order, owners) filled with the ranks' shard infos (CRCs), under
-  // `prepare`'s request id and lease.
+  absl::Status PrepareError(size_t rank, const absl::Status& status);
+  // Rank 0's plan of the request (order, owners) filled with its own shards' infos and the other
+  // ranks' (`remote`, by name; moved out), under `prepare`'s request id and lease.
   absl::StatusOr<v1::Manifest> MergeManifest(const PreparedRequest& plan,
-                                             const std::map<std::string, v1::ShardInfo>& owned,
+                                             std::unordered_map<std::string_view, v1::ShardInfo*>* remote,
                                              const v1::PrepareRequest& prepare) const;
 
   CoordinatorOptions options_;

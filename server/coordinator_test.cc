@@ -234,12 +234,15 @@ TEST_F(CoordinatorTest, RanksThatComputeAnotherIdRefuseAndTheLeaseIsEndedEverywh
   EXPECT_EQ(m.status().code(), absl::StatusCode::kFailedPrecondition) << m.status();
   EXPECT_THAT(std::string(m.status().message()), HasSubstr("request id mismatch"));
   EXPECT_THAT(std::string(m.status().message()), HasSubstr("loader rank 1"));
-  // The lease rank 0 pinned its part under is ended on every rank.
-  const std::vector<std::string> prepared = ranks_[0]->prepared_leases();
+  // Rank 0 prepared through its own loader (no call to its service), rank 1 was asked under the
+  // same lease and refused; the lease is ended on every rank, and rank 0 holds no pin.
+  EXPECT_TRUE(ranks_[0]->prepared_leases().empty());
+  const std::vector<std::string> prepared = ranks_[1]->prepared_leases();
   ASSERT_EQ(prepared.size(), 1u);
   ASSERT_FALSE(prepared[0].empty());
   EXPECT_EQ(ranks_[0]->ended_leases(), prepared);
   EXPECT_EQ(ranks_[1]->ended_leases(), prepared);
+  EXPECT_EQ(ranks_[0]->loader().Snapshot().leases_pinned, 0u);
 }
 
 TEST_F(CoordinatorTest, ARankThatStopsAnsweringFailsTheServiceAndManifestsNameIt) {

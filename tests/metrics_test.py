@@ -195,8 +195,9 @@ class MetricsService(unittest.TestCase):
             self.assertEqual(value(after, "shardcast_requests_cached"), 2)
             self.assertEqual(value(after, "shardcast_manifests_served_total"), 1)
             self.assertEqual(value(after, "shardcast_rpc_latency_seconds_count", rank="0", method="GetManifest"), 1)
-            for rank in ("0", "1"):
-                self.assertEqual(value(after, "shardcast_rpc_latency_seconds_count", rank=rank, method="Prepare"), 1)
+            # Rank 1 was asked over gRPC; rank 0 prepared through its own loader (no call).
+            self.assertEqual(value(after, "shardcast_rpc_latency_seconds_count", rank="1", method="Prepare"), 1)
+            self.assertEqual(value(after, "shardcast_rpc_latency_seconds_count", rank="0", method="Prepare"), 0)
             self.assertGreaterEqual(value(after, "shardcast_rpc_latency_seconds_count", method="Fetch"), 1)
             self.assertEqual(value(after, "shardcast_rpc_errors_total"), 0)
 
