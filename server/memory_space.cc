@@ -1,7 +1,5 @@
 #include "server/memory_space.h"
 
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -16,22 +14,15 @@
 namespace shardcast {
 namespace {
 
-constexpr size_t kHugePage = 2u << 20;
-
 class HostMemorySpace : public MemorySpace {
  public:
   std::string name() const override { return "cpu"; }
   bool is_device() const override { return false; }
   absl::StatusOr<Buffer> Allocate(size_t n) override {
-    // Large allocations (the tensors, cut shards) in 2 MiB pages where the kernel offers them
-    // (transparent huge pages, "madvise" mode): the reads fault in a 1.26 GB slab with 630
-    // faults instead of 308,000, which took longer than reading it from the page cache.
-    const bool large = n >= kHugePage;
     void* p = nullptr;
-    if (::posix_memalign(&p, large ? kHugePage : 64, n ? n : 1) != 0) {
+    if (::posix_memalign(&p, 64, n ? n : 1) != 0) {
       return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", n, " bytes of host memory"));
     }
-    if (large) ::madvise(p, n, MADV_HUGEPAGE);  // advice only: without THP, 4 KiB pages as before
     return Buffer(p, n, [](void* data) { std::free(data); });
   }
   absl::StatusOr<Buffer> AllocateStaging(size_t n) override { return Allocate(n); }

@@ -60,13 +60,13 @@ struct Server::Impl {
   std::string rank_address;
   std::vector<std::string> rank_addresses;
   std::unique_ptr<Coordinator> coordinator;
-  std::atomic<Coordinator*> coordinator_to_wake{nullptr};
+  std::atomic<Coordinator*> coordinator_to_wake{nullptr};  // for the load thread, once the coordinator runs
   // Ranks other than 0 log their start-up line once both their load and Start are done (rank 0
   // once every rank is ready).
   std::atomic<int> startup_parts_done{0};
   void StartupPartDone() {
     if (++startup_parts_done == 2 && bootstrap->rank() != 0) LogStartup(*timeline);
-  }  // for the load thread, once the coordinator runs
+  }
   std::unique_ptr<ServedIndex> index;  // rank 0: the checkpoint's index and bytes entries
   std::unique_ptr<ShardcastService> client_service;
   std::unique_ptr<grpc::Server> client_server;

@@ -64,15 +64,6 @@ absl::StatusOr<uint64_t> MappedAllocationBytes(void* mapped) {
 }  // namespace
 
 
-namespace {
-
-// Device-to-device copies in stream order, a few kernel launches for all of them
-// (kernels/batch_copy.h: one cudaMemcpyAsync per shard cost more host time than the copies).
-absl::Status EnqueueCopies(const std::vector<CopySegment>& segments, cudaStream_t stream) {
-  return LaunchBatchCopy(segments.data(), segments.size(), stream);
-}
-
-}  // namespace
 
 namespace {
 
@@ -168,7 +159,9 @@ absl::Status IpcCopy(int device, const std::vector<IpcRegion>& regions, const st
     if (p.nbytes == 0) continue;
     segments.push_back(CopySegment{static_cast<const char*>(mapped[p.region]) + p.offset, p.dst, p.nbytes});
   }
-  if (s.ok()) s = EnqueueCopies(segments, stream);
+  // One or a few kernel launches for all of them (kernels/batch_copy.h): one cudaMemcpyAsync per
+  // shard cost more host time than the copies.
+  if (s.ok()) s = LaunchBatchCopy(segments.data(), segments.size(), stream);
   trace.Mark("enqueue");
   // Poll with a deadline rather than block: a wedged device must not mean a hang.
   while (s.ok()) {
