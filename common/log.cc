@@ -1,7 +1,9 @@
 // The logger behind common/log.h: spdlog's sinks and pattern formatter (UTC time, level) under a
 // configuration that InitLogging() swaps whole (sink, format, level) while other threads log: a
 // line is built and written under the one configuration it read, so it is never half text, half
-// JSON. The JSON format is a pattern whose message part (%v) we write ourselves, escaped.
+// JSON. Lines are written under one process-wide lock, not the sink's own: two configurations may
+// name the same stream (a re-initialisation while a thread still holds the old snapshot), and a
+// per-sink lock would let both write to it at once. The JSON format is a pattern whose message part (%v) we write ourselves, escaped.
 #include "common/log.h"
 
 #include <cstdlib>
@@ -102,9 +104,9 @@ struct Logger {
     auto config = std::make_shared<Config>();
     config->format = o.format;
     if (o.out == nullptr) {
-      config->sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+      config->sink = std::make_shared<spdlog::sinks::stderr_sink_st>();
     } else {
-      config->sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*o.out, /*force_flush=*/true);
+      config->sink = std::make_shared<spdlog::sinks::ostream_sink_st>(*o.out, /*force_flush=*/true);
     }
     config->sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(Pattern(o), spdlog::pattern_time_type::utc));
     std::lock_guard<std::mutex> lock(mu);
@@ -133,6 +135,8 @@ void Write(LogLevel level, absl::string_view message, std::initializer_list<LogF
   const std::string body = Body(config->format, message, fields);
   const spdlog::details::log_msg msg(spdlog::source_loc{}, "shardcast", ToSpdlog(level),
                                      spdlog::string_view_t(body.data(), body.size()));
+  static std::mutex* const write_mu = new std::mutex();  // see the file comment; never destroyed
+  std::lock_guard<std::mutex> lock(*write_mu);
   config->sink->log(msg);
   config->sink->flush();
 }
