@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/ownership.h"
@@ -86,6 +87,15 @@ absl::Status Loader::Load(StartupTimeline* timeline) {
     return s;
   }
   cache_.SetTensorBytes(bytes);
+  if (memory_->is_device()) {
+    // Cut shards' blocks, within the budget's room for shards; 64 MiB at least (a larger request
+    // gets a block of its own size).
+    const uint64_t room = options_.memory_budget ? options_.memory_budget - bytes : 0;
+    if (options_.memory_budget == 0 || room > 0) {
+      arena_ = std::make_unique<SlabArena>([memory = memory_.get()](uint64_t n) { return memory->Allocate(n); },
+                                           room, uint64_t{64} << 20);
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   load_seconds_ = secs;
   read_gbps_ = secs > 0 ? bytes / secs / 1e9 : 0;
@@ -204,10 +214,10 @@ absl::StatusOr<std::shared_ptr<PreparedRequest>> Loader::Produce(const ShardRequ
   const RankPlan& plan = compiled.plans[0];
   if (plan.shards.empty()) return absl::NotFoundError(absl::StrCat("no tensor selected by prefix '", compiled.prefix, "'"));
   std::shared_ptr<PreparedRequest> req = NewPreparedRequest(spec, id, compiled);
-  std::vector<uint64_t> cut_offsets;
+  CutSlab slab;
   const bool alias_whole = AliasesWholeTensors(plan, compiled.dtype);
-  SC_RETURN_IF_ERROR(AllocateCutShards(plan, compiled.dtype, alias_whole, req.get(), &cut_offsets));
-  SC_RETURN_IF_ERROR(CutShards(plan, compiled.dtype, alias_whole, cut_offsets, req.get()));
+  SC_RETURN_IF_ERROR(AllocateCutShards(plan, compiled.dtype, alias_whole, req.get(), &slab));
+  SC_RETURN_IF_ERROR(CutShards(plan, compiled.dtype, alias_whole, slab, req.get()));
   SC_RETURN_IF_ERROR(ChecksumOwnedShards(req.get()));
   return req;
 }
@@ -253,26 +263,40 @@ bool Loader::AliasesWholeTensors(const RankPlan& plan, std::optional<DType> dtyp
 
 
 absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
-                                       PreparedRequest* req, std::vector<uint64_t>* offsets) {
-  // The shards this rank cuts go into one allocation (one CUDA IPC handle per request).
+                                       PreparedRequest* req, CutSlab* slab) {
+  // The shards this rank cuts go into one slab (one CUDA IPC handle per request): on a GPU a
+  // range of the arena's blocks, which clients keep mapped; else, or when the arena is full, an
+  // allocation of the request's own.
   std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
     if (owner_of_.at(sp.tensor) == options_.rank && !(alias_whole && IsWholeTensor(sp, dtype))) {
       cut_sizes.push_back(sp.num_elements() * ItemSize(ShardOutputDType(sp, dtype)));
     }
   }
-  const uint64_t need = PackSlab(cut_sizes, offsets);
+  const uint64_t need = PackSlab(cut_sizes, &slab->offsets);
   SC_RETURN_IF_ERROR(cache_.Reserve(need));
   if (cut_sizes.empty()) return absl::OkStatus();
-  SC_ASSIGN_OR_RETURN(Buffer slab, memory_->Allocate(need));
-  req->allocations.push_back(std::move(slab));
   req->owned_bytes = need;
+  if (arena_ != nullptr) {
+    absl::StatusOr<ArenaSlab> range = arena_->Allocate(need);
+    if (range.ok()) {
+      slab->data = range->data();
+      slab->allocation = range->block_base();
+      slab->resident = true;
+      req->arena_slab = *std::move(range);
+      return absl::OkStatus();
+    }
+    LogDebug("rank ", options_.rank, ": request ", req->id, " gets its own allocation: ", range.status().message());
+  }
+  SC_ASSIGN_OR_RETURN(Buffer own, memory_->Allocate(need));
+  slab->data = own.bytes();
+  slab->allocation = own.data();
+  req->allocations.push_back(std::move(own));
   return absl::OkStatus();
 }
 
-absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
-                               const std::vector<uint64_t>& cut_offsets, PreparedRequest* req) {
-  char* slab = req->allocations.empty() ? nullptr : req->allocations.front().bytes();
+absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole, const CutSlab& slab,
+                               PreparedRequest* req) {
   size_t next_cut = 0;
   std::vector<ShardJob> jobs;
   std::vector<std::vector<SourceBuffer>> sources(plan.shards.size());
@@ -293,9 +317,10 @@ absl::Status Loader::CutShards(const RankPlan& plan, std::optional<DType> dtype,
         ps.allocation = tensors_.allocation();
         ps.resident = true;
       } else {
-        char* out = slab + cut_offsets[next_cut++];
+        char* out = slab.data + slab.offsets[next_cut++];
         ps.data = out;
-        ps.allocation = slab;
+        ps.allocation = slab.allocation;
+        ps.resident = slab.resident;
         sources[i].assign(sp.tensor->chunks.size(), SourceBuffer{tensor, FullBox(sp.tensor->shape)});
         jobs.push_back(ShardJob{&plan.shards[i], &sources[i], out, ps.dtype});
       }

@@ -31,6 +31,7 @@
 #include "server/rank_counters.h"
 #include "server/rank_state.h"
 #include "server/shard_cache.h"
+#include "server/slab_arena.h"
 #include "server/tensor_loader.h"
 
 namespace shardcast {
@@ -143,10 +144,17 @@ class Loader {
   // Whether the request's whole-tensor shards alias the tensors (else they are copied into the
   // request's allocation with its cut shards).
   bool AliasesWholeTensors(const RankPlan& plan, std::optional<DType> dtype) const;
+  // Where a request's cut shards go: one slab, at `offsets`.
+  struct CutSlab {
+    char* data = nullptr;
+    const void* allocation = nullptr;  // what a CUDA IPC handle names
+    bool resident = false;             // a block of arena_ (kept until exit)
+    std::vector<uint64_t> offsets;
+  };
   absl::Status AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
-                                 PreparedRequest* request, std::vector<uint64_t>* offsets);
-  absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
-                         const std::vector<uint64_t>& cut_offsets, PreparedRequest* request);
+                                 PreparedRequest* request, CutSlab* slab);
+  absl::Status CutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole, const CutSlab& slab,
+                         PreparedRequest* request);
   absl::Status ChecksumOwnedShards(PreparedRequest* request);
 
   LoaderOptions options_;
@@ -160,6 +168,7 @@ class Loader {
   std::map<const TensorEntry*, int> owner_of_;               // the same, by tensor
   TensorLoader tensors_;                                     // the owned tensors, once loaded
   ShardCache cache_;                                         // prepared requests
+  std::unique_ptr<SlabArena> arena_;                         // GPU: cut shards' blocks (Load makes it)
 
   mutable std::mutex mu_;
   RankState state_ = RankState::kLoading;

@@ -227,12 +227,14 @@ TEST(LoaderShards, OnADeviceARequestThatCutsPutsItsWholeTensorsInTheSameAllocati
   tp2.layout_text = kFixtureLayout;
   tp2.tp_size = 2;
   SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(tp2));
-  ASSERT_EQ(prepared->allocations.size(), 1u);
+  ASSERT_TRUE(prepared->arena_slab);  // a range of the rank's arena, not an allocation of its own
+  EXPECT_TRUE(prepared->allocations.empty());
   int whole = 0;
   for (const PreparedShard& s : prepared->shards) {
     whole += s.rule == "replicate (default)";
-    EXPECT_EQ(s.allocation, prepared->allocations[0].data()) << s.key;
-    EXPECT_FALSE(s.resident) << s.key;
+    EXPECT_EQ(s.allocation, prepared->arena_slab.block_base()) << s.key;
+    EXPECT_TRUE(s.resident) << s.key;  // the block stays until exit: clients keep it mapped
+    EXPECT_GE(static_cast<const char*>(s.data), prepared->arena_slab.data()) << s.key;
     EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
   }
   EXPECT_GT(whole, 0);  // the fixture's norms and biases: copied, not aliased
@@ -241,7 +243,58 @@ TEST(LoaderShards, OnADeviceARequestThatCutsPutsItsWholeTensorsInTheSameAllocati
   tp1.layout_text = kFixtureLayout;
   SC_ASSERT_OK_AND_ASSIGN(auto aliased, l->Prepare(tp1));
   EXPECT_TRUE(aliased->allocations.empty());
+  EXPECT_FALSE(aliased->arena_slab);
   for (const PreparedShard& s : aliased->shards) EXPECT_TRUE(s.resident) << s.key;
+}
+
+TEST(LoaderShards, OnADeviceRequestsShareTheArenasBlockAndReuseWhatAnEvictedOneHeld) {
+  LoaderOptions o = FixtureOptions();
+  o.max_cached_requests = 1;
+  auto space = std::make_unique<FakeDeviceSpace>();
+  FakeDeviceSpace* device = space.get();
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(o, std::move(space)));
+  SC_ASSERT_OK(l->Load());
+  const int after_load = device->allocations;
+  ShardRequestSpec rank0, rank1;
+  rank0.layout_text = rank1.layout_text = kFixtureLayout;
+  rank0.tp_size = rank1.tp_size = 2;
+  rank1.tp_rank = 1;
+  const void* block = nullptr;
+  const char* first = nullptr;
+  {
+    SC_ASSERT_OK_AND_ASSIGN(auto a, l->Prepare(rank0));
+    block = a->arena_slab.block_base();
+    first = a->arena_slab.data();
+  }
+  SC_ASSERT_OK_AND_ASSIGN(auto b, l->Prepare(rank1));  // evicts rank 0's (the cap is 1)
+  EXPECT_EQ(b->arena_slab.block_base(), block);
+  EXPECT_EQ(b->arena_slab.data(), first);  // the evicted request's range, reused
+  EXPECT_EQ(device->allocations, after_load + 1);  // one block for both
+  for (const PreparedShard& s : b->shards) EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
+}
+
+TEST(LoaderShards, OnADeviceARequestTheArenaCannotHoldGetsAnAllocationOfItsOwn) {
+  uint64_t tensors = 0;
+  {
+    SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> probe, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
+    SC_ASSERT_OK(probe->Load());
+    tensors = probe->Snapshot().memory_held;
+  }
+  LoaderOptions o = FixtureOptions();
+  o.memory_budget = tensors + (16 << 20);  // room for the fixture's shards, not for a 64 MiB block
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(o, std::make_unique<FakeDeviceSpace>()));
+  SC_ASSERT_OK(l->Load());
+  ShardRequestSpec tp2;
+  tp2.layout_text = kFixtureLayout;
+  tp2.tp_size = 2;
+  SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(tp2));
+  EXPECT_FALSE(prepared->arena_slab);
+  ASSERT_EQ(prepared->allocations.size(), 1u);
+  for (const PreparedShard& s : prepared->shards) {
+    EXPECT_EQ(s.allocation, prepared->allocations[0].data()) << s.key;
+    EXPECT_FALSE(s.resident) << s.key;  // freed with the request: mapped per receive
+    EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
+  }
 }
 
 TEST(LoaderShards, CopyOutRefusesShardsOfOtherRanksAndReadsPastTheEnd) {

@@ -10,6 +10,7 @@
 #include "common/box.h"
 #include "common/dtype.h"
 #include "server/memory_space.h"
+#include "server/slab_arena.h"
 
 namespace shardcast {
 
@@ -24,7 +25,9 @@ struct PreparedShard {
   // of the allocation they lie in (the tensors' slab or the request's, for CUDA IPC export).
   const void* data = nullptr;
   const void* allocation = nullptr;
-  bool resident = false;  // `allocation` is the tensors' slab, kept until the service exits
+  // `allocation` lives until the service exits (the tensors' slab, or a block of the rank's
+  // SlabArena): a CUDA IPC client may keep it mapped.
+  bool resident = false;
 };
 
 struct PreparedRequest {
@@ -34,7 +37,10 @@ struct PreparedRequest {
   std::vector<std::string> opaque;
   std::vector<std::string> notes;       // the plan's notes (RankPlan::notes), for the manifest
   uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
-  std::vector<Buffer> allocations;      // owned: freed with the request (one slab of cut shards, or none)
+  // The cut shards' memory, given back with the request: a range of the rank's SlabArena (GPU),
+  // or an allocation of its own (host memory, or when the arena is full); or none.
+  ArenaSlab arena_slab;
+  std::vector<Buffer> allocations;
 };
 
 }  // namespace shardcast

@@ -41,9 +41,10 @@ struct IpcRegion {
   bool resident = false;
 };
 
-// A client's mappings of resident allocations (the loader's tensors), kept across receives:
-// mapping a large allocation costs milliseconds (cudaIpcOpenMemHandle, then Close), paid once
-// per allocation instead of per receive. Thread-safe; unmaps everything when destroyed. Holds
+// A client's mappings of resident allocations (the loader's tensors, and the blocks its requests'
+// cut shards live in: server/slab_arena.h), kept across receives: mapping a large allocation
+// costs milliseconds (cudaIpcOpenMemHandle, then Close), paid once per allocation instead of per
+// receive. Thread-safe; unmaps everything when destroyed. Holds
 // at most kMaxMappings (beyond: mapped and unmapped per receive, as non-resident ones are).
 class IpcMappings {
  public:
