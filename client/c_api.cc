@@ -151,6 +151,14 @@ int shardcast_manifest_parse(const char* manifest_json, shardcast_manifest_handl
 
 void shardcast_manifest_free(shardcast_manifest_handle* manifest) { delete manifest; }
 
+const char* shardcast_manifest_digest(const shardcast_manifest_handle* manifest) {
+  return manifest == nullptr ? "" : manifest->manifest.digest.c_str();
+}
+
+char* shardcast_manifest_json(const shardcast_manifest_handle* manifest) {
+  return manifest == nullptr ? nullptr : Dup(shardcast::ManifestToJson(manifest->manifest).Dump());
+}
+
 int shardcast_receive_manifest(shardcast_client* client, const shardcast_manifest_handle* manifest, size_t n,
                                const char* const* names, void* const* buffers, const uint64_t* sizes, int device,
                                char** report_json, char** error) {

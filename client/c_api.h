@@ -69,6 +69,12 @@ int shardcast_manifest_get(shardcast_client* client, const char* request_json, s
  * from the server is (owners, dtypes, sizes): 3 (INVALID_ARGUMENT) naming what is wrong. */
 int shardcast_manifest_parse(const char* manifest_json, shardcast_manifest_handle** manifest, char** error);
 void shardcast_manifest_free(shardcast_manifest_handle* manifest);
+/* The manifest's digest (32 hex digits; "" from an older server), owned by the handle. Equal
+ * digests, equal manifests but for the lease: a caller that kept the JSON of a manifest with
+ * this digest need not ask for it again. */
+const char* shardcast_manifest_digest(const shardcast_manifest_handle* manifest);
+/* The manifest's JSON document (free with shardcast_free). */
+char* shardcast_manifest_json(const shardcast_manifest_handle* manifest);
 
 /* As shardcast_receive / shardcast_warm_up, from a manifest handle. */
 int shardcast_receive_manifest(shardcast_client* client, const shardcast_manifest_handle* manifest, size_t n,

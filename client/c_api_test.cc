@@ -27,10 +27,22 @@ class FakeService final : public v1::Shardcast::Service, public v1::LoaderRank::
   std::string address;
   std::atomic<int> manifests{0}, fetches{0};
 
+  // Manifest digests: none (an older server) unless `digest` is set; then a request whose
+  // known_manifest equals it (or any, with `lie_unchanged`) gets only a new lease.
+  std::string digest;
+  std::atomic<bool> lie_unchanged{false};
+  std::string last_known;  // the last request's known_manifest
+
   grpc::Status GetManifest(grpc::ServerContext*, const v1::ShardRequest* req, v1::Manifest* out) override {
-    ++manifests;
+    const int n = ++manifests;
+    last_known = req->known_manifest();
     out->set_request_id("r");
-    out->set_lease_id("lease");
+    out->set_lease_id("lease-" + std::to_string(n));
+    out->set_digest(digest);
+    if (!digest.empty() && (lie_unchanged || req->known_manifest() == digest)) {
+      out->set_unchanged(true);
+      return grpc::Status::OK;
+    }
     v1::ShardInfo* s = out->add_shards();
     s->set_name("w");
     s->set_key("model.w");
@@ -142,6 +154,51 @@ TEST_F(CApiTest, AManifestHandleIsReceivedFrom) {
   EXPECT_EQ(fake_.manifests.load(), 1);
   EXPECT_EQ(fake_.fetches.load(), 2);
   shardcast_manifest_free(m);
+}
+
+TEST_F(CApiTest, AnUnchangedManifestComesFromTheClientsCopyWithTheNewLease) {
+  fake_.digest = "d1";
+  shardcast_manifest_handle *first = nullptr, *again = nullptr;
+  CString json, err;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &first, &json.p, &err.p), 0) << err.str();
+  EXPECT_EQ(fake_.last_known, "");  // nothing held yet
+  EXPECT_STREQ(shardcast_manifest_digest(first), "d1");
+  EXPECT_THAT(json.str(), HasSubstr("\"lease_id\":\"lease-1\""));
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &again, nullptr, &err.p), 0) << err.str();
+  EXPECT_EQ(fake_.last_known, "d1");  // the server was told which manifest the client holds
+  EXPECT_STREQ(shardcast_manifest_digest(again), "d1");
+  CString again_json{shardcast_manifest_json(again)};
+  EXPECT_THAT(again_json.str(), HasSubstr("\"model.w\""));  // the shards, from the client's copy
+  EXPECT_THAT(again_json.str(), HasSubstr("\"lease_id\":\"lease-2\""));  // the new lease
+  const char* names[] = {"w"};
+  char buffer[16] = {};
+  void* buffers[] = {buffer};
+  const uint64_t sizes[] = {16};
+  ASSERT_EQ(shardcast_receive_manifest(client_, again, 1, names, buffers, sizes, -1, nullptr, &err.p), 0) << err.str();
+  EXPECT_EQ(std::memcmp(buffer, kBytes, 16), 0);
+  shardcast_manifest_free(first);
+  shardcast_manifest_free(again);
+}
+
+TEST_F(CApiTest, AnUnchangedReplyForAManifestTheClientDoesNotHoldIsDataLoss) {
+  fake_.digest = "d1";
+  fake_.lie_unchanged = true;
+  shardcast_manifest_handle* m = nullptr;
+  CString err;
+  EXPECT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &m, nullptr, &err.p), 15);
+  EXPECT_THAT(err.str(), HasSubstr("unchanged"));
+  EXPECT_EQ(m, nullptr);
+}
+
+TEST_F(CApiTest, AServerWithoutDigestsIsAskedForTheWholeManifestEachTime) {
+  shardcast_manifest_handle *a = nullptr, *b = nullptr;
+  CString err;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &a, nullptr, &err.p), 0) << err.str();
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &b, nullptr, &err.p), 0) << err.str();
+  EXPECT_EQ(fake_.last_known, "");
+  EXPECT_STREQ(shardcast_manifest_digest(b), "");
+  shardcast_manifest_free(a);
+  shardcast_manifest_free(b);
 }
 
 TEST_F(CApiTest, NullPointersAreRefusedNotDereferenced) {

@@ -10,8 +10,10 @@
 #include <deque>
 #include <functional>
 #include <limits>
+#include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string_view>
@@ -152,8 +154,45 @@ Manifest ManifestFromProto(const v1::Manifest& pm) {
   m.notes.assign(pm.notes().begin(), pm.notes().end());
   m.lease_id = pm.lease_id();
   m.lease_seconds = pm.lease_seconds();
+  m.digest = pm.digest();
   return m;
 }
+
+// The last few manifests GetManifest received, by request (its serialized proto), so that asking
+// again costs the server only a new lease. At most kEntries manifests and kShards shards in all;
+// the least recently used go first.
+class ManifestCache {
+ public:
+  std::optional<Manifest> Find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first != key) continue;
+      entries_.splice(entries_.begin(), entries_, it);
+      return entries_.front().second;
+    }
+    return std::nullopt;
+  }
+  void Put(const std::string& key, const Manifest& m) {
+    if (m.shards.size() > kShards) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.remove_if([&](const auto& e) { return e.first == key; });
+    entries_.emplace_front(key, m);
+    entries_.front().second.lease_id.clear();
+    size_t shards = 0, kept = 0;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      shards += it->second.shards.size();
+      const bool keep = kept < kEntries && shards <= kShards;
+      kept += keep;
+      it = keep ? std::next(it) : entries_.erase(it);
+    }
+  }
+
+ private:
+  static constexpr size_t kEntries = 16;
+  static constexpr size_t kShards = 1 << 18;
+  std::mutex mu_;
+  std::list<std::pair<std::string, Manifest>> entries_;  // most recently used first
+};
 
 }  // namespace
 
@@ -197,6 +236,7 @@ Json ManifestToJson(const Manifest& m) {
   j.Set("notes", Json::ArrayOf(m.notes));
   j.Set("total_bytes", m.total_bytes);
   if (!m.lease_id.empty()) j.Set("lease_id", m.lease_id);
+  if (!m.digest.empty()) j.Set("digest", m.digest);
   return j;
 }
 
@@ -210,6 +250,7 @@ struct Client::Impl {
   std::string session_id;
   TlsConfig tls;
   IpcMappings ipc_mappings;  // the loader ranks' resident allocations on this client's GPU(s)
+  ManifestCache manifests;   // GetManifest's last answers
   // ReleaseIpcLease's queue of (address, lease), sent one by one by `releaser` (started at the
   // first release), which the destructor lets finish the queue before the stubs go.
   std::mutex release_mu;
@@ -474,13 +515,27 @@ absl::Status ValidateManifest(const Manifest& m) {
 
 absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
   SC_ASSIGN_OR_RETURN(const ShardRequestSpec spec, ResolveLayout(spec_in));
-  const v1::ShardRequest req = ShardRequestToProto(spec);  // validated by ResolveLayout
+  v1::ShardRequest req = ShardRequestToProto(spec);  // validated by ResolveLayout
+  const std::string key = req.SerializeAsString();
+  std::optional<Manifest> known = impl_->manifests.Find(key);
+  if (known) req.set_known_manifest(known->digest);
   grpc::ClientContext ctx;
   Prepare(&ctx, options_);
   v1::Manifest pm;
   SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetManifest(&ctx, req, &pm), "manifest"));
+  if (pm.unchanged()) {
+    if (!known || pm.digest() != known->digest || pm.request_id() != known->request_id) {
+      return absl::DataLossError("the server answered that the manifest is unchanged, but it is not the one this "
+                                 "client holds (digest or request id differs)");
+    }
+    known->lease_id = pm.lease_id();
+    known->lease_seconds = pm.lease_seconds();
+    known->unchanged = true;
+    return *std::move(known);
+  }
   Manifest m = ManifestFromProto(pm);
   SC_RETURN_IF_ERROR(ValidateManifest(m));
+  if (!m.digest.empty()) impl_->manifests.Put(key, m);
   return m;
 }
 

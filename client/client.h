@@ -66,6 +66,11 @@ struct Manifest {
   uint64_t total_bytes = 0;
   std::string lease_id;       // pins the shards on the loader ranks until the receive ends (or lease_seconds)
   double lease_seconds = 0;
+  // The server's digest of all of the above but the lease (empty from an older server).
+  // GetManifest keeps the last few manifests by request and sends the digest of the one it holds;
+  // `unchanged` says the server confirmed it and sent only a new lease.
+  std::string digest;
+  bool unchanged = false;
   const ShardEntry* Find(const std::string& name) const;
 };
 

@@ -143,6 +143,9 @@ absl::StatusOr<Manifest> ManifestFromJson(absl::string_view text) {
   if (j.Find("lease_id") != nullptr) {  // optional: absent when the manifest has no lease
     SC_ASSIGN_OR_RETURN(m.lease_id, StringMember(j, "lease_id", ""));
   }
+  if (j.Find("digest") != nullptr) {  // optional: absent from an older server's manifest
+    SC_ASSIGN_OR_RETURN(m.digest, StringMember(j, "digest", ""));
+  }
   if (const Json* total = j.Find("total_bytes"); total != nullptr) {
     if (!total->is_integer()) return Missing("total_bytes", "an integer");
     m.total_bytes = total->as_uint();

@@ -20,6 +20,7 @@ Manifest TwoShards() {
   Manifest m;
   m.request_id = "abc";
   m.lease_id = "lease";
+  m.digest = "0123456789abcdef0123456789abcdef";
   m.endpoints = {"h0:1", "h1:2"};
   m.opaque = {"extra_state"};
   m.notes = {"model.w: sections:0:2 inferred from the stored chunk grid"};
@@ -61,6 +62,7 @@ TEST(ManifestJsonTest, RoundTripKeepsEveryField) {
   SC_ASSERT_OK_AND_ASSIGN(const Manifest m, ManifestFromJson(ManifestToJson(TwoShards()).Dump()));
   EXPECT_EQ(m.request_id, "abc");
   EXPECT_EQ(m.lease_id, "lease");
+  EXPECT_EQ(m.digest, TwoShards().digest);
   EXPECT_EQ(m.endpoints, TwoShards().endpoints);
   EXPECT_EQ(m.opaque, TwoShards().opaque);
   EXPECT_EQ(m.notes, TwoShards().notes);

@@ -18,6 +18,8 @@
 namespace shardcast {
 namespace {
 
+constexpr size_t kMaxKnownManifestBytes = 64;  // ShardRequest.known_manifest
+
 // Counts completions of asynchronous calls and lets one thread wait for all of them. (Not
 // absl::BlockingCounter: its absl::Mutex lives in Debian's uninstrumented Abseil, where TSan
 // cannot see the hand-over of each call's reply; std::mutex it sees.)
@@ -295,14 +297,23 @@ absl::StatusOr<v1::Manifest> Coordinator::ManifestOnce(const v1::ShardRequest& r
   // it computes the same (LoaderService::Prepare) and refuses the request otherwise.
   const ShardRequestSpec spec = ShardRequestFromProto(request);
   SC_RETURN_IF_ERROR(ValidateShardRequest(spec));
+  if (request.known_manifest().size() > kMaxKnownManifestBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("known_manifest has ", request.known_manifest().size(),
+                                                   " bytes; a manifest's digest has 32"));
+  }
   v1::PrepareRequest prepare;
   *prepare.mutable_request() = request;
+  prepare.mutable_request()->clear_known_manifest();  // the other ranks need not see it
   prepare.set_request_id(local_->RequestId(spec));
   prepare.set_lease_id(NewLeaseId());
   absl::StatusOr<v1::Manifest> m = PrepareEverywhere(spec, prepare);
   // What the ranks pinned; also on a rank whose Prepare timed out here but may still finish
   // (EndLease of an unknown lease is a no-op).
-  if (!m.ok()) EndLease(prepare.lease_id());
+  if (!m.ok()) {
+    EndLease(prepare.lease_id());
+    return m;
+  }
+  SetDigestAndTrimIfKnown(request.known_manifest(), &*m);
   return m;
 }
 

@@ -23,6 +23,7 @@
 #include "proto/request_convert.h"
 #include "server/loader.h"
 #include "server/loader_service.h"
+#include "server/proto_convert.h"
 
 namespace shardcast {
 namespace {
@@ -166,6 +167,49 @@ TEST_F(CoordinatorTest, ManifestMergesBothRanksInPlanOrderWithOwnersAndCrcs) {
     std::shared_ptr<const PreparedRequest> held = ranks_[s.owner_rank()]->loader().Find(m.request_id());
     ASSERT_NE(held, nullptr);
   }
+}
+
+TEST_F(CoordinatorTest, AClientHoldingTheManifestGetsOnlyANewLease) {
+  StartService();
+  SC_ASSERT_OK_AND_ASSIGN(const v1::Manifest full, coordinator_->Manifest(Tp2Rank(1)));
+  ASSERT_EQ(full.digest().size(), 32u);
+  EXPECT_FALSE(full.unchanged());
+  EXPECT_EQ(full.digest(), ManifestDigest(full));
+  v1::ShardRequest again = Tp2Rank(1);
+  again.set_known_manifest(full.digest());
+  SC_ASSERT_OK_AND_ASSIGN(const v1::Manifest lease_only, coordinator_->Manifest(again));
+  EXPECT_TRUE(lease_only.unchanged());
+  EXPECT_EQ(lease_only.digest(), full.digest());
+  EXPECT_EQ(lease_only.request_id(), full.request_id());
+  EXPECT_EQ(lease_only.shards_size(), 0);
+  EXPECT_EQ(lease_only.endpoints_size(), 0);
+  EXPECT_FALSE(lease_only.lease_id().empty());
+  EXPECT_NE(lease_only.lease_id(), full.lease_id());  // pinned anew on every rank
+  // Another rank's request, or a stale digest: the whole manifest, with its own digest.
+  v1::ShardRequest other = Tp2Rank(0);
+  other.set_known_manifest(full.digest());
+  SC_ASSERT_OK_AND_ASSIGN(const v1::Manifest other_m, coordinator_->Manifest(other));
+  EXPECT_FALSE(other_m.unchanged());
+  EXPECT_GT(other_m.shards_size(), 0);
+  EXPECT_NE(other_m.digest(), full.digest());
+  // A digest is a digest: a long one is refused before any rank is asked.
+  v1::ShardRequest long_known = Tp2Rank(1);
+  long_known.set_known_manifest(std::string(65, 'a'));
+  EXPECT_TRUE(absl::IsInvalidArgument(coordinator_->Manifest(long_known).status()));
+}
+
+TEST(ManifestDigestTest, TheLeaseDoesNotCountAndAnythingElseDoes) {
+  v1::Manifest m;
+  m.set_request_id("r");
+  m.add_shards()->set_name("w");
+  m.set_lease_id("a");
+  const std::string d = ManifestDigest(m);
+  m.set_lease_id("b");
+  m.set_lease_seconds(5);
+  EXPECT_EQ(ManifestDigest(m), d);
+  EXPECT_EQ(m.lease_id(), "b");  // left as it was
+  m.mutable_shards(0)->set_crc32c(1);
+  EXPECT_NE(ManifestDigest(m), d);
 }
 
 // Waits (polls every 50 ms) until `pred` holds; false after 10 s.

@@ -2,7 +2,55 @@
 // convert through proto/request_convert.h, shared with the client.
 #include "server/proto_convert.h"
 
+#include <utility>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "common/sha256.h"
+
 namespace shardcast {
+namespace {
+
+// The digest of `m` with its lease, digest and unchanged fields cleared (restored afterwards).
+std::string DigestWithoutLease(v1::Manifest* m) {
+  std::string lease = std::move(*m->mutable_lease_id());
+  const double lease_seconds = m->lease_seconds();
+  m->clear_lease_id();
+  m->clear_lease_seconds();
+  m->clear_digest();
+  m->clear_unchanged();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    m->SerializeToCodedStream(&coded);
+  }
+  m->set_lease_id(std::move(lease));
+  m->set_lease_seconds(lease_seconds);
+  return Sha256Hex(bytes).substr(0, 32);
+}
+
+}  // namespace
+
+std::string ManifestDigest(const v1::Manifest& m) {
+  v1::Manifest copy = m;
+  return DigestWithoutLease(&copy);
+}
+
+void SetDigestAndTrimIfKnown(const std::string& known, v1::Manifest* m) {
+  std::string digest = DigestWithoutLease(m);
+  if (!known.empty() && known == digest) {
+    v1::Manifest lease_only;
+    lease_only.set_request_id(m->request_id());
+    lease_only.set_lease_id(m->lease_id());
+    lease_only.set_lease_seconds(m->lease_seconds());
+    lease_only.set_unchanged(true);
+    *m = std::move(lease_only);
+  }
+  m->set_digest(std::move(digest));
+}
 
 void ToProto(const PreparedShard& s, v1::ShardInfo* p) {
   p->set_name(s.name);

@@ -1,4 +1,5 @@
 """ctypes binding over libshardcast_client.so (client/c_api.h)."""
+import copy
 import ctypes
 import json
 import os
@@ -87,6 +88,10 @@ def _library():
         lib.shardcast_manifest_parse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
                                                  ctypes.POINTER(ctypes.c_void_p)]
         lib.shardcast_manifest_free.argtypes = [ctypes.c_void_p]
+        lib.shardcast_manifest_digest.argtypes = [ctypes.c_void_p]
+        lib.shardcast_manifest_digest.restype = ctypes.c_char_p
+        lib.shardcast_manifest_json.argtypes = [ctypes.c_void_p]
+        lib.shardcast_manifest_json.restype = ctypes.c_void_p
         lib.shardcast_receive_manifest.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, c_char_pp,
                                                    ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint64),
                                                    ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
@@ -156,11 +161,10 @@ def box_batches(boxes):
 
 class _Manifest:
     """A manifest as the C ABI keeps it: a handle (parsed and checked once, when obtained) and its
-    JSON document (`text`, `shards`). Receives and warm-ups take the handle."""
+    JSON document, parsed (`shards`, `notes`). Receives and warm-ups take the handle."""
 
-    def __init__(self, lib, handle, text):
-        self._lib, self.handle, self.text = lib, handle, text
-        doc = json.loads(text)
+    def __init__(self, lib, handle, doc):
+        self._lib, self.handle = lib, handle
         self.shards = doc["shards"]
         self.notes = doc.get("notes") or []
 
@@ -219,6 +223,8 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
         self.address = address
         self._warm_ups = []
         self._warned = set()
+        self._documents = {}  # request JSON -> (digest, parsed manifest): see _manifest_for
+        self._documents_lock = threading.Lock()
         self._lib.shardcast_set_verify(self._handle, 1 if verify else 0)
         self._lib.shardcast_set_ipc(self._handle, 1 if ipc else 0)
         nccl_library = nccl_library or os.environ.get("SHARDCAST_NCCL_LIBRARY") \
@@ -265,11 +271,26 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
         return self._manifest_for(_request(tp_size, tp_rank, layout, rules, prefix, rename, unstack, dtype, glu))
 
     def _manifest_for(self, req):
-        """The manifest of a request's JSON (bytes), as a _Manifest; its notes are warned once."""
-        handle, out, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-        _check(self._lib, self._lib.shardcast_manifest_get(self._handle, req, ctypes.byref(handle), ctypes.byref(out),
+        """The manifest of a request's JSON (bytes), as a _Manifest; its notes are warned once.
+        Asking again for a request whose manifest is unchanged (equal digests: the library then
+        only gets a new lease) reuses the document parsed the first time."""
+        handle, err = ctypes.c_void_p(), ctypes.c_void_p()
+        _check(self._lib, self._lib.shardcast_manifest_get(self._handle, req, ctypes.byref(handle), None,
                                                            ctypes.byref(err)), err)
-        manifest = _Manifest(self._lib, handle, _take_string(self._lib, out))
+        digest = self._lib.shardcast_manifest_digest(handle) or b""
+        with self._documents_lock:
+            known = self._documents.get(req)
+        if digest and known is not None and known[0] == digest:
+            doc = known[1]
+        else:
+            doc = json.loads(_take_string(self._lib, ctypes.c_void_p(self._lib.shardcast_manifest_json(handle))))
+            if digest:
+                with self._documents_lock:
+                    self._documents.pop(req, None)
+                    self._documents[req] = (digest, doc)
+                    while len(self._documents) > 16:  # the oldest first
+                        self._documents.pop(next(iter(self._documents)))
+        manifest = _Manifest(self._lib, handle, doc)
         self._warn_notes(manifest.notes)
         return manifest
 
@@ -290,7 +311,7 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
     def _parse_manifest(self, text):
         handle, err = ctypes.c_void_p(), ctypes.c_void_p()
         _check(self._lib, self._lib.shardcast_manifest_parse(text.encode(), ctypes.byref(handle), ctypes.byref(err)), err)
-        return _Manifest(self._lib, handle, text)
+        return _Manifest(self._lib, handle, json.loads(text))
 
     def manifest(self, tp_size, tp_rank, layout=None, rules=(), prefix=None, rename=None, unstack=False, dtype=None,
                  glu=None):
@@ -414,7 +435,7 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
         """The shards of a box request: a list of dicts (name, key, dtype, shape = the box's sizes,
         nbytes, crc32c, owner_rank, rule "box"). See load_boxes for `boxes`."""
         boxes = list(boxes)
-        return self._manifest_for(_box_request(boxes, dtype)).shards
+        return copy.deepcopy(self._manifest_for(_box_request(boxes, dtype)).shards)  # the client keeps its own
 
     def load_boxes(self, boxes, dtype=None, strict=True):
         """Receives boxes of checkpoint tensors into existing buffers: what a framework's own
