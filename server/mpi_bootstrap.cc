@@ -1,9 +1,11 @@
-// The MPI bootstrap. Every MPI call runs on one thread of its own (MPI_THREAD_FUNNELED): MPI_Init
-// starts there at once, and when the launcher's environment already says where this rank is
-// (server/launcher_env.h) the rank goes on meanwhile (CUDA, the metadata, its reads) instead of
-// waiting the few hundred milliseconds MPI_Init takes; the first call that needs MPI
-// (AllGather) checks that MPI agrees. A process started without a launcher is a single rank
-// without MPI (LocalBootstrap).
+// The MPI bootstrap. Every MPI call runs on one thread of its own (MPI_THREAD_FUNNELED), so that
+// the all-gather can be waited for with a deadline. The rank waits for MPI_Init before it starts
+// anything else: MPI_Init changes the process's environment (setenv), and glibc's getenv is not
+// safe beside that (a gRPC server's getaddrinfo crashed in getenv while MPI_Init ran on its
+// thread, in service_test on the 2-core machine), and CUDA, gRPC and others read the environment.
+// When the launcher's environment already says where this rank is (server/launcher_env.h), the
+// first call that needs MPI (AllGather) checks that MPI agrees. A process started without a
+// launcher is a single rank without MPI (LocalBootstrap).
 #include <mpi.h>
 
 #include <condition_variable>
@@ -26,7 +28,7 @@ class MpiBootstrap : public Bootstrap {
  public:
   explicit MpiBootstrap(std::optional<LauncherPlacement> early) : early_(std::move(early)) {
     thread_ = std::thread([this] { Serve(); });
-    if (!early_) WaitInitialized();
+    WaitInitialized();  // nothing else may run beside MPI_Init's setenv (see the file comment)
   }
   ~MpiBootstrap() override { StopThread(); }
 
