@@ -126,8 +126,11 @@ absl::StatusOr<std::vector<const PreparedShard*>> DeviceSender::SelectShards(con
   std::unordered_map<std::string_view, const PreparedShard*> owned;
   for (const PreparedShard& s : request.shards) {
     if (s.owner != loader_->options().rank) continue;
-    owned.emplace(s.name, &s);
-    if (open.names().empty()) shards.push_back(&s);
+    if (open.names().empty()) {
+      shards.push_back(&s);
+    } else {
+      owned.emplace(s.name, &s);
+    }
   }
   for (const std::string& n : open.names()) {
     auto it = owned.find(n);
