@@ -699,14 +699,14 @@ absl::StatusOr<FetchReport> Client::ReceiveDevice(const Manifest& m, const std::
   const auto t0 = std::chrono::steady_clock::now();
   FailureWatch watch(impl_->stub.get(), options_, Owners(entries));
   trace.Mark("nccl+watch");
-  std::map<int, size_t> owned_by;  // the manifest's shards per loader rank
+  std::map<int, size_t> owned_by;  // the manifest's shards per loader rank (read-only from here)
   for (const ShardEntry& e : m.shards) ++owned_by[e.owner_rank];
   absl::Status received_all = ForEachOwner(m, dst, entries, [&](int rank, const std::string& address,
                                                                 const std::vector<const Destination*>& list) -> absl::Status {
     // Every shard the rank holds (the names are distinct: MatchDestinations): ask for "all" rather
     // than name each (the receivers check what comes against `list` either way).
     std::vector<std::string> names;
-    if (list.size() != owned_by[rank]) {
+    if (list.size() != owned_by.at(rank)) {
       for (const Destination* d : list) names.push_back(d->name);
     }
     StepTrace trace("owner:");

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -58,21 +59,29 @@ class CrcContext {
     }
     const size_t need = kTableBytes + span_count * sizeof(CrcSpan) + pieces * sizeof(uint32_t) + span_count * 4;
     if (need > scratch_bytes_) {
-      if (scratch_ != nullptr) SC_RETURN_IF_ERROR(CudaStatus(cudaFree(scratch_), "cudaFree"));
-      scratch_ = nullptr;
+      // Forgotten before anything can fail: a failed step leaves no scratch (leaked, not reused).
+      char* old = std::exchange(scratch_, nullptr);
       scratch_bytes_ = 0;
-      SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(reinterpret_cast<void**>(&scratch_), need), "cudaMalloc"));
-      scratch_bytes_ = need;
-      SC_RETURN_IF_ERROR(CudaStatus(cudaMemcpy(scratch_, &DeviceCrc32cTables(), kTableBytes, cudaMemcpyHostToDevice),
+      if (old != nullptr) SC_RETURN_IF_ERROR(CudaStatus(cudaFree(old), "cudaFree"));
+      char* fresh = nullptr;
+      SC_RETURN_IF_ERROR(CudaStatus(cudaMalloc(reinterpret_cast<void**>(&fresh), need), "cudaMalloc"));
+      // On the context's stream: a synchronous cudaMemcpy from pageable memory may return before
+      // the bytes arrive, and nothing would order this non-blocking stream after it.
+      SC_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(fresh, &DeviceCrc32cTables(), sizeof(crc32c_math::Tables),
+                                                    cudaMemcpyHostToDevice, stream_),
                                     "cudaMemcpy"));
+      scratch_ = fresh;
+      scratch_bytes_ = need;  // only once the tables are on their way
     }
     const size_t host_need = span_count * (sizeof(CrcSpan) + sizeof(uint32_t));
     if (host_need > host_bytes_) {
-      if (host_ != nullptr) SC_RETURN_IF_ERROR(CudaStatus(cudaFreeHost(host_), "cudaFreeHost"));
-      host_ = nullptr;
+      char* old = std::exchange(host_, nullptr);
       host_bytes_ = 0;
-      SC_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(reinterpret_cast<void**>(&host_), host_need, cudaHostAllocDefault),
+      if (old != nullptr) SC_RETURN_IF_ERROR(CudaStatus(cudaFreeHost(old), "cudaFreeHost"));
+      char* fresh = nullptr;
+      SC_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(reinterpret_cast<void**>(&fresh), host_need, cudaHostAllocDefault),
                                     "cudaHostAlloc"));
+      host_ = fresh;
       host_bytes_ = host_need;
     }
     return absl::OkStatus();
@@ -101,7 +110,7 @@ class CrcContext {
   }
 
  private:
-  static constexpr size_t kTableBytes = (sizeof(crc32c_math::Tables) + 255) / 256 * 256;
+  static constexpr size_t kTableBytes = (sizeof(crc32c_math::Tables) + 255) / 256 * 256;  // the spans' offset
   std::mutex mu_;
   bool abandoned_ = false;  // guarded by mu_
   cudaStream_t stream_ = nullptr;
@@ -165,8 +174,12 @@ absl::StatusOr<std::vector<uint32_t>> DeviceCrc32c(int device, const std::vector
     SC_RETURN_IF_ERROR(CheckAlone(table, pieces, &crcs, until, deadline));
     return crcs;
   }
-  absl::Status s = context->Reserve(table.size(), pieces);
-  if (s.ok()) s = context->Run(table, pieces, &crcs, until, deadline);
+  if (!context->Reserve(table.size(), pieces).ok()) {  // e.g. out of memory now: the context stays usable
+    lock.unlock();
+    SC_RETURN_IF_ERROR(CheckAlone(table, pieces, &crcs, until, deadline));
+    return crcs;
+  }
+  absl::Status s = context->Run(table, pieces, &crcs, until, deadline);
   if (!s.ok()) context->Abandon();  // its stream or scratch may still be in use: never again
   SC_RETURN_IF_ERROR(s);
   return crcs;
