@@ -406,8 +406,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   }
   // gRPC's default (c-ares) resolver can stall for seconds on a host name that only /etc/hosts
   // knows (containers, VMs without DNS); the system resolver answers at once. A value the user
-  // set is kept.
-  setenv("GRPC_DNS_RESOLVER", "native", /*overwrite=*/0);
+  // set is kept. setenv is not safe beside other threads' getenv: only the first Connect of a
+  // process that did not set it changes the environment (the Python package sets it at import).
+  if (std::getenv("GRPC_DNS_RESOLVER") == nullptr) setenv("GRPC_DNS_RESOLVER", "native", /*overwrite=*/0);
   if (options.tls_ca_file.empty() && std::getenv("SHARDCAST_TLS_CA")) options.tls_ca_file = std::getenv("SHARDCAST_TLS_CA");
   if (options.tls_server_name.empty() && std::getenv("SHARDCAST_TLS_SERVER_NAME")) {
     options.tls_server_name = std::getenv("SHARDCAST_TLS_SERVER_NAME");

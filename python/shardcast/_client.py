@@ -8,6 +8,11 @@ import warnings
 
 from ._index import IndexMethods
 
+# The client library sets GRPC_DNS_RESOLVER=native (unless set) when it connects (see Connect in
+# client/client.cc). Setting it here, at import, makes that later setenv a no-op: changing the
+# environment while other threads (PyTorch's, NCCL's, CUDA's) call getenv can crash the process.
+os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
+
 # gRPC/absl status codes, as the C ABI returns them.
 _CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
           6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
