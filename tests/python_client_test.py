@@ -102,6 +102,29 @@ class PythonClient(unittest.TestCase):
         for s in m:
             self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["4"][3], s["name"])
 
+    def test_a_manifest_the_client_holds_is_not_sent_or_parsed_again(self):
+        m = self.client.manifest(4, 2)
+        tensors = {s["name"]: np.zeros(s["nbytes"], dtype=np.uint8) for s in m}
+        with shardcast.Client(self.svc.address, token_file=self.svc.token_file, timeout=30) as c:
+            real_json = c._lib.shardcast_manifest_json
+            parsed = []
+            with mock.patch.object(c._lib, "shardcast_manifest_json",
+                                   side_effect=lambda h: parsed.append(1) or real_json(h)):
+                for attempt in range(3):
+                    for t in tensors.values():
+                        t.fill(0)
+                    report = c.load_into(tensors, 4, 2)
+                    self.assertEqual(report["crc_checked"], len(m))
+                    for s in m:
+                        self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["4"][2], s["name"])
+            self.assertEqual(len(parsed), 1)  # the first manifest only: then the server said "unchanged"
+            self.assertEqual(len(c._documents), 1)
+            # What box_manifest hands out is the caller's own: changing it changes nothing kept.
+            box = [{"name": "b", "key": m[0]["key"], "offsets": [0] * len(m[0]["shape"]), "sizes": [1] * len(m[0]["shape"])}]
+            shards = c.box_manifest(box)
+            shards[0]["nbytes"] = -1
+            self.assertGreater(c.box_manifest(box)[0]["nbytes"], 0)
+
     def test_strict_mode_and_refusals(self):
         m = {s["name"]: s for s in self.client.manifest(2, 0)}
         name = "model.vision_model.decoder.final_layernorm.weight"
