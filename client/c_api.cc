@@ -155,6 +155,10 @@ const char* shardcast_manifest_digest(const shardcast_manifest_handle* manifest)
   return manifest == nullptr ? "" : manifest->manifest.digest.c_str();
 }
 
+int shardcast_manifest_unchanged(const shardcast_manifest_handle* manifest) {
+  return manifest != nullptr && manifest->manifest.unchanged ? 1 : 0;
+}
+
 char* shardcast_manifest_json(const shardcast_manifest_handle* manifest) {
   return manifest == nullptr ? nullptr : Dup(shardcast::ManifestToJson(manifest->manifest).Dump());
 }

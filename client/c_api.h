@@ -73,6 +73,8 @@ void shardcast_manifest_free(shardcast_manifest_handle* manifest);
  * digests, equal manifests but for the lease: a caller that kept the JSON of a manifest with
  * this digest need not ask for it again. */
 const char* shardcast_manifest_digest(const shardcast_manifest_handle* manifest);
+/* 1 when the server confirmed the client's copy of this manifest (only a new lease came), else 0. */
+int shardcast_manifest_unchanged(const shardcast_manifest_handle* manifest);
 /* The manifest's JSON document (free with shardcast_free). */
 char* shardcast_manifest_json(const shardcast_manifest_handle* manifest);
 

@@ -167,6 +167,8 @@ TEST_F(CApiTest, AnUnchangedManifestComesFromTheClientsCopyWithTheNewLease) {
   ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &again, nullptr, &err.p), 0) << err.str();
   EXPECT_EQ(fake_.last_known, "d1");  // the server was told which manifest the client holds
   EXPECT_STREQ(shardcast_manifest_digest(again), "d1");
+  EXPECT_EQ(shardcast_manifest_unchanged(first), 0);
+  EXPECT_EQ(shardcast_manifest_unchanged(again), 1);
   CString again_json{shardcast_manifest_json(again)};
   EXPECT_THAT(again_json.str(), HasSubstr("\"model.w\""));  // the shards, from the client's copy
   EXPECT_THAT(again_json.str(), HasSubstr("\"lease_id\":\"lease-2\""));  // the new lease
@@ -188,6 +190,18 @@ TEST_F(CApiTest, AnUnchangedReplyForAManifestTheClientDoesNotHoldIsDataLoss) {
   EXPECT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &m, nullptr, &err.p), 15);
   EXPECT_THAT(err.str(), HasSubstr("unchanged"));
   EXPECT_EQ(m, nullptr);
+  // A real copy first, then a lie about another: the entry is dropped, not kept after the lie.
+  fake_.lie_unchanged = false;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &m, nullptr, &err.p), 0) << err.str();
+  shardcast_manifest_free(m);
+  fake_.digest = "d2";  // the server now answers "unchanged" to d2 only, but the client holds d1
+  fake_.lie_unchanged = true;
+  CString err2;
+  EXPECT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &m, nullptr, &err2.p), 15);
+  fake_.lie_unchanged = false;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &m, nullptr, &err.p), 0) << err.str();
+  EXPECT_EQ(fake_.last_known, "");  // nothing was held any more
+  shardcast_manifest_free(m);
 }
 
 TEST_F(CApiTest, AServerWithoutDigestsIsAskedForTheWholeManifestEachTime) {

@@ -159,8 +159,9 @@ Manifest ManifestFromProto(const v1::Manifest& pm) {
 }
 
 // The last few manifests GetManifest received, by request (its serialized proto), so that asking
-// again costs the server only a new lease. At most kEntries manifests and kShards shards in all;
-// the least recently used go first.
+// again costs the server only a new lease. At most kEntries manifests, kShards shards and about
+// kBytes in all (a hostile server cannot make it grow without bound); the least recently used go
+// first.
 class ManifestCache {
  public:
   std::optional<Manifest> Find(const std::string& key) {
@@ -172,24 +173,41 @@ class ManifestCache {
     }
     return std::nullopt;
   }
+  void Erase(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.remove_if([&](const auto& e) { return e.first == key; });
+  }
   void Put(const std::string& key, const Manifest& m) {
-    if (m.shards.size() > kShards) return;
+    if (m.shards.size() > kShards || Bytes(key, m) > kBytes) return;
     std::lock_guard<std::mutex> lock(mu_);
     entries_.remove_if([&](const auto& e) { return e.first == key; });
     entries_.emplace_front(key, m);
     entries_.front().second.lease_id.clear();
-    size_t shards = 0, kept = 0;
+    size_t shards = 0, kept = 0, bytes = 0;
     for (auto it = entries_.begin(); it != entries_.end();) {
       shards += it->second.shards.size();
-      const bool keep = kept < kEntries && shards <= kShards;
+      bytes += Bytes(it->first, it->second);
+      const bool keep = kept < kEntries && shards <= kShards && bytes <= kBytes;
       kept += keep;
       it = keep ? std::next(it) : entries_.erase(it);
     }
   }
 
  private:
+  // About what an entry takes: its strings and shapes, and a fixed cost per shard.
+  static size_t Bytes(const std::string& key, const Manifest& m) {
+    size_t n = key.size() + m.request_id.size() + m.digest.size();
+    for (const ShardEntry& e : m.shards) {
+      n += sizeof(ShardEntry) + e.name.size() + e.key.size() + e.dtype.size() + e.rule.size() + 8 * e.shape.size();
+    }
+    for (const std::string& s : m.endpoints) n += s.size() + 32;
+    for (const std::string& s : m.opaque) n += s.size() + 32;
+    for (const std::string& s : m.notes) n += s.size() + 32;
+    return n;
+  }
   static constexpr size_t kEntries = 16;
   static constexpr size_t kShards = 1 << 18;
+  static constexpr size_t kBytes = 64 << 20;
   std::mutex mu_;
   std::list<std::pair<std::string, Manifest>> entries_;  // most recently used first
 };
@@ -526,6 +544,7 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
   SC_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetManifest(&ctx, req, &pm), "manifest"));
   if (pm.unchanged()) {
     if (!known || pm.digest() != known->digest || pm.request_id() != known->request_id) {
+      impl_->manifests.Erase(key);
       return absl::DataLossError("the server answered that the manifest is unchanged, but it is not the one this "
                                  "client holds (digest or request id differs)");
     }
@@ -743,7 +762,9 @@ absl::Status Client::ReceiveOverIpc(int rank, const std::string& address, const 
   IpcShardReceiver receiver(device, exported, Peer(rank, address), &impl_->ipc_mappings);
   const absl::Status copied = receiver.Receive(ToShardDestinations(list), Deadline(options_));
   trace.Mark("receive");
-  ReleaseIpcLease(address, exported.lease());
+  // After a timeout the copies may still run: the lease then expires on its own, so that the
+  // shards' memory is not reused (cut shards' ranges are) under them.
+  if (!absl::IsDeadlineExceeded(copied)) ReleaseIpcLease(address, exported.lease());
   return copied;
 }
 

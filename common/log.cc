@@ -3,7 +3,8 @@
 // line is built and written under the one configuration it read, so it is never half text, half
 // JSON. Lines are written under one process-wide lock, not the sink's own: two configurations may
 // name the same stream (a re-initialisation while a thread still holds the old snapshot), and a
-// per-sink lock would let both write to it at once. The JSON format is a pattern whose message part (%v) we write ourselves, escaped.
+// per-sink lock would let both write to it at once. The JSON format is a pattern whose message
+// part (%v) we write ourselves, escaped.
 #include "common/log.h"
 
 #include <cstdlib>

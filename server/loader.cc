@@ -45,6 +45,18 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
   }
   l->owners_ = AssignOwners(l->selected_, l->options_.world_size);
   for (size_t i = 0; i < l->selected_.size(); ++i) l->owner_of_[l->selected_[i]] = l->owners_[i];
+  if (l->memory_->is_device()) {
+    // Cut shards' blocks, within the budget's room for shards (none when the tensors fill it: Load
+    // fails); 64 MiB at least, a larger request gets a block of its own size. Made here, before
+    // any Snapshot, and never replaced.
+    const uint64_t budget = l->options_.memory_budget;
+    const uint64_t tensors = TensorLoader::TotalBytes(TensorLoader::OwnedBy(l->selected_, l->owners_, l->options_.rank));
+    l->shard_room_ = budget > tensors ? budget - tensors : 0;
+    if (budget == 0 || l->shard_room_ > 0) {
+      l->arena_ = std::make_unique<SlabArena>([memory = l->memory_.get()](uint64_t n) { return memory->Allocate(n); },
+                                              l->shard_room_, uint64_t{64} << 20);
+    }
+  }
   SC_ASSIGN_OR_RETURN(l->executor_, l->memory_->NewExecutor());
   // The default layout (shardcastd's own --layout: a preset or a server-side file) is read once;
   // requests only ever name presets or carry text. Fail fast on a bad one.
@@ -87,15 +99,6 @@ absl::Status Loader::Load(StartupTimeline* timeline) {
     return s;
   }
   cache_.SetTensorBytes(bytes);
-  if (memory_->is_device()) {
-    // Cut shards' blocks, within the budget's room for shards; 64 MiB at least (a larger request
-    // gets a block of its own size).
-    const uint64_t room = options_.memory_budget ? options_.memory_budget - bytes : 0;
-    if (options_.memory_budget == 0 || room > 0) {
-      arena_ = std::make_unique<SlabArena>([memory = memory_.get()](uint64_t n) { return memory->Allocate(n); },
-                                           room, uint64_t{64} << 20);
-    }
-  }
   std::lock_guard<std::mutex> lock(mu_);
   load_seconds_ = secs;
   read_gbps_ = secs > 0 ? bytes / secs / 1e9 : 0;
@@ -278,7 +281,10 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
   if (cut_sizes.empty()) return absl::OkStatus();
   req->owned_bytes = need;
   if (arena_ != nullptr) {
-    absl::StatusOr<ArenaSlab> range = arena_->Allocate(need);
+    // The arena's blocks stay until exit, so they and the allocations of its own that live
+    // requests hold must fit the room for shards together (ShardCache counts only live bytes).
+    const uint64_t elsewhere = own_slab_bytes_->load();
+    absl::StatusOr<ArenaSlab> range = arena_->Allocate(need, elsewhere);
     if (range.ok()) {
       slab->data = range->data();
       slab->allocation = range->block_base();
@@ -286,7 +292,17 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
       req->arena_slab = *std::move(range);
       return absl::OkStatus();
     }
-    LogDebug("rank ", options_.rank, ": request ", req->id, " gets its own allocation: ", range.status().message());
+    if (!absl::IsResourceExhausted(range.status())) return range.status();
+    if (shard_room_ != 0 && arena_->block_bytes() + elsewhere + need > shard_room_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "rank ", options_.rank, ": no room for ", need, " bytes of cut shards in one piece: ", range.status().message(),
+          ". The blocks are kept for CUDA IPC clients' mappings; raise --memory-budget or lower --max-cached-requests"));
+    }
+    LogWarning("rank ", options_.rank, ": request ", req->id, " gets an allocation of its own (CUDA IPC clients map it ",
+               "on every receive): ", range.status().message());
+    own_slab_bytes_->fetch_add(need);
+    req->own_allocation_count = std::shared_ptr<void>(
+        nullptr, [count = own_slab_bytes_, need](void*) { count->fetch_sub(need); });
   }
   SC_ASSIGN_OR_RETURN(Buffer own, memory_->Allocate(need));
   slab->data = own.bytes();
@@ -367,6 +383,7 @@ RankSnapshot Loader::Snapshot() const {
   }
   s.device = memory_->name();
   s.memory_held = cache_.held_bytes();
+  if (arena_ != nullptr) s.memory_held += arena_->block_bytes() - arena_->used_bytes();  // kept blocks' free space
   s.bytes_read = reader_->bytes_read();
   for (const TensorEntry* t : TensorLoader::OwnedBy(selected_, owners_, options_.rank)) {
     s.bytes_selected += t->nbytes();

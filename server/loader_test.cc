@@ -270,6 +270,7 @@ TEST(LoaderShards, OnADeviceRequestsShareTheArenasBlockAndReuseWhatAnEvictedOneH
   EXPECT_EQ(b->arena_slab.block_base(), block);
   EXPECT_EQ(b->arena_slab.data(), first);  // the evicted request's range, reused
   EXPECT_EQ(device->allocations, after_load + 1);  // one block for both
+  EXPECT_GE(l->Snapshot().memory_held, uint64_t{64} << 20);  // the block's free space counts as held
   for (const PreparedShard& s : b->shards) EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
 }
 

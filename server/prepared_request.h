@@ -4,6 +4,7 @@
 #define SHARDCAST_SERVER_PREPARED_REQUEST_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct PreparedRequest {
   // or an allocation of its own (host memory, or when the arena is full); or none.
   ArenaSlab arena_slab;
   std::vector<Buffer> allocations;
+  // With an allocation of its own on a GPU: subtracts its bytes from the loader's count of such
+  // allocations (which the arena's growth and the next fallback count) when the request goes.
+  std::shared_ptr<void> own_allocation_count;
 };
 
 }  // namespace shardcast

@@ -86,11 +86,19 @@ TEST(SlabArenaTest, TheCapacityBoundsTheBlocksWithTheNumbersInTheError) {
   SC_ASSERT_OK_AND_ASSIGN(ArenaSlab b, arena.Allocate(4096));
   absl::StatusOr<ArenaSlab> c = arena.Allocate(256);
   ASSERT_TRUE(absl::IsResourceExhausted(c.status())) << c.status();
-  EXPECT_NE(c.status().message().find("capacity of 8192"), std::string::npos) << c.status();
+  EXPECT_NE(c.status().message().find("room for shards, 8192"), std::string::npos) << c.status();
   EXPECT_EQ(blocks.allocated, 2);
   b.Reset();
   SC_EXPECT_OK(arena.Allocate(256).status());  // room again, in the block kept
   EXPECT_FALSE(arena.Allocate(1 << 20).ok());
+}
+
+TEST(SlabArenaTest, WhatTheCallerHoldsElsewhereCountsAgainstTheCapacity) {
+  Blocks blocks;
+  SlabArena arena(blocks.Allocator(), 8192, 4096);
+  SC_ASSERT_OK_AND_ASSIGN(ArenaSlab a, arena.Allocate(4096, /*held_elsewhere=*/0));
+  EXPECT_TRUE(absl::IsResourceExhausted(arena.Allocate(4096, /*held_elsewhere=*/1).status()));
+  SC_EXPECT_OK(arena.Allocate(4096, /*held_elsewhere=*/0).status());
 }
 
 TEST(SlabArenaTest, TheBlockAllocatorsErrorComesBack) {

@@ -118,6 +118,7 @@ class PythonClient(unittest.TestCase):
                     for s in m:
                         self.assertEqual(sha(tensors[s["name"]]), self.expected[s["key"]]["shards"]["4"][2], s["name"])
             self.assertEqual(len(parsed), 1)  # the first manifest only: then the server said "unchanged"
+            self.assertTrue(c._manifest(4, 2).unchanged)  # the library sent its digest; the server confirmed it
             self.assertEqual(len(c._documents), 1)
             # What box_manifest hands out is the caller's own: changing it changes nothing kept.
             box = [{"name": "b", "key": m[0]["key"], "offsets": [0] * len(m[0]["shape"]), "sizes": [1] * len(m[0]["shape"])}]

@@ -95,6 +95,7 @@ def _library():
         lib.shardcast_manifest_free.argtypes = [ctypes.c_void_p]
         lib.shardcast_manifest_digest.argtypes = [ctypes.c_void_p]
         lib.shardcast_manifest_digest.restype = ctypes.c_char_p
+        lib.shardcast_manifest_unchanged.argtypes = [ctypes.c_void_p]
         lib.shardcast_manifest_json.argtypes = [ctypes.c_void_p]
         lib.shardcast_manifest_json.restype = ctypes.c_void_p
         lib.shardcast_receive_manifest.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, c_char_pp,
@@ -167,6 +168,8 @@ def box_batches(boxes):
 class _Manifest:
     """A manifest as the C ABI keeps it: a handle (parsed and checked once, when obtained) and its
     JSON document, parsed (`shards`, `notes`). Receives and warm-ups take the handle."""
+
+    unchanged = False  # the server confirmed the client's copy (only a new lease came)
 
     def __init__(self, lib, handle, doc):
         self._lib, self.handle = lib, handle
@@ -288,14 +291,16 @@ class Client(IndexMethods):  # index(), read_bytes(): _index.py
         if digest and known is not None and known[0] == digest:
             doc = known[1]
         else:
-            doc = json.loads(_take_string(self._lib, ctypes.c_void_p(self._lib.shardcast_manifest_json(handle))))
-            if digest:
+            text = _take_string(self._lib, ctypes.c_void_p(self._lib.shardcast_manifest_json(handle)))
+            doc = json.loads(text)
+            if digest and len(text) <= (4 << 20):  # at most 16 documents of what one reply can carry
                 with self._documents_lock:
                     self._documents.pop(req, None)
                     self._documents[req] = (digest, doc)
                     while len(self._documents) > 16:  # the oldest first
                         self._documents.pop(next(iter(self._documents)))
         manifest = _Manifest(self._lib, handle, doc)
+        manifest.unchanged = bool(self._lib.shardcast_manifest_unchanged(handle))
         self._warn_notes(manifest.notes)
         return manifest
 
