@@ -16,20 +16,9 @@ step "machine" | tee "$OUT/machine.txt"
 FINAL_OUT=$OUT
 OUT="$WORK/logs" && mkdir -p "$OUT"  # everything goes in one archive at the end (few files come back)
 
-step "kernels and the loader on the GPU"
+step "the batched-copy kernel"
 gtest batch_copy_gpu_test
-gtest device_crc32c_gpu_test
-mkdir -p "$WORK/srcdir" && ln -sfn "$PWD/$BUNDLE/fixtures" "$WORK/srcdir/shared_fixtures"
-TEST_SRCDIR="$WORK/srcdir" gtest loader_gpu_test
-
-step "PyTorch load_into over CUDA IPC, timed against the per-tensor D2D copy"
-python3 tests/gpu/torch_receive_test.py --bundle "$BUNDLE" --out "$OUT/torch_receive" --devices cuda:0 \
-  2>&1 | tee "$OUT/torch_receive.log" | tail -16
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-
-step "where a CUDA IPC receive spends its time"
-SHARDCAST_TRACE=1 python3 bench/ipc_profile.py --bundle "$BUNDLE" > "$OUT/ipc_profile.log" 2>&1 || status=1
-grep -v "^  model\|LayoutWarning\|return self" "$OUT/ipc_profile.log" | tail -12
+ipc_receive_checks
 
 step "cold start against a plain read (ViT-H-sized, 1 writer)"
 ckpt="$WORK/vith"
