@@ -19,6 +19,7 @@ class FakeDeviceSpace : public MemorySpace {
   bool is_device() const override { return true; }
   absl::StatusOr<Buffer> Allocate(size_t n) override {
     ++allocations;
+    if (refuse_from > 0 && n >= refuse_from) return absl::ResourceExhaustedError("fake device: out of memory");
     return host_->Allocate(n);
   }
   absl::StatusOr<Buffer> AllocateStaging(size_t n) override {
@@ -38,6 +39,7 @@ class FakeDeviceSpace : public MemorySpace {
   absl::StatusOr<std::unique_ptr<ShardExecutor>> NewExecutor() override { return host_->NewExecutor(); }
 
   int allocations = 0, copies_in = 0;
+  size_t refuse_from = 0;  // Allocate fails from this size on (0: never)
   std::vector<size_t> staging_sizes;
 
  private:

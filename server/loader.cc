@@ -6,7 +6,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/log.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/ownership.h"
@@ -47,14 +46,18 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(LoaderOptions options, st
   for (size_t i = 0; i < l->selected_.size(); ++i) l->owner_of_[l->selected_[i]] = l->owners_[i];
   if (l->memory_->is_device()) {
     // Cut shards' blocks, within the budget's room for shards (none when the tensors fill it: Load
-    // fails); 64 MiB at least, a larger request gets a block of its own size. Made here, before
-    // any Snapshot, and never replaced.
-    const uint64_t budget = l->options_.memory_budget;
+    // fails); with no budget, within 90% of the device's free memory now (the blocks are kept, so
+    // requests of ever new sizes must not grow them without bound). 64 MiB at least, a larger
+    // request gets a block of its own size. Made here, before any Snapshot, never replaced.
+    uint64_t budget = l->options_.memory_budget;
+    if (budget == 0) {
+      SC_ASSIGN_OR_RETURN(const uint64_t free_bytes, l->memory_->FreeBytes());
+      budget = free_bytes / 10 * 9;
+    }
     const uint64_t tensors = TensorLoader::TotalBytes(TensorLoader::OwnedBy(l->selected_, l->owners_, l->options_.rank));
-    l->shard_room_ = budget > tensors ? budget - tensors : 0;
-    if (budget == 0 || l->shard_room_ > 0) {
+    if (budget > tensors) {
       l->arena_ = std::make_unique<SlabArena>([memory = l->memory_.get()](uint64_t n) { return memory->Allocate(n); },
-                                              l->shard_room_, uint64_t{64} << 20);
+                                              budget - tensors, uint64_t{64} << 20);
     }
   }
   SC_ASSIGN_OR_RETURN(l->executor_, l->memory_->NewExecutor());
@@ -268,8 +271,8 @@ bool Loader::AliasesWholeTensors(const RankPlan& plan, std::optional<DType> dtyp
 absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType> dtype, bool alias_whole,
                                        PreparedRequest* req, CutSlab* slab) {
   // The shards this rank cuts go into one slab (one CUDA IPC handle per request): on a GPU a
-  // range of the arena's blocks, which clients keep mapped; else, or when the arena is full, an
-  // allocation of the request's own.
+  // range of the arena's blocks, which clients keep mapped; in host memory an allocation of the
+  // request's own.
   std::vector<uint64_t> cut_sizes;
   for (const ShardPlan& sp : plan.shards) {
     if (owner_of_.at(sp.tensor) == options_.rank && !(alias_whole && IsWholeTensor(sp, dtype))) {
@@ -280,29 +283,23 @@ absl::Status Loader::AllocateCutShards(const RankPlan& plan, std::optional<DType
   SC_RETURN_IF_ERROR(cache_.Reserve(need));
   if (cut_sizes.empty()) return absl::OkStatus();
   req->owned_bytes = need;
-  if (arena_ != nullptr) {
-    // The arena's blocks stay until exit, so they and the allocations of its own that live
-    // requests hold must fit the room for shards together (ShardCache counts only live bytes).
-    const uint64_t elsewhere = own_slab_bytes_->load();
-    absl::StatusOr<ArenaSlab> range = arena_->Allocate(need, elsewhere);
-    if (range.ok()) {
-      slab->data = range->data();
-      slab->allocation = range->block_base();
-      slab->resident = true;
-      req->arena_slab = *std::move(range);
-      return absl::OkStatus();
-    }
-    if (!absl::IsResourceExhausted(range.status())) return range.status();
-    if (shard_room_ != 0 && arena_->block_bytes() + elsewhere + need > shard_room_) {
+  if (memory_->is_device()) {
+    if (arena_ == nullptr) return absl::ResourceExhaustedError("no room for cut shards beside the tensors");
+    // The blocks stay until exit (CUDA IPC clients keep them mapped) and, with their free space,
+    // within the room for shards: ShardCache's count of live bytes can pass while no free range
+    // holds `need` in one piece and no block can be added.
+    absl::StatusOr<ArenaSlab> range = arena_->Allocate(need);
+    if (!range.ok()) {
+      if (!absl::IsResourceExhausted(range.status())) return range.status();
       return absl::ResourceExhaustedError(absl::StrCat(
           "rank ", options_.rank, ": no room for ", need, " bytes of cut shards in one piece: ", range.status().message(),
-          ". The blocks are kept for CUDA IPC clients' mappings; raise --memory-budget or lower --max-cached-requests"));
+          " (the blocks are kept for CUDA IPC clients' mappings: README \"Memory and leases\")"));
     }
-    LogWarning("rank ", options_.rank, ": request ", req->id, " gets an allocation of its own (CUDA IPC clients map it ",
-               "on every receive): ", range.status().message());
-    own_slab_bytes_->fetch_add(need);
-    req->own_allocation_count = std::shared_ptr<void>(
-        nullptr, [count = own_slab_bytes_, need](void*) { count->fetch_sub(need); });
+    slab->data = range->data();
+    slab->allocation = range->block_base();
+    slab->resident = true;
+    req->arena_slab = *std::move(range);
+    return absl::OkStatus();
   }
   SC_ASSIGN_OR_RETURN(Buffer own, memory_->Allocate(need));
   slab->data = own.bytes();
@@ -383,7 +380,7 @@ RankSnapshot Loader::Snapshot() const {
   }
   s.device = memory_->name();
   s.memory_held = cache_.held_bytes();
-  if (arena_ != nullptr) s.memory_held += arena_->block_bytes() - arena_->used_bytes();  // kept blocks' free space
+  if (arena_ != nullptr) s.memory_held += arena_->free_bytes();  // kept blocks' free space
   s.bytes_read = reader_->bytes_read();
   for (const TensorEntry* t : TensorLoader::OwnedBy(selected_, owners_, options_.rank)) {
     s.bytes_selected += t->nbytes();

@@ -169,9 +169,6 @@ class Loader {
   TensorLoader tensors_;                                     // the owned tensors, once loaded
   ShardCache cache_;                                         // prepared requests
   std::unique_ptr<SlabArena> arena_;                         // GPU: cut shards' blocks (Load makes it)
-  uint64_t shard_room_ = 0;                                  // budget - tensors (0: no limit), for arena_
-  // GPU: bytes of live requests' allocations of their own (outside arena_), shared with them.
-  std::shared_ptr<std::atomic<uint64_t>> own_slab_bytes_ = std::make_shared<std::atomic<uint64_t>>(0);
 
   mutable std::mutex mu_;
   RankState state_ = RankState::kLoading;

@@ -274,7 +274,7 @@ TEST(LoaderShards, OnADeviceRequestsShareTheArenasBlockAndReuseWhatAnEvictedOneH
   for (const PreparedShard& s : b->shards) EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
 }
 
-TEST(LoaderShards, OnADeviceARequestTheArenaCannotHoldGetsAnAllocationOfItsOwn) {
+TEST(LoaderShards, OnADeviceLessRoomThanABlockGivesABlockOfWhatIsLeft) {
   uint64_t tensors = 0;
   {
     SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> probe, Loader::Create(FixtureOptions(), NewHostMemorySpace()));
@@ -289,13 +289,30 @@ TEST(LoaderShards, OnADeviceARequestTheArenaCannotHoldGetsAnAllocationOfItsOwn) 
   tp2.layout_text = kFixtureLayout;
   tp2.tp_size = 2;
   SC_ASSERT_OK_AND_ASSIGN(auto prepared, l->Prepare(tp2));
-  EXPECT_FALSE(prepared->arena_slab);
-  ASSERT_EQ(prepared->allocations.size(), 1u);
+  ASSERT_TRUE(prepared->arena_slab);
   for (const PreparedShard& s : prepared->shards) {
-    EXPECT_EQ(s.allocation, prepared->allocations[0].data()) << s.key;
-    EXPECT_FALSE(s.resident) << s.key;  // freed with the request: mapped per receive
+    EXPECT_TRUE(s.resident) << s.key;
     EXPECT_EQ(Crc32c(ShardBytes(*l, s).data(), s.nbytes), s.crc32c) << s.key;
   }
+  EXPECT_LE(l->Snapshot().memory_held, o.memory_budget);  // the kept block's free space included
+  EXPECT_GT(l->Snapshot().memory_held, tensors + prepared->owned_bytes);
+}
+
+TEST(LoaderShards, OnADeviceCutShardsWithNoRoomInOnePieceAreRefusedSayingWhy) {
+  auto space = std::make_unique<FakeDeviceSpace>();
+  FakeDeviceSpace* device = space.get();
+  SC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Loader> l, Loader::Create(FixtureOptions(), std::move(space)));
+  SC_ASSERT_OK(l->Load());
+  device->refuse_from = 1;  // no block can be had any more
+  ShardRequestSpec tp2;
+  tp2.layout_text = kFixtureLayout;
+  tp2.tp_size = 2;
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> refused = l->Prepare(tp2);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "bytes of cut shards in one piece")) << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "out of memory")) << refused.status();
+  device->refuse_from = 0;
+  SC_EXPECT_OK(l->Prepare(tp2).status());  // nothing was left behind
 }
 
 TEST(LoaderShards, CopyOutRefusesShardsOfOtherRanksAndReadsPastTheEnd) {

@@ -39,12 +39,9 @@ struct PreparedRequest {
   std::vector<std::string> notes;       // the plan's notes (RankPlan::notes), for the manifest
   uint64_t owned_bytes = 0;             // bytes of shards this rank holds (not aliases)
   // The cut shards' memory, given back with the request: a range of the rank's SlabArena (GPU),
-  // or an allocation of its own (host memory, or when the arena is full); or none.
+  // or an allocation of its own (host memory); or none.
   ArenaSlab arena_slab;
   std::vector<Buffer> allocations;
-  // With an allocation of its own on a GPU: subtracts its bytes from the loader's count of such
-  // allocations (which the arena's growth and the next fallback count) when the request goes.
-  std::shared_ptr<void> own_allocation_count;
 };
 
 }  // namespace shardcast

@@ -95,20 +95,23 @@ SlabArena::SlabArena(AllocateBlock allocate, uint64_t capacity, uint64_t min_blo
       capacity_(capacity),
       min_block_(min_block) {}
 
-absl::StatusOr<ArenaSlab> SlabArena::Allocate(uint64_t bytes, uint64_t held_elsewhere) {
+absl::StatusOr<ArenaSlab> SlabArena::Allocate(uint64_t bytes) {
   const uint64_t size = bytes == 0 ? kSlabAlign : (bytes + kSlabAlign - 1) / kSlabAlign * kSlabAlign;
   if (size < bytes) return absl::ResourceExhaustedError("slab size overflows");
   std::lock_guard<std::mutex> lock(state_->mu);
   size_t block = 0;
   uint64_t offset = 0;
   if (!state_->TakeBestFit(size, &block, &offset)) {
-    const uint64_t block_size = std::max(size, (min_block_ + kSlabAlign - 1) / kSlabAlign * kSlabAlign);
-    const uint64_t held = state_->block_bytes + held_elsewhere;
-    if (capacity_ != 0 && (held < held_elsewhere || block_size > capacity_ || held > capacity_ - block_size)) {
+    const uint64_t held = state_->block_bytes;
+    uint64_t block_size = std::max(size, (min_block_ + kSlabAlign - 1) / kSlabAlign * kSlabAlign);
+    if (capacity_ != 0 && held < capacity_) {  // less room left than a block: a block of what is left
+      block_size = std::max(size, std::min(block_size, (capacity_ - held) / kSlabAlign * kSlabAlign));
+    }
+    if (capacity_ != 0 && (block_size > capacity_ || held > capacity_ - block_size)) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the GPU's shard blocks hold ", state_->block_bytes, " bytes in ", state_->blocks.size(), " blocks (",
-          state_->used_bytes, " in use), with ", held_elsewhere, " held beside them; a new block of ", block_size,
-          " would pass the room for shards, ", capacity_));
+          "the GPU's shard blocks hold ", held, " bytes in ", state_->blocks.size(), " blocks (", state_->used_bytes,
+          " in use, no free range of ", size, "); a new block of ", block_size, " would pass the room for shards, ",
+          capacity_));
     }
     absl::StatusOr<Buffer> buffer = allocate_(block_size);
     if (!buffer.ok()) return buffer.status();
@@ -131,6 +134,11 @@ absl::StatusOr<ArenaSlab> SlabArena::Allocate(uint64_t bytes, uint64_t held_else
 uint64_t SlabArena::block_bytes() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->block_bytes;
+}
+
+uint64_t SlabArena::free_bytes() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->block_bytes - state_->used_bytes;
 }
 
 uint64_t SlabArena::used_bytes() const {

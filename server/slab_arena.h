@@ -7,8 +7,8 @@
 // large blocks that are never freed before the arena: clients map each block once and keep the
 // mapping (like the tensors' slab), and a range a request gave back is reused by the next one.
 // A range is read only while a lease pins its request, so reuse never changes bytes under a
-// receive. The blocks, with what the caller holds elsewhere, stay within `capacity` (the budget's
-// room for shards); when no range fits and no block can be added, Allocate says so.
+// receive. The blocks stay within `capacity` (the budget's room for shards); when no range fits
+// and no block can be added, Allocate says so.
 // Blocks are never given back before exit: their free space counts as held memory.
 // Pure: the blocks come from a callback (a MemorySpace's Allocate); no CUDA here.
 #ifndef SHARDCAST_SERVER_SLAB_ARENA_H_
@@ -61,17 +61,18 @@ class SlabArena {
  public:
   using AllocateBlock = std::function<absl::StatusOr<Buffer>(uint64_t bytes)>;
   // `capacity`: the most the blocks may add up to (0: no limit); `min_block`: the smallest block
-  // added (a larger request gets a block of its own size, rounded to kSlabAlign).
+  // added (a larger request gets a block of its own size, rounded to kSlabAlign; less room left
+  // than `min_block` gives a block of what is left).
   SlabArena(AllocateBlock allocate, uint64_t capacity, uint64_t min_block);
 
   // A range of at least `bytes` (rounded up to kSlabAlign; 0 counts as kSlabAlign), from the
   // smallest free range that fits, else from a new block. ResourceExhausted when none fits and a
-  // new block plus `held_elsewhere` (the caller's memory outside the arena) would pass the
-  // capacity; the block allocator's error when it fails.
-  absl::StatusOr<ArenaSlab> Allocate(uint64_t bytes, uint64_t held_elsewhere = 0);
+  // new block would pass the capacity; the block allocator's error when it fails.
+  absl::StatusOr<ArenaSlab> Allocate(uint64_t bytes);
 
   uint64_t block_bytes() const;  // what the blocks add up to
   uint64_t used_bytes() const;   // what live ranges hold
+  uint64_t free_bytes() const;   // block_bytes() - used_bytes(), read together
   size_t block_count() const;
 
  private:

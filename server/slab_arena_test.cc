@@ -93,12 +93,15 @@ TEST(SlabArenaTest, TheCapacityBoundsTheBlocksWithTheNumbersInTheError) {
   EXPECT_FALSE(arena.Allocate(1 << 20).ok());
 }
 
-TEST(SlabArenaTest, WhatTheCallerHoldsElsewhereCountsAgainstTheCapacity) {
+TEST(SlabArenaTest, LessRoomThanTheSmallestBlockGivesABlockOfWhatIsLeft) {
   Blocks blocks;
-  SlabArena arena(blocks.Allocator(), 8192, 4096);
-  SC_ASSERT_OK_AND_ASSIGN(ArenaSlab a, arena.Allocate(4096, /*held_elsewhere=*/0));
-  EXPECT_TRUE(absl::IsResourceExhausted(arena.Allocate(4096, /*held_elsewhere=*/1).status()));
-  SC_EXPECT_OK(arena.Allocate(4096, /*held_elsewhere=*/0).status());
+  SlabArena arena(blocks.Allocator(), 6144, 4096);
+  SC_ASSERT_OK_AND_ASSIGN(ArenaSlab a, arena.Allocate(4096));
+  SC_ASSERT_OK_AND_ASSIGN(ArenaSlab b, arena.Allocate(1000));  // 2048 left: a block of 2048
+  EXPECT_EQ(arena.block_bytes(), 6144u);
+  EXPECT_EQ(arena.free_bytes(), 1024u);
+  SC_EXPECT_OK(arena.Allocate(1024).status());  // the rest of that block
+  EXPECT_FALSE(arena.Allocate(256).ok());
 }
 
 TEST(SlabArenaTest, TheBlockAllocatorsErrorComesBack) {
