@@ -100,7 +100,8 @@ TEST(SlabArenaTest, LessRoomThanTheSmallestBlockGivesABlockOfWhatIsLeft) {
   SC_ASSERT_OK_AND_ASSIGN(ArenaSlab b, arena.Allocate(1000));  // 2048 left: a block of 2048
   EXPECT_EQ(arena.block_bytes(), 6144u);
   EXPECT_EQ(arena.free_bytes(), 1024u);
-  SC_EXPECT_OK(arena.Allocate(1024).status());  // the rest of that block
+  SC_ASSERT_OK_AND_ASSIGN(ArenaSlab c, arena.Allocate(1024));  // the rest of that block
+  EXPECT_EQ(c.block_base(), b.block_base());
   EXPECT_FALSE(arena.Allocate(256).ok());
 }
 
