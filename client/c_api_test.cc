@@ -204,6 +204,18 @@ TEST_F(CApiTest, AnUnchangedReplyForAManifestTheClientDoesNotHoldIsDataLoss) {
   shardcast_manifest_free(m);
 }
 
+TEST_F(CApiTest, AnOverlongDigestIsNotKeptNorSentBack) {
+  fake_.digest = std::string(1000, 'x');
+  shardcast_manifest_handle *a = nullptr, *b = nullptr;
+  CString err;
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &a, nullptr, &err.p), 0) << err.str();
+  ASSERT_EQ(shardcast_manifest_get(client_, R"({"tp_size": 1})", &b, nullptr, &err.p), 0) << err.str();
+  EXPECT_EQ(fake_.last_known, "");
+  EXPECT_EQ(shardcast_manifest_unchanged(b), 0);
+  shardcast_manifest_free(a);
+  shardcast_manifest_free(b);
+}
+
 TEST_F(CApiTest, AServerWithoutDigestsIsAskedForTheWholeManifestEachTime) {
   shardcast_manifest_handle *a = nullptr, *b = nullptr;
   CString err;

@@ -162,6 +162,8 @@ Manifest ManifestFromProto(const v1::Manifest& pm) {
 // again costs the server only a new lease. At most kEntries manifests, kShards shards and about
 // kBytes in all (a hostile server cannot make it grow without bound); the least recently used go
 // first.
+constexpr size_t kMaxDigestBytes = 64;  // ShardRequest.known_manifest's limit (server/coordinator.cc)
+
 class ManifestCache {
  public:
   std::optional<Manifest> Find(const std::string& key) {
@@ -555,7 +557,9 @@ absl::StatusOr<Manifest> Client::GetManifest(const ShardRequestSpec& spec_in) {
   }
   Manifest m = ManifestFromProto(pm);
   SC_RETURN_IF_ERROR(ValidateManifest(m));
-  if (!m.digest.empty()) impl_->manifests.Put(key, m);
+  // A digest longer than a server may be sent back (ShardRequest.known_manifest: 64 bytes) is not
+  // one to keep: asking with it would be refused.
+  if (!m.digest.empty() && m.digest.size() <= kMaxDigestBytes) impl_->manifests.Put(key, m);
   return m;
 }
 
