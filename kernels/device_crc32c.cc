@@ -1,5 +1,5 @@
 // CRC32C of device memory: a per-device context (stream, tables, scratch, pinned buffers) reused
-// from check to check, and a check of its own when that context is busy.
+// from check to check, and a context of the call's own when that one is busy.
 #include "kernels/device_crc32c.h"
 
 #include <cuda_runtime.h>
@@ -33,14 +33,25 @@ absl::Status WaitFor(cudaStream_t stream, std::chrono::steady_clock::time_point 
   }
 }
 
-// What a check on one device reuses from the last (a receive is checked in about 1 ms, much of
-// it set-up when made afresh): a stream, the tables uploaded once, device scratch and pinned
-// host buffers grown as needed. One per device, never destroyed (the process's life); a check
-// that finds it busy (another thread's) or abandoned (a timed-out kernel may still use its
-// scratch) sets up its own instead.
+// What a check needs on one device: a stream, the tables (uploaded once), device scratch and
+// pinned host buffers, grown as needed. Each device has a shared one, never destroyed, that
+// checks reuse (a receive is checked in about 1 ms, much of it set-up when made afresh); a check
+// that finds it busy (another thread's) or abandoned uses one of its own for the call.
 class CrcContext {
  public:
-  static CrcContext* For(int device) {
+  CrcContext() = default;
+  CrcContext(const CrcContext&) = delete;
+  CrcContext& operator=(const CrcContext&) = delete;
+  // Frees what it holds, unless abandoned: a timed-out kernel may still use it (leaked instead).
+  ~CrcContext() {
+    if (abandoned_) return;
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    if (scratch_ != nullptr) cudaFree(scratch_);
+    if (host_ != nullptr) cudaFreeHost(host_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  static CrcContext* Shared(int device) {
     static std::mutex mu;
     static std::map<int, CrcContext*>* const contexts = new std::map<int, CrcContext*>();
     std::lock_guard<std::mutex> lock(mu);
@@ -48,10 +59,18 @@ class CrcContext {
     if (c == nullptr) c = new CrcContext();
     return c;
   }
+  // The CRCs of `table` (`pieces` pieces in all) into `crcs`. A failed run abandons the context.
+  absl::Status Check(const std::vector<CrcSpan>& table, uint64_t pieces, std::vector<uint32_t>* crcs,
+                     std::chrono::steady_clock::time_point until, std::chrono::milliseconds deadline) {
+    SC_RETURN_IF_ERROR(Reserve(table.size(), pieces));  // e.g. out of memory now: the context stays usable
+    absl::Status s = Run(table, pieces, crcs, until, deadline);
+    if (!s.ok()) abandoned_ = true;
+    return s;
+  }
   std::mutex& mu() { return mu_; }
   bool abandoned() const { return abandoned_; }
-  void Abandon() { abandoned_ = true; }
 
+ private:
   // Sets up what a check of `spans` (with `pieces` pieces) needs; Run() then launches it.
   absl::Status Reserve(size_t span_count, uint64_t pieces) {
     if (stream_ == nullptr) {
@@ -109,7 +128,6 @@ class CrcContext {
     return absl::OkStatus();
   }
 
- private:
   static constexpr size_t kTableBytes = (sizeof(crc32c_math::Tables) + 255) / 256 * 256;  // the spans' offset
   std::mutex mu_;
   bool abandoned_ = false;  // guarded by mu_
@@ -119,39 +137,6 @@ class CrcContext {
   char* host_ = nullptr;     // pinned: the span table, then the results
   size_t host_bytes_ = 0;
 };
-
-// A check with a stream and scratch of its own, freed afterwards (CrcContext busy or abandoned).
-absl::Status CheckAlone(const std::vector<CrcSpan>& table, uint64_t pieces, std::vector<uint32_t>* crcs,
-                        std::chrono::steady_clock::time_point until, std::chrono::milliseconds deadline) {
-  const crc32c_math::Tables& tables = DeviceCrc32cTables();
-  const size_t table_bytes = sizeof(crc32c_math::Tables);
-  const size_t spans_bytes = table.size() * sizeof(CrcSpan);
-  const size_t pieces_bytes = pieces * sizeof(uint32_t);
-  const size_t out_bytes = crcs->size() * sizeof(uint32_t);
-  cudaStream_t stream = nullptr;
-  SC_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
-  char* scratch = nullptr;
-  absl::Status s = CudaStatus(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
-                                              table_bytes + spans_bytes + pieces_bytes + out_bytes, stream),
-                              "cudaMallocAsync");
-  auto* dev_tables = reinterpret_cast<crc32c_math::Tables*>(scratch);
-  auto* dev_spans = reinterpret_cast<CrcSpan*>(scratch + table_bytes);
-  auto* dev_pieces = reinterpret_cast<uint32_t*>(scratch + table_bytes + spans_bytes);
-  auto* dev_out = reinterpret_cast<uint32_t*>(scratch + table_bytes + spans_bytes + pieces_bytes);
-  if (s.ok()) s = CudaStatus(cudaMemcpyAsync(dev_tables, &tables, table_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
-  if (s.ok()) s = CudaStatus(cudaMemcpyAsync(dev_spans, table.data(), spans_bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpy");
-  if (s.ok()) {
-    s = LaunchSpanCrc32c(dev_spans, static_cast<int>(table.size()), pieces, dev_tables, dev_pieces, dev_out, stream);
-  }
-  if (s.ok()) s = CudaStatus(cudaMemcpyAsync(crcs->data(), dev_out, out_bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpy");
-  if (s.ok()) s = WaitFor(stream, until, deadline);
-  if (!absl::IsDeadlineExceeded(s)) {  // after a timeout the kernels may still use them: leak rather than race
-    if (scratch != nullptr) cudaFreeAsync(scratch, stream);
-    cudaStreamSynchronize(stream);
-    cudaStreamDestroy(stream);
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -167,21 +152,15 @@ absl::StatusOr<std::vector<uint32_t>> DeviceCrc32c(int device, const std::vector
     pieces += crc32c_math::PieceCount(s.nbytes);
   }
   SC_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
-  CrcContext* context = CrcContext::For(device);
-  std::unique_lock<std::mutex> lock(context->mu(), std::try_to_lock);
-  if (!lock.owns_lock() || context->abandoned()) {
+  CrcContext* shared = CrcContext::Shared(device);
+  std::unique_lock<std::mutex> lock(shared->mu(), std::try_to_lock);
+  if (lock.owns_lock() && !shared->abandoned()) {
+    SC_RETURN_IF_ERROR(shared->Check(table, pieces, &crcs, until, deadline));
+  } else {
     if (lock.owns_lock()) lock.unlock();
-    SC_RETURN_IF_ERROR(CheckAlone(table, pieces, &crcs, until, deadline));
-    return crcs;
+    CrcContext own;
+    SC_RETURN_IF_ERROR(own.Check(table, pieces, &crcs, until, deadline));
   }
-  if (!context->Reserve(table.size(), pieces).ok()) {  // e.g. out of memory now: the context stays usable
-    lock.unlock();
-    SC_RETURN_IF_ERROR(CheckAlone(table, pieces, &crcs, until, deadline));
-    return crcs;
-  }
-  absl::Status s = context->Run(table, pieces, &crcs, until, deadline);
-  if (!s.ok()) context->Abandon();  // its stream or scratch may still be in use: never again
-  SC_RETURN_IF_ERROR(s);
   return crcs;
 }
 
